@@ -1,0 +1,24 @@
+# The two commands of the README: `make run` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test venv bench clean-instance
+
+venv:
+	@bash scripts/bootstrap.sh
+
+run: venv
+	$(BIN)/avatar db upgrade
+	$(BIN)/avatar admin ensure
+	$(BIN)/avatar serve --host $(HOST) --port $(PORT)
+
+test: venv
+	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
+
+bench: venv
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+clean-instance:
+	rm -rf instance/

@@ -1,0 +1,194 @@
+"""Verification of an enrollment capture against its issued challenge.
+
+Checks, all on the server, on the recording alone: the actions happened in the issued order
+inside their time windows; one and the same human face throughout (no flat picture); the code
+was spoken; the voice is one speaker and the lips move with it. Returns per-check details for
+reviewers and one short hint for the user (never scores)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatar.analysis.face import face_embedding
+from avatar.analysis.liveness import (
+    HUMAN_FACE_MIN, MIN_PRESENT, PLANAR_RESIDUAL_MIN, ClipSignals, Event, av_sync, detect_events,
+    human_face_score, identity_and_planarity, speech_envelope, track,
+)
+from avatar.analysis.media import Frames
+from avatar.analysis.voice import SR, VoiceError, speaker_consistency, verify_code, voice_activity, voiced_audio
+
+EVENT_OF_ACTION = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up",
+                   "blink_twice": "blink", "open_mouth": "mouth_open", "smile": "smile"}
+WINDOW_BEFORE = 0.5  # an action may start this early (people anticipate the prompt)…
+WINDOW_AFTER = 1.2  # …and this late after its prompt ends (reaction time)
+MIN_STATEMENT_SPEECH = 2.0  # seconds of voice in the statement window
+AV_SYNC_MIN = 0.1
+
+HINTS = {
+    "face": "Keep your face in the oval, in good light, and stay in the picture.",
+    "alone": "Make sure you are alone in the picture.",
+    "actions": "Follow the prompts as they appear, one after the other.",
+    "code": "Read the whole statement aloud, including the code, clearly.",
+    "voice": "Read the statement yourself, in your own voice, facing the camera.",
+    "duration": "Record the whole sequence once, from start to end.",
+}
+
+HINT_PRIORITY = ["face", "alone", "duration", "actions", "code", "voice"]  # the most basic problem first
+
+
+@dataclass
+class CaptureVerdict:
+    passed: bool
+    hint: str | None
+    failures: list[str]
+    checks: dict
+    events: list[Event]
+    signals: ClipSignals = field(repr=False)
+    face_template: np.ndarray | None = None
+    reference_frame: int | None = None
+    voice_template: np.ndarray | None = None
+    voiced: np.ndarray | None = field(default=None, repr=False)
+    speech_db: np.ndarray | None = field(default=None, repr=False)
+
+    def report(self) -> dict:
+        """JSON-ready evidence for reviewers (no templates)."""
+        series = self.signals.series()
+        if self.speech_db is not None:
+            series["speech_db"] = [round(float(v), 1) for v in self.speech_db]
+        return {"passed": self.passed, "failures": self.failures, "checks": self.checks,
+                "events": [e.as_dict() for e in self.events], "series": series,
+                "reference_frame": self.reference_frame}
+
+
+def match_actions(events: list[Event], plan: list[dict]) -> dict:
+    """For each issued step, the first fitting event inside its window and after the previous
+    step's match. blink_twice needs two blinks in the window."""
+    out, last = [], -1.0
+    ok = True
+    for step in plan:
+        kind = EVENT_OF_ACTION[step["action"]]
+        lo, hi = step["start"] - WINDOW_BEFORE, step["end"] + WINDOW_AFTER
+        cands = [e for e in events if e.kind == kind and lo <= e.start <= hi and e.start > last]
+        need = 2 if step["action"] == "blink_twice" else 1
+        if len(cands) >= need:
+            t = cands[need - 1].start
+            out.append({"action": step["action"], "ok": True, "at": round(t, 2)})
+            last = cands[0].start
+        else:
+            out.append({"action": step["action"], "ok": False, "found": len(cands)})
+            ok = False
+    return {"ok": ok, "steps": out}
+
+
+def _best_frames(sig: ClipSignals, k: int = 2) -> list[int]:
+    """Frontal, eyes open, mouth closed, sharpest frames."""
+    scored = []
+    for i, o in enumerate(sig.observations):
+        if o is None or abs(o.yaw) > 12 or abs(o.pitch) > 12 or o.mouth_open > 0.15:
+            continue
+        scored.append((o.sharpness * (1 + o.eye_open), i))
+    return [i for _, i in sorted(scored, reverse=True)[:k]]
+
+
+def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: str) -> CaptureVerdict:
+    sig = track(frames)
+    events = detect_events(sig)
+    checks: dict = {}
+    failures: list[str] = []
+    hint_keys: list[str] = []
+
+    def fail(key: str, why: str):
+        failures.append(why)
+        hint_keys.append(key)
+
+    duration = float(frames.times[-1]) if len(frames) else 0.0
+    checks["duration"] = {"ok": plan["duration"] - 1.5 <= duration <= plan["duration"] + 15, "seconds": round(duration, 2)}
+    if not checks["duration"]["ok"]:
+        fail("duration", f"recording lasts {duration:.1f} s; the challenge needs about {plan['duration']:.0f} s")
+    present = sig.present_ratio
+    multi = float(np.mean(sig.faces_in_frame[sig.present] > 1)) if sig.present.any() else 0.0
+    checks["face"] = {"ok": present >= MIN_PRESENT and multi <= 0.1, "present": round(present, 3),
+                      "multiple_faces": round(multi, 3)}
+    if present < MIN_PRESENT:
+        fail("face", f"face visible in only {100 * present:.0f}% of the recording")
+    if multi > 0.1:
+        fail("alone", "more than one face in the picture")
+    if not sig.present.any():
+        return CaptureVerdict(False, HINTS[hint_keys[0]] if hint_keys else HINTS["face"], failures or ["no face"],
+                              checks, events, sig)
+
+    checks["actions"] = match_actions(events, plan["actions"])
+    if not checks["actions"]["ok"]:
+        missing = [s["action"] for s in checks["actions"]["steps"] if not s["ok"]]
+        fail("actions", f"actions not seen in order and in time: {', '.join(missing)}")
+
+    ident, planar = identity_and_planarity(frames, sig)
+    checks["identity"] = {"ok": bool(ident["ok"]), "max_distance": ident["max_distance"]}
+    if not ident["ok"]:
+        fail("face", "the face is not the same person throughout")
+    checks["presentation_attack"] = {"ok": planar is not None and planar >= PLANAR_RESIDUAL_MIN,
+                                     "planar_residual": None if planar is None else round(planar, 2)}
+    best = _best_frames(sig)
+    human = float(np.median([human_face_score(frames.images[i], sig.observations[i]) for i in best])) if best else -1.0
+    checks["presentation_attack"]["human_face"] = round(human, 3)
+    if not checks["presentation_attack"]["ok"]:
+        fail("face", "the face moves like a flat picture")
+    if human < HUMAN_FACE_MIN:
+        checks["presentation_attack"]["ok"] = False
+        fail("face", "no clear frontal human face")
+
+    voice_template = voiced = None
+    if audio is None or audio.size == 0:
+        checks["voice"] = {"ok": False, "reason": "no audio"}
+        fail("code", "the recording has no sound")
+    else:
+        st = plan["statement"]
+        lo, hi = int(max(0, st["start"] - 0.5) * SR), int((st["end"] + 2) * SR)
+        statement_audio = audio[lo:hi]
+        segments = voice_activity(audio)
+        in_statement = sum(min(b, hi / SR) - max(a, lo / SR) for a, b in segments if b > lo / SR and a < hi / SR)
+        code_result = verify_code(statement_audio, code) if in_statement >= 0.5 else None
+        checks["code"] = {"ok": bool(code_result and code_result.ok),
+                          **({"recognized": code_result.recognized, "expected": code,
+                              "edit_distance": code_result.edit_distance, "aligned": code_result.aligned}
+                             if code_result else {"recognized": ""})}
+        if not checks["code"]["ok"]:
+            fail("code", "the code was not heard")
+        checks["voice"] = {"speech_seconds": round(in_statement, 2)}
+        voiced = voiced_audio(audio, segments)
+        try:
+            cons = speaker_consistency(audio, segments)
+            voice_template = cons["template"]
+            checks["voice"].update(one_speaker=cons["one_speaker"], min_similarity=cons["min_similarity"])
+        except VoiceError as exc:
+            checks["voice"].update(one_speaker=False, error=str(exc))
+        sync = av_sync(_window(sig, st["start"] - 0.5, st["end"] + 2), audio, SR)
+        checks["voice"]["av_sync"] = sync
+        checks["voice"]["ok"] = (in_statement >= MIN_STATEMENT_SPEECH and checks["voice"].get("one_speaker", False)
+                                 and sync["corr"] >= AV_SYNC_MIN)
+        if in_statement < MIN_STATEMENT_SPEECH:
+            fail("code", f"only {in_statement:.1f} s of speech while the statement was shown")
+        elif not checks["voice"].get("one_speaker", False):
+            fail("voice", "more than one voice, or too little speech to tell")
+        elif sync["corr"] < AV_SYNC_MIN:
+            fail("voice", "the lips do not move with the speech")
+
+    face_template = None
+    if best:
+        temps = [face_embedding(frames.images[i], sig.observations[i]) for i in best]
+        face_template = np.mean(temps, axis=0).astype(np.float32)
+    passed = not failures
+    hint = None if passed else HINTS[min(hint_keys, key=HINT_PRIORITY.index)]
+    speech = speech_envelope(audio, SR, sig.times) if audio is not None and audio.size else None
+    return CaptureVerdict(passed, hint, failures, checks, events, sig, face_template,
+                          best[0] if best else None, voice_template, voiced, speech)
+
+
+def _window(sig: ClipSignals, t0: float, t1: float) -> ClipSignals:
+    keep = (sig.times >= t0) & (sig.times <= t1)
+    idx = np.flatnonzero(keep)
+    return ClipSignals(times=sig.times[keep], present=sig.present[keep], yaw=sig.yaw[keep], pitch=sig.pitch[keep],
+                       roll=sig.roll[keep], eye_open=sig.eye_open[keep], mouth_open=sig.mouth_open[keep],
+                       smile=sig.smile[keep], face_size=sig.face_size[keep], faces_in_frame=sig.faces_in_frame[keep],
+                       observations=[sig.observations[i] for i in idx])

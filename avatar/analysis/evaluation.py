@@ -1,0 +1,103 @@
+"""Accuracy evaluation over labeled data sets (used by `avatar eval …` and the benchmarks)."""
+from __future__ import annotations
+
+import csv
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from avatar.analysis.face import FACE_MATCH_THRESHOLD, FaceError, face_distance, face_embedding, observe_image
+from avatar.analysis.media import MediaError, decode_audio, decode_image
+from avatar.analysis.voice import SPEAKER_MATCH_THRESHOLD, VoiceError, speaker_similarity, speaker_template
+
+AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm"}
+
+
+def face_template_of_file(path: Path) -> np.ndarray:
+    """Template of the largest face in an image file (FaceError/MediaError if none)."""
+    img = decode_image(path.read_bytes(), max_side=800)
+    obs = observe_image(img)
+    if obs is None:
+        raise FaceError("no face found")
+    return face_embedding(img, obs)
+
+
+def eval_faces(pairs_csv: Path, images: Path, threshold: float = FACE_MATCH_THRESHOLD) -> dict:
+    """Verification accuracy over `file_x,file_y,same` pairs. An image with no usable face makes
+    every pair it is in a wrong answer."""
+    with open(pairs_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"file_x", "file_y", "same"} <= set(rows[0]):
+        raise ValueError("pairs file needs columns file_x,file_y,same")
+    cache: dict[str, np.ndarray | None] = {}
+
+    def template(name: str):
+        if name not in cache:
+            try:
+                cache[name] = face_template_of_file(images / name)
+            except (FaceError, MediaError, OSError):
+                cache[name] = None
+        return cache[name]
+
+    correct = fa = fr = n_same = n_diff = 0
+    failures = []
+    for r in rows:
+        same = str(r["same"]).strip() in {"1", "true", "True", "yes"}
+        a, b = template(r["file_x"]), template(r["file_y"])
+        n_same += same
+        n_diff += not same
+        if a is None or b is None:
+            failures.append(r["file_x"] if a is None else r["file_y"])
+            fr += same
+            fa += not same
+            continue
+        match = face_distance(a, b) < threshold
+        correct += match == same
+        fa += match and not same
+        fr += same and not match
+    return {"accuracy": round(correct / len(rows), 4), "n": len(rows), "threshold": threshold,
+            "far": round(fa / max(n_diff, 1), 4), "frr": round(fr / max(n_same, 1), 4),
+            "no_face": sorted(set(failures))}
+
+
+def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """(EER, threshold) for similarity scores (higher = more alike)."""
+    best_gap, best_t, eer = 2.0, 0.0, 1.0
+    for t in np.unique(np.concatenate([genuine, impostor])):
+        frr = float(np.mean(genuine < t))
+        far = float(np.mean(impostor >= t))
+        if abs(frr - far) < best_gap:
+            best_gap, best_t, eer = abs(frr - far), float(t), (frr + far) / 2
+    return eer, best_t
+
+
+def eval_voices(root: Path) -> dict:
+    """Speaker-verification EER over all pairs of utterances. Each folder directly under root
+    with ≥ 2 utterances is a speaker; a folder of one-utterance speakers (like `singles`, named
+    SPEAKER-…) adds impostors."""
+    files = [p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXT]
+    if not files:
+        raise ValueError(f"no audio files under {root}")
+    labels, templates = [], []
+    for p in files:
+        speaker = p.name.split("-")[0] if "-" in p.name else p.relative_to(root).parts[0]
+        try:
+            templates.append(speaker_template(decode_audio(p.read_bytes())))
+            labels.append(speaker)
+        except (VoiceError, MediaError):
+            continue
+    genuine, impostor = [], []
+    for i, j in combinations(range(len(labels)), 2):
+        (genuine if labels[i] == labels[j] else impostor).append(speaker_similarity(templates[i], templates[j]))
+    if not genuine:
+        raise ValueError("need at least one speaker with two utterances")
+    eer, thr = equal_error_rate(np.array(genuine), np.array(impostor))
+    counts = {s: labels.count(s) for s in set(labels)}
+    return {"eer": round(eer, 4), "speakers": len(counts), "utterances": len(labels), "threshold": round(thr, 4),
+            "genuine_pairs": len(genuine), "impostor_pairs": len(impostor),
+            "far_at_default": round(float(np.mean(np.array(impostor) >= SPEAKER_MATCH_THRESHOLD)), 4),
+            "frr_at_default": round(float(np.mean(np.array(genuine) < SPEAKER_MATCH_THRESHOLD)), 4),
+            "default_threshold": SPEAKER_MATCH_THRESHOLD}
+
+

@@ -1,0 +1,360 @@
+"""Liveness signals over a clip: face time series, discrete events, identity consistency,
+audio-visual sync, and passive presentation-attack cues.
+
+Sampling: frames are decoded at SAMPLE_FPS (10 fps: at 8 fps a blink of d12 falls between
+samples) and are tracked with one mediapipe mesh per clip; dlib identity runs on the first and last
+frontal frames plus the frame after every jump of the tracked face (a splice); the planarity cue
+runs on PLANAR_PAIRS frame pairs at half resolution, in parallel with the identity check.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from avatar.analysis.face import (
+    FaceObservation, face_distance, face_embedding, get_face_models, observe, FACE_MATCH_THRESHOLD,
+)
+from avatar.analysis.media import Frames
+
+SAMPLE_FPS = 10.0
+PLANAR_PAIRS = 12
+# Median over frame pairs of the 95th-percentile grey-level residual inside the face (half
+# resolution) after the best homography: stills panned, zoomed, shaken or tilted like a print
+# stay ≤ 10 on the shared data (the cartoon s7 reaches 10), real faces ≥ 15 (bench/bench_liveness.py).
+PLANAR_RESIDUAL_MIN = 12.0
+FROZEN_MAX = 0.95  # real webcam clips repeat many frames (d19: 76% at 10 fps); only a frozen picture fails
+HUMAN_FACE_MIN = 0.25  # dlib HOG frontal score on the face crop; dog: none, monkey: 0.2, people: ≥ 0.5
+MIN_PRESENT = 0.8
+TURN_DEG = 18.0
+PITCH_DEG = 10.0
+MOUTH_OPEN = 0.35
+
+
+@dataclass
+class Event:
+    kind: str  # blink, turn_left, turn_right, look_up, look_down, mouth_open, smile
+    start: float
+    end: float
+    peak: float  # value at the extreme (degrees, ratio)
+
+    def as_dict(self) -> dict:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class ClipSignals:
+    times: np.ndarray
+    present: np.ndarray  # bool per sampled frame
+    yaw: np.ndarray
+    pitch: np.ndarray
+    roll: np.ndarray
+    eye_open: np.ndarray
+    mouth_open: np.ndarray
+    smile: np.ndarray
+    face_size: np.ndarray
+    faces_in_frame: np.ndarray
+    observations: list[FaceObservation | None] = field(repr=False, default_factory=list)
+
+    @property
+    def present_ratio(self) -> float:
+        return float(self.present.mean()) if len(self.present) else 0.0
+
+    def series(self) -> dict[str, list]:
+        """JSON-ready time series for the evidence page."""
+        def clean(a):
+            return [None if not np.isfinite(v) else round(float(v), 4) for v in a]
+
+        return {"t": clean(self.times), "yaw": clean(self.yaw), "pitch": clean(self.pitch),
+                "eye_open": clean(self.eye_open), "mouth_open": clean(self.mouth_open), "smile": clean(self.smile)}
+
+
+def track(frames: Frames) -> ClipSignals:
+    """Face signals for every frame (NaN where no face), with one tracking mesh for the clip."""
+    models = get_face_models()
+    mesh = models.video_mesh()
+    try:
+        obs = [observe(img, mesh.process(img)) for img in frames.images]
+    finally:
+        mesh.close()
+    n = len(obs)
+
+    def arr(fn):
+        return np.array([fn(o) if o is not None else np.nan for o in obs], dtype=np.float64)
+
+    return ClipSignals(
+        times=np.asarray(frames.times, dtype=np.float64), present=np.array([o is not None for o in obs], bool),
+        yaw=arr(lambda o: o.yaw), pitch=arr(lambda o: o.pitch), roll=arr(lambda o: o.roll),
+        eye_open=arr(lambda o: o.eye_open), mouth_open=arr(lambda o: o.mouth_open), smile=arr(lambda o: o.smile),
+        face_size=arr(lambda o: o.size), faces_in_frame=np.array([o.faces_in_frame if o else 0 for o in obs] or [0])[:n],
+        observations=obs,
+    )
+
+
+# -- events -----------------------------------------------------------------------------------
+def _runs(mask: np.ndarray, min_len: int = 1) -> list[tuple[int, int]]:
+    """(start, end) index pairs (inclusive) of True runs at least min_len long."""
+    runs, start = [], None
+    for i, v in enumerate(list(mask) + [False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start >= min_len:
+                runs.append((start, i - 1))
+            start = None
+    return runs
+
+
+def _baseline(x: np.ndarray, q: float = 50) -> float:
+    v = x[np.isfinite(x)]
+    return float(np.percentile(v, q)) if v.size else float("nan")
+
+
+def detect_events(sig: ClipSignals) -> list[Event]:
+    """Discrete actions with their times, relative to the clip's own neutral pose and eyes."""
+    t = sig.times
+    events: list[Event] = []
+    if not sig.present.any():
+        return events
+
+    def add(kind, mask, values, pick, min_len=1):
+        for a, b in _runs(mask, min_len):
+            seg = values[a: b + 1]
+            events.append(Event(kind, float(t[a]), float(t[b]), float(pick(seg[np.isfinite(seg)]))))
+
+    yaw0, pitch0 = _baseline(sig.yaw), _baseline(sig.pitch)
+    add("turn_left", sig.yaw - yaw0 > TURN_DEG, sig.yaw, np.max)
+    add("turn_right", sig.yaw - yaw0 < -TURN_DEG, sig.yaw, np.min)
+    frontal = np.abs(sig.yaw - yaw0) < TURN_DEG  # pitch read on a turned head is unreliable
+    add("look_up", (sig.pitch - pitch0 > PITCH_DEG) & frontal, sig.pitch, np.max)
+    add("look_down", (sig.pitch - pitch0 < -PITCH_DEG) & frontal, sig.pitch, np.min)
+    eyes_open = _baseline(sig.eye_open, 75)
+    add("blink", (sig.eye_open < 0.6 * eyes_open) & (np.abs(sig.yaw - yaw0) < 30), sig.eye_open, np.min)
+    add("mouth_open", sig.mouth_open > MOUTH_OPEN, sig.mouth_open, np.max)
+    smile0 = _baseline(sig.smile, 25)
+    add("smile", (sig.smile > 1.12 * smile0) & (sig.mouth_open < MOUTH_OPEN) & frontal, sig.smile, np.max)
+    events.sort(key=lambda e: e.start)
+    return events
+
+
+# -- identity ---------------------------------------------------------------------------------
+def identity_consistency(frames: Frames, sig: ClipSignals, samples: int = 2) -> dict:
+    """dlib templates of `samples` frontal frames spread over the clip, and of the frame after
+    each jump of the tracked face; all must match the first. Between them the mesh tracker
+    follows one face continuously (a cut would show as a jump)."""
+    idx = [i for i, o in enumerate(sig.observations) if o is not None and abs(o.yaw) < 25]
+    if not idx:
+        return {"ok": False, "max_distance": None, "templates": []}
+    picks = {idx[int(round(k * (len(idx) - 1) / max(samples - 1, 1)))] for k in range(samples)}
+    # a splice (another person's footage cut in) shows as a jump of the tracked face: check there too
+    for cut in face_jumps(sig)[:4]:
+        after = [i for i in idx if i >= cut]
+        if after:
+            picks.add(after[0])
+    picks = sorted(picks)
+    templates = [face_embedding(frames.images[i], sig.observations[i]) for i in picks]
+    dists = [face_distance(templates[0], t) for t in templates[1:]]
+    worst = max(dists) if dists else 0.0
+    return {"ok": worst < FACE_MATCH_THRESHOLD, "max_distance": round(worst, 4), "frames": picks,
+            "templates": templates}
+
+
+def face_jumps(sig: ClipSignals) -> list[int]:
+    """Sample indices where the tracked face jumps (moves > 35 % of its size or changes size by
+    > 40 % between neighbouring samples, or reappears after a gap): candidate splices."""
+    jumps, prev = [], None
+    for i, o in enumerate(sig.observations):
+        if o is None:
+            continue
+        if prev is not None:
+            p = sig.observations[prev]
+            c0 = np.array([(p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2])
+            c1 = np.array([(o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2])
+            size = max(p.size, 1)
+            if i - prev > 2 or np.linalg.norm(c1 - c0) > 0.35 * size or not 0.7 < o.size / size < 1.4:
+                jumps.append(i)
+        prev = i
+    return jumps
+
+
+# -- audio-visual sync ------------------------------------------------------------------------
+def speech_envelope(audio: np.ndarray, sr: int, times: np.ndarray, win: float = 0.1) -> np.ndarray:
+    """RMS energy (dB) of the audio around each frame time."""
+    half = int(win * sr / 2)
+    out = np.empty(len(times))
+    for k, t in enumerate(times):
+        c = int(t * sr)
+        seg = audio[max(0, c - half): c + half]
+        out[k] = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-10) if seg.size else -100.0
+    return out
+
+
+def av_sync(sig: ClipSignals, audio: np.ndarray, sr: int, max_lag: float = 0.3) -> dict:
+    """Correlation of mouth opening with speech energy, at the best lag within ±max_lag s."""
+    energy = speech_envelope(audio, sr, sig.times)
+    m = sig.mouth_open.copy()
+    ok = np.isfinite(m)
+    if ok.sum() < 10 or np.std(energy[ok]) < 1e-6 or np.std(m[ok]) < 1e-6:
+        return {"corr": 0.0, "lag": 0.0}
+    m[~ok] = np.nanmedian(m)
+    step = sig.times[1] - sig.times[0] if len(sig.times) > 1 else 1 / SAMPLE_FPS
+    best = (-1.0, 0.0)
+    for lag in range(-int(max_lag / step), int(max_lag / step) + 1):
+        a, b = (m[lag:], energy[: len(energy) - lag]) if lag >= 0 else (m[:lag], energy[-lag:])
+        if len(a) > 5 and np.std(a) > 0 and np.std(b) > 0:
+            c = float(np.corrcoef(a, b)[0, 1])
+            if c > best[0]:
+                best = (c, lag * step)
+    return {"corr": round(best[0], 3), "lag": round(best[1], 3)}
+
+
+# -- presentation-attack cues -----------------------------------------------------------------
+def planar_residual(frames: Frames, sig: ClipSignals, pairs: int = PLANAR_PAIRS) -> float | None:
+    """How far the face is from a flat picture moving rigidly (median residual; None if unmeasurable).
+
+    For frame pairs ~0.5–2 s apart, corner features inside the face are tracked (Lucas–Kanade),
+    a homography is fitted (RANSAC), the earlier frame is warped onto the later one and the 95th
+    percentile of the grey-level difference inside the face is taken. A photo, print or screen
+    replay of a still moves as one plane: the residual stays at noise level.
+    """
+    idx = [i for i, p in enumerate(sig.present) if p]
+    lags = {int(round(SAMPLE_FPS * s)) for s in (0.5, 1.0, 2.0)}
+    cand = [(i, j) for i in idx for j in idx if j - i in lags]
+    if not cand:
+        return None
+    step = max(1, len(cand) // pairs)
+    gray: dict[int, np.ndarray] = {}
+
+    def g(i):
+        if i not in gray:
+            im = frames.images[i]
+            gray[i] = cv2.cvtColor(cv2.resize(im, (im.shape[1] // 2, im.shape[0] // 2), interpolation=cv2.INTER_AREA),
+                                   cv2.COLOR_RGB2GRAY)
+        return gray[i]
+
+    residuals = []
+    for i, j in cand[::step][:pairs]:
+        gi, gj = g(i), g(j)
+        x0, y0, x1, y1 = (v // 2 for v in sig.observations[i].box)
+        mask = np.zeros_like(gi)
+        mask[y0:y1, x0:x1] = 255
+        pts = cv2.goodFeaturesToTrack(gi, 150, 0.005, 3, mask=mask)
+        if pts is None or len(pts) < 12:
+            continue
+        nxt, st, _ = cv2.calcOpticalFlowPyrLK(gi, gj, pts, None, winSize=(15, 15), maxLevel=3)
+        st = st.ravel() == 1
+        if st.sum() < 12:
+            continue
+        H, _ = cv2.findHomography(pts[st], nxt[st], cv2.RANSAC, 1.0)
+        if H is None:
+            continue
+        warped = cv2.warpPerspective(gi, H, (gi.shape[1], gi.shape[0]))
+        X0, Y0, X1, Y1 = (v // 2 for v in sig.observations[j].box)
+        dx, dy = (X1 - X0) // 8, (Y1 - Y0) // 8
+        diff = np.abs(warped[Y0 + dy:Y1 - dy, X0 + dx:X1 - dx].astype(np.int16) - gj[Y0 + dy:Y1 - dy, X0 + dx:X1 - dx])
+        if diff.size:
+            residuals.append(float(np.percentile(diff, 95)))
+    return float(np.median(residuals)) if residuals else None
+
+
+def identity_and_planarity(frames: Frames, sig: ClipSignals) -> tuple[dict, float | None]:
+    """identity_consistency() and planar_residual() of a clip, the dlib identity work running in
+    a thread while OpenCV (which releases the GIL) measures planarity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        identity_job = pool.submit(identity_consistency, frames, sig)
+        planar = planar_residual(frames, sig)
+        return identity_job.result(), planar
+
+
+def frozen_ratio(frames: Frames) -> float:
+    """Share of consecutive sampled frames that are identical (a frozen or looped picture)."""
+    if len(frames) < 2:
+        return 1.0
+    small = [cv2.resize(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), (64, 64), interpolation=cv2.INTER_AREA).astype(np.int16)
+             for im in frames.images]
+    same = [np.abs(a - b).mean() < 0.5 for a, b in zip(small, small[1:])]
+    return float(np.mean(same))
+
+
+def human_face_score(rgb: np.ndarray, obs: FaceObservation) -> float:
+    """dlib's HOG frontal-face score on the face crop scaled to 160 px (−1 when it finds none).
+
+    Mediapipe's mesh fits almost anything face-like (it meshes a dog); dlib's HOG detector,
+    trained on human faces, does not fire on the animals in the shared stills."""
+    models = get_face_models()
+    x0, y0, x1, y1 = obs.box
+    mw, mh = (x1 - x0) // 2, (y1 - y0) // 2
+    crop = rgb[max(0, y0 - mh): y1 + mh // 2, max(0, x0 - mw): x1 + mw]
+    if crop.size == 0:
+        return -1.0
+    scale = 160.0 / max(1, x1 - x0)
+    crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
+    with models.lock:
+        _, scores, _ = models.hog.run(np.ascontiguousarray(crop), 0, -1.0)
+    return float(max(scores)) if len(scores) else -1.0
+
+
+# -- passive decision -------------------------------------------------------------------------
+@dataclass
+class PassiveResult:
+    live: bool
+    score: float
+    reasons: list[str]
+    events: list[Event]
+    details: dict
+
+    def as_dict(self) -> dict:
+        return {"live": self.live, "score": round(self.score, 3), "reasons": self.reasons,
+                "events": [e.as_dict() for e in self.events], "details": self.details}
+
+
+def passive_liveness(frames: Frames, audio: np.ndarray | None = None, sr: int = 16000,
+                     sig: ClipSignals | None = None) -> PassiveResult:
+    """Decides whether a clip without a challenge shows a live person. Each failed cue adds a reason."""
+    sig = sig if sig is not None else track(frames)
+    reasons: list[str] = []
+    details: dict = {"frames": len(frames), "sample_fps": SAMPLE_FPS, "present": round(sig.present_ratio, 3)}
+    events = detect_events(sig)
+    if len(frames) < 10:
+        return PassiveResult(False, 0.0, ["the clip is too short (under 1 s)"], events, details)
+    if sig.present_ratio < MIN_PRESENT:
+        reasons.append(f"no face in {100 - 100 * sig.present_ratio:.0f}% of the clip")
+    if not sig.present.any():
+        return PassiveResult(False, 0.0, reasons or ["no face found"], events, details)
+    multi = float(np.mean(sig.faces_in_frame[sig.present] > 1))
+    details["multiple_faces"] = round(multi, 3)
+    if multi > 0.1:
+        reasons.append("more than one face in the picture")
+    frozen = frozen_ratio(frames)
+    ident, planar = identity_and_planarity(frames, sig)
+    details["frozen"] = round(frozen, 3)
+    if frozen > FROZEN_MAX:
+        reasons.append("the picture is frozen (repeated frames)")
+    details["planar_residual"] = None if planar is None else round(planar, 2)
+    if planar is None or planar < PLANAR_RESIDUAL_MIN:
+        reasons.append("the face moves like a flat picture (photo, print or screen), not a live face")
+    idx = [i for i, o in enumerate(sig.observations) if o is not None]
+    probe = [idx[0], idx[len(idx) // 2], idx[-1]]
+    human = float(np.median([human_face_score(frames.images[i], sig.observations[i]) for i in probe]))
+    details["human_face"] = round(human, 3)
+    if human < HUMAN_FACE_MIN:
+        reasons.append("the face does not look like a human face")
+    details["identity_max_distance"] = ident["max_distance"]
+    if ident["max_distance"] is None:
+        reasons.append("no frontal view of the face to check identity")
+    elif not ident["ok"]:
+        reasons.append("the face changes identity during the clip")
+    if audio is not None and audio.size:
+        details["av_sync"] = av_sync(sig, audio, sr)
+    # score: the weakest margin among the cues, squashed to 0..1 (0.5 = on the threshold)
+    margins = [
+        (planar or 0.0) / PLANAR_RESIDUAL_MIN - 1,
+        (human - HUMAN_FACE_MIN),
+        (sig.present_ratio - MIN_PRESENT) * 5,
+        (FACE_MATCH_THRESHOLD - (ident["max_distance"] or FACE_MATCH_THRESHOLD)) * 4,
+    ]
+    score = float(1 / (1 + np.exp(-4 * min(margins))))
+    return PassiveResult(not reasons, score, reasons, events, details)

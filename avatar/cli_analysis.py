@@ -1,0 +1,108 @@
+"""`avatar eval …`, `avatar liveness …`, `avatar face …`: analysis from the command line (JSON)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _emit(obj) -> None:
+    click.echo(json.dumps(obj, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+
+
+@click.group("eval")
+def eval_group():
+    """Accuracy of the analysis models on labeled data."""
+
+
+@eval_group.command("faces")
+@click.option("--pairs", "pairs", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--threshold", type=float, default=None, help="dlib distance (default: the calibrated one)")
+@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
+def eval_faces_cmd(pairs, images, threshold, as_json):
+    """Face verification accuracy over a CSV of file_x,file_y,same."""
+    from avatar.analysis.evaluation import eval_faces
+    from avatar.analysis.face import FACE_MATCH_THRESHOLD
+
+    try:
+        _emit(eval_faces(Path(pairs), Path(images), threshold or FACE_MATCH_THRESHOLD))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@eval_group.command("voices")
+@click.option("--dir", "root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
+def eval_voices_cmd(root, as_json):
+    """Speaker verification EER over folders of utterances (one folder per speaker)."""
+    from avatar.analysis.evaluation import eval_voices
+
+    try:
+        _emit(eval_voices(Path(root)))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group("liveness")
+def liveness_group():
+    """Liveness analysis of recordings."""
+
+
+@liveness_group.command("passive")
+@click.argument("clip", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
+def liveness_passive_cmd(clip, as_json):
+    """Passive liveness of a clip without a challenge: {"live", "score", "reasons", "events"}."""
+    from avatar.analysis.checks import passive_check_bytes
+    from avatar.analysis.media import MediaError
+
+    try:
+        result = passive_check_bytes(_read(clip)).as_dict()
+    except MediaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(result)
+
+
+@click.group("face")
+def face_group():
+    """Face checks on images."""
+
+
+@face_group.command("check")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
+def face_check_cmd(image, as_json):
+    """One usable human face in the image? {"ok", "faces", "reason"}; exit 0 either way."""
+    from avatar.analysis.checks import face_check_bytes
+    from avatar.analysis.media import MediaError
+
+    try:
+        _emit(face_check_bytes(_read(image)))
+    except MediaError as exc:
+        _emit({"ok": False, "faces": 0, "reason": str(exc)})
+        sys.exit(0)
+
+
+def register(main: click.Group) -> None:
+    for group in (eval_group, liveness_group, face_group):
+        main.add_command(group)

@@ -1,0 +1,168 @@
+"""Settings read from the environment (AVATAR_*), with defaults for the embedded mode.
+
+The embedded default needs no variable at all: SQLite and encrypted media under instance/,
+jobs in worker threads of the app process. Secrets are generated into instance/ on first use.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _env_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+@dataclass
+class Config:
+    """One object holding every setting. Field name FOO is read from AVATAR_FOO."""
+
+    INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
+    DATABASE_URL: str = ""  # default: sqlite file in INSTANCE_PATH
+    MEDIA_BACKEND: str = "filesystem"  # filesystem | s3
+    MEDIA_PATH: str = ""  # default: INSTANCE_PATH/media
+    S3_ENDPOINT_URL: str = ""
+    S3_BUCKET: str = ""
+    S3_REGION: str = "us-east-1"
+    S3_ACCESS_KEY: str = ""
+    S3_SECRET_KEY: str = ""
+    SECRET_KEY: str = ""  # default: generated into INSTANCE_PATH/secret_key
+    MASTER_KEY: str = ""  # base64 of 32 bytes; default: generated into INSTANCE_PATH/master.key
+    JOB_RUNNER: str = "threads"  # threads | celery | none
+    JOB_THREADS: int = 2
+    JOB_LEASE_SECONDS: int = 60
+    JOB_POLL_SECONDS: float = 2.0
+    BROKER_URL: str = ""  # e.g. redis://127.0.0.1:6379/0, needed by the celery runner
+    MAX_UPLOAD_MB: int = 64
+    SECURE_COOKIES: bool = True
+    LOGIN_MAX_FAILURES: int = 5
+    LOGIN_LOCK_MINUTES: int = 15
+    LOGIN_RATE_PER_MINUTE: int = 20
+    SERVICE_NAME: str = "Avatar"
+    GUARD_BACKEND: str = "numpy"  # or faiss (1:N likeness search)
+    LANDMARKS: str = "mediapipe"  # or face_alignment (only with AVATAR_FACE_ALIGNMENT_WEIGHTS present)
+    FACE_ALIGNMENT_WEIGHTS: str = ""
+    TESTING: bool = False
+    # Test-only: fixes the challenge generator. Refused unless TESTING is on.
+    CHALLENGE_SEED: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, overrides: dict | None = None) -> "Config":
+        environ = os.environ if environ is None else environ
+        cfg = cls()
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get(f"AVATAR_{f.name}")
+            if raw is not None:
+                setattr(cfg, f.name, _coerce(f.name, getattr(cfg, f.name), raw))
+        for key, value in (overrides or {}).items():
+            if hasattr(cfg, key) and key != "extra":
+                setattr(cfg, key, value)
+            else:
+                cfg.extra[key] = value
+        cfg._fill_defaults()
+        return cfg
+
+    def _fill_defaults(self) -> None:
+        inst = Path(self.INSTANCE_PATH)
+        if not self.DATABASE_URL:
+            self.DATABASE_URL = f"sqlite:///{inst / 'avatar.db'}"
+        if not self.MEDIA_PATH:
+            self.MEDIA_PATH = str(inst / "media")
+        if self.JOB_RUNNER not in {"threads", "celery", "none"}:
+            raise ConfigError(f"AVATAR_JOB_RUNNER must be threads, celery or none, not {self.JOB_RUNNER!r}")
+        if self.JOB_RUNNER == "celery" and not self.BROKER_URL:
+            raise ConfigError("AVATAR_JOB_RUNNER=celery needs AVATAR_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+        if self.GUARD_BACKEND not in {"numpy", "faiss"}:
+            raise ConfigError(f"AVATAR_GUARD_BACKEND must be numpy or faiss, not {self.GUARD_BACKEND!r}")
+        if self.CHALLENGE_SEED is not None and not self.TESTING:
+            raise ConfigError("AVATAR_CHALLENGE_SEED is for tests only and needs AVATAR_TESTING=1")
+        if self.MEDIA_BACKEND not in {"filesystem", "s3"}:
+            raise ConfigError(f"AVATAR_MEDIA_BACKEND must be filesystem or s3, not {self.MEDIA_BACKEND!r}")
+        if self.MEDIA_BACKEND == "s3" and not self.S3_BUCKET:
+            raise ConfigError("AVATAR_MEDIA_BACKEND=s3 needs AVATAR_S3_BUCKET")
+
+    # -- secrets -----------------------------------------------------------------------------
+    def secret_key(self) -> bytes:
+        if self.SECRET_KEY:
+            return self.SECRET_KEY.encode()
+        return _instance_secret(Path(self.INSTANCE_PATH) / "secret_key", 32)
+
+    def master_key(self) -> bytes:
+        if self.MASTER_KEY:
+            try:
+                key = base64.b64decode(self.MASTER_KEY, validate=True)
+            except ValueError as exc:
+                raise ConfigError("AVATAR_MASTER_KEY is not valid base64") from exc
+            if len(key) != 32:
+                raise ConfigError("AVATAR_MASTER_KEY must decode to 32 bytes")
+            return key
+        return _instance_secret(Path(self.INSTANCE_PATH) / "master.key", 32)
+
+
+def _coerce(name: str, default, raw: str):
+    try:
+        if default is None:  # optional integers (CHALLENGE_SEED)
+            return int(raw)
+        if isinstance(default, bool):
+            return _env_bool(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"AVATAR_{name}: {exc}") from exc
+    return raw
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Creates the folder (and parents) if missing; the folder itself is made 0700."""
+    path = Path(path)
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def _instance_secret(path: Path, nbytes: int) -> bytes:
+    """Reads a secret file, creating it (mode 0600, exclusive create) the first time.
+
+    Never logs the value. Raises ConfigError if the file exists with loose permissions.
+    """
+    ensure_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(nbytes)))
+            fh.flush()
+            os.fsync(fh.fileno())
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path} must not be readable by group or others (mode {mode:o}); chmod 600 it")
+    data = path.read_bytes().strip()
+    try:
+        key = base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"{path} does not hold base64") from exc
+    if len(key) != nbytes:
+        raise ConfigError(f"{path} must hold {nbytes} bytes of base64")
+    return key

@@ -1,0 +1,226 @@
+"""Enrollment rules: the state machine, single-use liveness sessions, failure lockout, profiles
+taken from the verified capture only, consent, and submission through the likeness guard."""
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import secrets
+from datetime import datetime, timedelta
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from avatar.domain import Conflict, DomainError, NotFound, TooManyAttempts
+from avatar.domain.challenges import CONSENT_TEXT_VERSION, PURPOSES_LABELS, draw, schedule, statement_text
+from avatar.store.db import utcnow
+from avatar.store.media import MediaStore
+from avatar.store.models import (
+    Consent, Enrollment, EnrollmentState as S, FaceProfile, LivenessSession, User, VoiceProfile,
+)
+from avatar.store.templates import save_template
+
+TRANSITIONS = {
+    S.STARTED: {S.CAPTURED},
+    S.CAPTURED: {S.CONSENTED, S.CAPTURED},
+    S.CONSENTED: {S.SUBMITTED},
+    S.SUBMITTED: {S.APPROVED, S.REJECTED},
+    S.APPROVED: {S.REVOKED, S.EXPIRED},
+}
+SESSION_MINUTES = 3
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=3)
+LOCKOUT = timedelta(minutes=30)
+MIN_VOICE_SECONDS = 10.0
+PURPOSES = tuple(PURPOSES_LABELS)
+
+
+def transition(enr: Enrollment, to: S) -> None:
+    """Moves the enrollment to `to` if the state machine allows it, else Conflict."""
+    current = S(enr.state)
+    if to not in TRANSITIONS.get(current, set()):
+        raise Conflict(f"An enrollment that is {current.value} cannot become {to.value}.")
+    enr.state = to.value
+
+
+def current_enrollment(session: Session, user_id: int) -> Enrollment | None:
+    return session.scalars(sa.select(Enrollment).where(Enrollment.user_id == user_id)
+                           .order_by(Enrollment.id.desc()).limit(1)).first()
+
+
+def start(session: Session, user: User, service_name: str, rng: random.Random | None = None,
+          now: datetime | None = None) -> LivenessSession:
+    """Issues a new challenge (and an enrollment if there is none in progress)."""
+    now = now or utcnow()
+    if user.enroll_locked_until and user.enroll_locked_until > now:
+        minutes = int((user.enroll_locked_until - now).total_seconds() // 60) + 1
+        raise TooManyAttempts(f"Too many failed attempts. You can try again in {minutes} minutes.")
+    enr = current_enrollment(session, user.id)
+    if enr is not None and enr.state in (S.SUBMITTED.value, S.APPROVED.value):
+        raise Conflict(f"Your enrollment is already {enr.state}.")
+    if enr is None or enr.state not in (S.STARTED.value, S.CAPTURED.value):
+        enr = Enrollment(user_id=user.id)
+        session.add(enr)
+        session.flush()
+    actions, code = draw(rng)
+    ls = LivenessSession(enrollment_id=enr.id, nonce=secrets.token_urlsafe(24), actions=actions, code=code,
+                         statement=statement_text(user.full_name, service_name, code), plan=schedule(actions),
+                         issued_at=now, expires_at=now + timedelta(minutes=SESSION_MINUTES))
+    session.add(ls)
+    session.flush()
+    return ls
+
+
+def claim_session(session: Session, user: User, nonce: str, now: datetime | None = None) -> LivenessSession:
+    """The user's unused, unexpired session for nonce, marked used (single use) in this transaction."""
+    now = now or utcnow()
+    ls = session.scalar(sa.select(LivenessSession).where(LivenessSession.nonce == nonce))
+    if ls is None:
+        raise NotFound("Unknown or invalid session.")
+    enr = session.get(Enrollment, ls.enrollment_id)
+    if enr.user_id != user.id:
+        raise NotFound("Unknown or invalid session.")
+    if ls.used_at is not None:
+        raise Conflict("This challenge was already used; start a new one.")
+    if ls.expires_at < now:
+        raise DomainError("This challenge has expired; start a new one.")
+    res = session.execute(sa.update(LivenessSession).where(LivenessSession.id == ls.id, LivenessSession.used_at.is_(None))
+                          .values(used_at=now, uploaded_at=now))
+    if not res.rowcount:  # a concurrent upload won
+        raise Conflict("This challenge was already used; start a new one.")
+    session.refresh(ls)
+    return ls
+
+
+def check_freshness(ls: LivenessSession, duration: float) -> None:
+    """The recording must fit between issue and upload: it cannot have started before issue."""
+    elapsed = (ls.uploaded_at - ls.issued_at).total_seconds()
+    if duration > elapsed + 2.0:
+        raise DomainError("The recording is older than this challenge.")
+    if duration < ls.plan.get("duration", 0) - 1.5:
+        raise DomainError("The recording is shorter than the challenge.")
+
+
+def record_failure(session: Session, user: User, ls: LivenessSession, result: dict, now: datetime | None = None) -> bool:
+    """Stores a failed attempt; locks enrolling for 30 minutes after 5 failures in 3 minutes.
+    Returns True when the account got locked."""
+    now = now or utcnow()
+    ls.passed = False
+    ls.result = result
+    enr = session.get(Enrollment, ls.enrollment_id)
+    enr.failed_attempts += 1
+    recent = session.scalar(sa.select(sa.func.count(LivenessSession.id)).join(Enrollment)
+                            .where(Enrollment.user_id == user.id, LivenessSession.passed.is_(False),
+                                   LivenessSession.used_at >= now - FAILURE_WINDOW))
+    if recent >= MAX_FAILURES:
+        user.enroll_locked_until = now + LOCKOUT
+        session.flush()
+        return True
+    session.flush()
+    return False
+
+
+def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSession, result: dict,
+                face_template: np.ndarray, reference_png: bytes, voice_template: np.ndarray | None,
+                voiced_wav: bytes | None, voiced_seconds: float) -> Enrollment:
+    """Creates the face and voice profiles from this capture (replacing earlier ones of the same
+    enrollment) and moves the enrollment to captured."""
+    ls.passed = True
+    ls.result = result
+    enr = session.get(Enrollment, ls.enrollment_id)
+    for model in (FaceProfile, VoiceProfile):
+        old = session.scalar(sa.select(model).where(model.enrollment_id == enr.id))
+        if old is not None:
+            session.delete(old)
+    session.flush()
+    ft = save_template(session, media, user.id, "face_template", face_template)
+    ref = media.put(session, user.id, "face_ref", reference_png, "image/png")
+    session.add(FaceProfile(enrollment_id=enr.id, user_id=user.id, template_media_id=ft.id, reference_media_id=ref.id,
+                            model="dlib-resnet-128", quality=result.get("checks", {}).get("presentation_attack", {})))
+    if voice_template is not None and voiced_wav:
+        vt = save_template(session, media, user.id, "voice_template", voice_template)
+        vref = media.put(session, user.id, "voice_ref", voiced_wav, "audio/wav")
+        session.add(VoiceProfile(enrollment_id=enr.id, user_id=user.id, template_media_id=vt.id,
+                                 reference_media_id=vref.id, model="resemblyzer-partials-256",
+                                 voiced_seconds=round(voiced_seconds, 2)))
+    enr.scores = {k: v for k, v in result.get("checks", {}).items()}
+    if enr.failed_attempts:
+        enr.flags = sorted(set(enr.flags or []) | {"failures_before_pass"})
+    if enr.state != S.CAPTURED.value:
+        transition(enr, S.CAPTURED)
+    session.flush()
+    return enr
+
+
+def consent_text(user: User, service: str, scopes: list[str], purposes: list[str], expires: datetime) -> str:
+    return (f"I, {user.full_name}, consent to {service} using my {' and '.join(scopes)} likeness, taken from my "
+            f"live enrollment, to make synthetic media for: {', '.join(purposes)}. This consent ends on "
+            f"{expires:%Y-%m-%d} unless I withdraw it earlier, which I can do at any time. "
+            f"Every output will be labeled as AI-generated. (text version {CONSENT_TEXT_VERSION})")
+
+
+def give_consent(session: Session, user: User, service: str, scopes: list[str], purposes: list[str],
+                 days: int, ip: str | None, user_agent: str | None, now: datetime | None = None) -> Consent:
+    """Records granular consent for the captured likeness and moves the enrollment to consented."""
+    now = now or utcnow()
+    enr = current_enrollment(session, user.id)
+    if enr is None or enr.state != S.CAPTURED.value:
+        raise Conflict("Complete the live capture first.")
+    scopes = sorted(set(scopes))
+    if not scopes or not set(scopes) <= {"face", "voice"}:
+        raise DomainError("Choose at least one of face and voice.")
+    if "voice" in scopes:
+        vp = session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+        if vp is None or vp.voiced_seconds < MIN_VOICE_SECONDS:
+            raise DomainError(f"Your voice needs at least {MIN_VOICE_SECONDS:.0f} s of speech: read the paragraph too.")
+    purposes = sorted(set(purposes))
+    if not purposes or not set(purposes) <= set(PURPOSES):
+        raise DomainError(f"Choose purposes among {', '.join(PURPOSES)}.")
+    if not 1 <= days <= 3 * 365:
+        raise DomainError("Consent lasts between 1 day and 3 years.")
+    expires = now + timedelta(days=days)
+    text = consent_text(user, service, scopes, purposes, expires)
+    consent = Consent(enrollment_id=enr.id, user_id=user.id, scopes=scopes, purposes=purposes,
+                      text_version=CONSENT_TEXT_VERSION, text=text, text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                      granted_at=now, expires_at=expires, ip=ip, user_agent=(user_agent or "")[:400])
+    session.add(consent)
+    transition(enr, S.CONSENTED)
+    session.flush()
+    return consent
+
+
+def submit(session: Session, user: User, guard_result: dict) -> Enrollment:
+    """Sends the consented enrollment to review; a guard match is flagged for the reviewer and
+    blocks it (it stays submitted, flagged, and cannot be approved without a decision)."""
+    enr = current_enrollment(session, user.id)
+    if enr is None or enr.state != S.CONSENTED.value:
+        raise Conflict("Give consent first.")
+    enr.guard = guard_result
+    if guard_result.get("blocked"):
+        enr.flags = sorted(set(enr.flags or []) | {"guard_match"})
+    transition(enr, S.SUBMITTED)
+    enr.submitted_at = utcnow()
+    session.flush()
+    return enr
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DomainError("could not encode the reference image")
+    return buf.tobytes()
+
+
+def wav_bytes(audio: np.ndarray, sr: int = 16000) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+
+

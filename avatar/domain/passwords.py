@@ -1,0 +1,55 @@
+"""Password hashing (argon2id) and strength rules."""
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from avatar.domain import DomainError
+
+_hasher = PasswordHasher()  # argon2id, library defaults (t=3, m=64 MiB, p=4)
+# A hash of a random password, verified against when the user does not exist, so that
+# the time of a failed login does not tell whether the email is registered.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-0a8f7e")
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256
+_COMMON = {
+    "password1234", "123456789012", "qwertyuiop12", "letmein12345", "iloveyou1234",
+    "passwordpassword", "administrator", "welcome12345", "000000000000", "111111111111",
+}
+
+
+class WeakPassword(DomainError):
+    pass
+
+
+def check_strength(password: str, email: str = "", name: str = "") -> None:
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"Password must be at least {MIN_LENGTH} characters.")
+    if len(password) > MAX_LENGTH:
+        raise WeakPassword(f"Password must be at most {MAX_LENGTH} characters.")
+    lowered = password.lower()
+    if lowered in _COMMON or len(set(password)) < 5:
+        raise WeakPassword("Password is too common or repetitive.")
+    local = email.split("@")[0].lower()
+    if len(local) >= 4 and local in lowered:
+        raise WeakPassword("Password must not contain your email address.")
+    classes = sum([any(c.islower() for c in password), any(c.isupper() for c in password),
+                   any(c.isdigit() for c in password), any(not c.isalnum() for c in password)])
+    if classes < 2 and len(password) < 20:
+        raise WeakPassword("Use at least two kinds of characters (letters, digits, symbols), or 20+ characters.")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)

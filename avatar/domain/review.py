@@ -1,0 +1,93 @@
+"""Review decisions and revocation: who may be cloned, accountably."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from avatar.domain import Conflict, DomainError, Forbidden, NotFound
+from avatar.domain.enrollment import transition
+from avatar.store.db import utcnow
+from avatar.store.media import MediaStore
+from avatar.store.models import (
+    Consent, Enrollment, EnrollmentState as S, Generation, Job, JobState, Review, Role, User,
+)
+
+MIN_REASON = 10
+
+
+def queue(session: Session) -> list[Enrollment]:
+    """Submitted enrollments, oldest first."""
+    return session.scalars(sa.select(Enrollment).where(Enrollment.state == S.SUBMITTED.value)
+                           .order_by(Enrollment.submitted_at, Enrollment.id)).all()
+
+
+def decide(session: Session, reviewer: User, enrollment_id: int, decision: str, reason: str) -> Review:
+    """Approves or rejects a submitted enrollment. A reason is required; nobody reviews their own
+    (or an enrollment they recorded on site); decisions are final."""
+    if not reviewer.has_role(Role.REVIEWER, Role.ADMIN):
+        raise Forbidden("Only reviewers decide enrollments.")
+    enr = session.get(Enrollment, enrollment_id)
+    if enr is None:
+        raise NotFound("No such enrollment.")
+    if enr.user_id == reviewer.id or enr.assisted_by_id == reviewer.id:
+        raise Forbidden("You cannot review an enrollment of your own or one you recorded.")
+    if decision not in ("approve", "reject"):
+        raise DomainError("Decide approve or reject.")
+    reason = " ".join((reason or "").split())
+    if len(reason) < MIN_REASON:
+        raise DomainError(f"Give a reason (at least {MIN_REASON} characters).")
+    if enr.state != S.SUBMITTED.value:
+        raise Conflict(f"This enrollment is {enr.state}; decisions are final.")
+    transition(enr, S.APPROVED if decision == "approve" else S.REJECTED)
+    enr.decided_at = utcnow()
+    review = Review(enrollment_id=enr.id, reviewer_id=reviewer.id, decision=decision, reason=reason)
+    session.add(review)
+    session.flush()
+    return review
+
+
+def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: int, reason: str,
+           to: S = S.REVOKED) -> dict:
+    """Withdraws a subject's likeness: the approved enrollment becomes revoked (or expired), their
+    consents end, queued and running generation jobs are cancelled, outputs are marked revoked and
+    deleted, and the subject's data key is destroyed, so none of their media can be read again.
+    The subject may do it themselves; otherwise only an admin, or the system (actor None) when
+    consent expires."""
+    if actor is not None and actor.id != subject_id and not actor.has_role(Role.ADMIN):
+        raise Forbidden("Only the person or an admin can revoke.")
+    now = utcnow()
+    enrollments = session.scalars(sa.select(Enrollment).where(
+        Enrollment.user_id == subject_id, Enrollment.state.notin_([S.REVOKED.value, S.REJECTED.value, S.EXPIRED.value]))).all()
+    for enr in enrollments:
+        if enr.state == S.APPROVED.value:
+            transition(enr, to)
+        else:  # not yet approved: withdrawing ends it as rejected by the subject
+            enr.state = S.REJECTED.value if to == S.REVOKED else to.value
+        enr.revoked_at = now
+        if actor is None or actor.id != subject_id:
+            session.add(Review(enrollment_id=enr.id, reviewer_id=actor.id if actor else None, decision="revoke",
+                               reason=reason))
+    session.execute(sa.update(Consent).where(Consent.user_id == subject_id, Consent.revoked_at.is_(None))
+                    .values(revoked_at=now))
+    cancelled = session.execute(sa.update(Job).where(
+        Job.subject_id == subject_id, Job.state == JobState.QUEUED.value).values(
+        state=JobState.CANCELLED.value, cancel_requested=True, finished_at=now, message="cancelled: consent revoked")).rowcount
+    stopping = session.execute(sa.update(Job).where(
+        Job.subject_id == subject_id, Job.state == JobState.RUNNING.value).values(cancel_requested=True)).rowcount
+    revoked_outputs = session.execute(sa.update(Generation).where(
+        Generation.subject_id == subject_id, Generation.revoked_at.is_(None)).values(revoked_at=now)).rowcount
+    shredded = media.shred_subject(session, subject_id)
+    session.flush()
+    return {"enrollments": len(enrollments), "jobs_cancelled": cancelled, "jobs_stopping": stopping,
+            "outputs_revoked": revoked_outputs, "media_shredded": shredded}
+
+
+def expire_consents(session: Session, media: MediaStore) -> list[int]:
+    """Revokes (as expired) every subject whose consent has run out. Returns their ids."""
+    now = utcnow()
+    ids = session.scalars(sa.select(Consent.user_id).distinct().join(Enrollment, Enrollment.id == Consent.enrollment_id)
+                          .where(Consent.expires_at < now, Consent.revoked_at.is_(None),
+                                 Enrollment.state == S.APPROVED.value)).all()
+    for uid in ids:
+        revoke(session, media, None, uid, "consent expired", to=S.EXPIRED)
+    return list(ids)

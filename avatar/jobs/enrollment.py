@@ -1,0 +1,121 @@
+"""Enrollment jobs: verify a capture against its challenge; extend the voice with a read paragraph."""
+from __future__ import annotations
+
+import numpy as np
+
+
+from avatar.jobs.core import JobContext, PermanentJobError, job
+from avatar.store import audit
+from avatar.store.models import Enrollment, LivenessSession, MediaObject, User, VoiceProfile
+
+MEDIA_LIMITS_SECONDS = 90
+
+
+def _limits():
+    from avatar.analysis.media import Limits
+
+    return Limits(max_seconds=MEDIA_LIMITS_SECONDS, max_pixels=1920 * 1080)
+
+
+@job("enrollment.verify")
+def verify_enrollment_capture(ctx: JobContext) -> dict:
+    """Checks the uploaded capture against its issued challenge. The owner sees only pass/fail
+    and a hint; reviewers see the full report."""
+    from avatar.analysis.challenge import verify_capture
+    from avatar.analysis.face import aligned_face
+    from avatar.analysis.liveness import SAMPLE_FPS
+    from avatar.analysis.media import MediaError, MediaFile
+    from avatar.domain import DomainError
+    from avatar.domain import enrollment as rules
+
+    svc = ctx.services
+    ls_id = ctx.payload["liveness_session_id"]
+    with svc.db.session_scope() as s:
+        ls = s.get(LivenessSession, ls_id)
+        data = svc.media.get(s, s.get(MediaObject, ls.recording_media_id))
+        plan, code = dict(ls.plan), ls.code
+    ctx.progress(10, "reading the recording")
+    verdict = None
+    try:
+        with MediaFile(data, _limits()) as mf:
+            ctx.progress(20, "analysing face and voice")
+            frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
+        # browser recordings (MediaRecorder webm) carry no duration header: measure what decoded
+        with svc.db.session_scope() as s:
+            rules.check_freshness(s.get(LivenessSession, ls_id), len(frames) / SAMPLE_FPS)
+        verdict = verify_capture(frames, audio, plan, code)
+        failure = None if verdict.passed else verdict.hint
+        report = verdict.report()
+    except (MediaError, DomainError) as exc:
+        failure, report = str(exc), {"passed": False, "failures": [str(exc)]}
+    ctx.progress(85, "saving the result")
+    with svc.db.session_scope() as s:
+        ls = s.get(LivenessSession, ls_id)
+        enr = s.get(Enrollment, ls.enrollment_id)
+        user = s.get(User, enr.user_id)
+        if failure is None and verdict.face_template is not None:
+            ref = aligned_face(frames.images[verdict.reference_frame], verdict.signals.observations[verdict.reference_frame])
+            voiced = verdict.voiced if verdict.voiced is not None else np.zeros(0, np.float32)
+            rules.record_pass(s, svc.media, user, ls, report, verdict.face_template, rules.png_bytes(ref),
+                              verdict.voice_template, rules.wav_bytes(voiced) if voiced.size else None,
+                              voiced.size / 16000)
+            locked = False
+        else:
+            failure = failure or "Keep your face in the oval, in good light."
+            locked = rules.record_failure(s, user, ls, report)
+        user_id, enr_id = user.id, enr.id
+    audit.record(svc.db, "enrollment.capture_verified" if failure is None else "enrollment.capture_failed",
+                 actor_id=user_id, target_type="enrollment", target_id=enr_id,
+                 details={"liveness_session": ls_id, "failures": report.get("failures", []), "locked": locked})
+    if failure is not None:
+        return {"passed": False, "hint": failure, "locked": locked}
+    return {"passed": True, "hint": None}
+
+
+@job("enrollment.voice_extra")
+def add_paragraph_reading(ctx: JobContext) -> dict:
+    """Adds a read paragraph to the voice profile if it is the same speaker as the live capture."""
+    from avatar.analysis.media import MediaError, decode_audio
+    from avatar.analysis.voice import (
+        SPEAKER_MATCH_THRESHOLD, VoiceError, speaker_similarity, speaker_template, voice_activity, voiced_audio,
+    )
+    from avatar.domain.enrollment import wav_bytes
+    from avatar.store.templates import load_template, save_template
+
+    svc = ctx.services
+    with svc.db.session_scope() as s:
+        vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
+        upload = s.get(MediaObject, ctx.payload["media_id"])
+        data = svc.media.get(s, upload)
+        current = load_template(s, svc.media, vp.template_media_id)
+        ref_audio = decode_audio(svc.media.get(s, s.get(MediaObject, vp.reference_media_id)))
+    ctx.progress(20, "checking the voice")
+    try:
+        audio = decode_audio(data, _limits())
+        voiced = voiced_audio(audio, voice_activity(audio))
+        template = speaker_template(voiced)
+    except (MediaError, VoiceError) as exc:
+        raise PermanentJobError(str(exc)) from exc
+    sim = speaker_similarity(current, template)
+    if sim < SPEAKER_MATCH_THRESHOLD:
+        with svc.db.session_scope() as s:
+            svc.media.delete(s, s.get(MediaObject, ctx.payload["media_id"]))
+        audit.record(svc.db, "enrollment.voice_extra_refused", actor_id=ctx.owner_id, target_type="voice_profile",
+                     target_id=ctx.payload["voice_profile_id"])
+        return {"accepted": False, "hint": "This reading does not sound like the voice in your live capture."}
+    combined = np.concatenate([ref_audio, voiced])
+    new_template = speaker_template(combined)
+    with svc.db.session_scope() as s:
+        vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
+        old_t, old_r = s.get(MediaObject, vp.template_media_id), s.get(MediaObject, vp.reference_media_id)
+        vp.template_media_id = save_template(s, svc.media, vp.user_id, "voice_template", new_template).id
+        vp.reference_media_id = svc.media.put(s, vp.user_id, "voice_ref", wav_bytes(combined), "audio/wav").id
+        vp.voiced_seconds = round(combined.size / 16000, 2)
+        svc.media.delete(s, old_t)
+        svc.media.delete(s, old_r)
+        seconds = vp.voiced_seconds
+    audit.record(svc.db, "enrollment.voice_extra_added", actor_id=ctx.owner_id, target_type="voice_profile",
+                 target_id=ctx.payload["voice_profile_id"], details={"voiced_seconds": seconds})
+    return {"accepted": True, "voiced_seconds": seconds}
+
+

@@ -1,0 +1,47 @@
+"""Housekeeping jobs: audit chain verification, purge of expired media."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from avatar.jobs.core import JobContext, job
+from avatar.store import audit
+from avatar.store.db import utcnow
+from avatar.store.models import MediaObject
+
+
+@job("audit.verify")
+def verify_audit_chain(ctx: JobContext) -> dict:
+    ctx.progress(1, "checking the audit chain")
+    report = audit.verify_chain(ctx.services.db, progress=ctx.progress)
+    return report.as_dict()
+
+
+@job("media.purge_expired")
+def purge_expired_media(ctx: JobContext) -> dict:
+    """Deletes media whose expiry has passed (generated outputs are given one)."""
+    db, media = ctx.services.db, ctx.services.media
+    purged = 0
+    with db.session_scope() as s:
+        rows = s.scalars(sa.select(MediaObject).where(
+            MediaObject.expires_at < utcnow(), MediaObject.deleted_at.is_(None))).all()
+        for i, obj in enumerate(rows):
+            media.delete(s, obj)
+            purged += 1
+            if i % 20 == 0:
+                ctx.progress(int(100 * i / max(1, len(rows))), f"{i}/{len(rows)} purged")
+    if purged:
+        audit.record(db, "media.purged", details={"count": purged})
+    return {"purged": purged}
+
+
+@job("consent.expire")
+def expire_consents_job(ctx: JobContext) -> dict:
+    """Revokes, as expired, every approved likeness whose consent has run out (periodic)."""
+    from avatar.domain.review import expire_consents
+
+    with ctx.services.db.session_scope() as s:
+        ids = expire_consents(s, ctx.services.media)
+    for uid in ids:
+        audit.record(ctx.services.db, "enrollment.expired", target_type="user", target_id=uid,
+                     details={"reason": "consent expired"})
+    return {"expired": ids}

@@ -1,0 +1,35 @@
+"""The process's long-lived objects, built once from a Config, shared by web, jobs and CLI."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from avatar.config import Config
+from avatar.store.blobs import FilesystemBlobs, S3Blobs
+from avatar.store.crypto import Keyring
+from avatar.store.db import Database
+from avatar.store.media import MediaStore
+
+
+class Services:
+    def __init__(self, config: Config):
+        self.config = config
+        self.db = Database(config.DATABASE_URL)
+        self.runner = None  # set by jobs.runners.start_runner()
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        return Keyring(self.config.master_key())
+
+    @cached_property
+    def media(self) -> MediaStore:
+        cfg = self.config
+        if cfg.MEDIA_BACKEND == "s3":
+            blobs = S3Blobs(cfg.S3_BUCKET, cfg.S3_ENDPOINT_URL, cfg.S3_REGION, cfg.S3_ACCESS_KEY, cfg.S3_SECRET_KEY)
+        else:
+            blobs = FilesystemBlobs(cfg.MEDIA_PATH)
+        return MediaStore(blobs, self.keyring)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self.db.dispose()

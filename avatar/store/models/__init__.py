@@ -1,0 +1,23 @@
+"""Typed SQLAlchemy models. Import from here: `from avatar.store.models import User`."""
+from avatar.store.models.accounts import ApiToken, Role, User
+from avatar.store.models.audit import AuditEvent
+from avatar.store.models.enrollment import (
+    Consent,
+    Enrollment,
+    EnrollmentState,
+    FaceProfile,
+    LivenessSession,
+    Review,
+    VoiceProfile,
+)
+from avatar.store.models.generation import Generation
+from avatar.store.models.jobs import Job, JobState
+from avatar.store.models.media import MediaObject, SubjectKey
+from avatar.store.models.protected import ProtectedPerson, ProtectedTemplate
+
+__all__ = [
+    "ApiToken", "AuditEvent", "Consent", "Enrollment", "EnrollmentState", "FaceProfile",
+    "Generation", "Job", "JobState", "LivenessSession", "MediaObject", "ProtectedPerson", "ProtectedTemplate",
+    "Review", "Role",
+    "SubjectKey", "User", "VoiceProfile",
+]

@@ -1,0 +1,26 @@
+"""Web layer: blueprints (thin), security wiring, error pages."""
+from __future__ import annotations
+
+from flask import Flask
+
+from avatar.web.security import init_security
+
+
+def init_web(app: Flask) -> None:
+    from avatar.web import admin, api, auth, enroll, errors, health, main, review
+
+    init_security(app)
+    errors.init_errors(app)
+    for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp):
+        app.register_blueprint(bp)
+
+    @app.teardown_appcontext
+    def _remove_session(exc):
+        services(app).db.session.remove()
+
+
+def services(app=None):
+    """The Services object of the current (or given) app."""
+    from flask import current_app
+
+    return (app or current_app).extensions["avatar"]

@@ -1,0 +1,194 @@
+"""Enrollment: live capture with a server-issued challenge, optional paragraph, consent, submission."""
+from __future__ import annotations
+
+import random
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from avatar.analysis.media import Limits, MediaError, MediaFile
+from avatar.domain import DomainError
+from avatar.domain import enrollment as rules
+from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.guard import screen
+from avatar.jobs import enqueue
+from avatar.store.models import FaceProfile, LivenessSession, VoiceProfile
+from avatar.store.templates import load_template
+from avatar.web import services
+from avatar.web.forms import ConsentForm
+from avatar.web.security import audit_event, client_ip
+
+bp = Blueprint("enroll", __name__)
+UPLOAD_LIMITS = Limits(max_seconds=90, max_pixels=1920 * 1080)
+
+
+def _rng() -> random.Random | None:
+    """A seeded generator only where the test-only setting allows it (see Config)."""
+    seed = current_app.config["AVATAR"].CHALLENGE_SEED
+    return random.Random(seed) if seed is not None else None
+
+
+@bp.get("/enroll")
+@login_required
+def overview():
+    """Where the user's enrollment stands and what to do next."""
+    db = services().db
+    enr = rules.current_enrollment(db.session, current_user.id)
+    voice = face = None
+    if enr is not None:
+        face = db.session.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
+        voice = db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+    return render_template("enroll/overview.html", enrollment=enr, face=face, voice=voice,
+                           min_voice=rules.MIN_VOICE_SECONDS)
+
+
+@bp.get("/enroll/capture")
+@login_required
+def capture():
+    """The capture page; the challenge itself is fetched by its script (POST /api/enroll/sessions)."""
+    return render_template("enroll/capture.html")
+
+
+@bp.post("/api/enroll/sessions")
+@login_required
+def new_session():
+    """Issues a random challenge: ordered actions with their windows, a 6-digit code, the statement.
+    The nonce expires in 3 minutes and is single use."""
+    db = services().db
+    ls = rules.start(db.session, current_user, current_app.config["AVATAR"].SERVICE_NAME, _rng())
+    audit_event("enrollment.challenge_issued", target_type="enrollment", target_id=ls.enrollment_id,
+                details={"liveness_session": ls.id})
+    return jsonify({"nonce": ls.nonce, "plan": ls.plan, "code": ls.code, "statement": ls.statement,
+                    "expires_at": ls.expires_at.isoformat() + "Z"}), 201
+
+
+def _read_upload(field: str) -> bytes:
+    f = request.files.get(field)
+    if f is None:
+        abort(400, f"Send the file as multipart form field '{field}'.")
+    data = f.read()
+    if not data:
+        abort(400, "The uploaded file is empty.")
+    return data
+
+
+def _check_upload(data: bytes, video: bool) -> None:
+    """400 unless the upload decodes: a video with sound (video=True) or anything with sound."""
+    try:
+        with MediaFile(data, UPLOAD_LIMITS) as mf:
+            if video and (not mf.probe.has_video or mf.probe.is_image):
+                raise MediaError("the upload is not a video")
+            if not mf.probe.has_audio:
+                raise MediaError("the recording has no audio track; allow the microphone" if video
+                                 else "the upload has no sound")
+    except MediaError as exc:
+        abort(400, f"Unusable {'recording' if video else 'audio'}: {exc}.")
+
+
+@bp.post("/api/enroll/sessions/<nonce>/recording")
+@login_required
+def upload_recording(nonce: str):
+    """Accepts the recording for a challenge once: checks it is a readable video with sound,
+    stores it encrypted and queues its verification. The result is polled at /api/jobs/<id>."""
+    data = _read_upload("recording")
+    _check_upload(data, video=True)
+    svc = services()
+    db = svc.db
+    ls = rules.claim_session(db.session, current_user, nonce)
+    rec = svc.media.put(db.session, current_user.id, "evidence", data, request.files["recording"].mimetype or "video/webm")
+    ls.recording_media_id = rec.id
+    db.session.commit()
+    job_id = enqueue(svc, "enrollment.verify", {"liveness_session_id": ls.id}, owner_id=current_user.id,
+                     subject_id=current_user.id, max_attempts=2)
+    db.session.execute(sa.update(LivenessSession).where(LivenessSession.id == ls.id).values(job_id=job_id))
+    audit_event("enrollment.capture_uploaded", target_type="enrollment", target_id=ls.enrollment_id,
+                details={"liveness_session": ls.id, "bytes": len(data), "job": job_id})
+    return jsonify({"job_id": job_id, "status_url": url_for("api.job_status", job_id=job_id)}), 202
+
+
+@bp.post("/api/enroll/paragraph")
+@login_required
+def upload_paragraph():
+    """An extra reading of the shown paragraph, to reach enough speech for the voice profile.
+    Accepted only if it is the voice of the live capture."""
+    data = _read_upload("audio")
+    _check_upload(data, video=False)
+    svc = services()
+    db = svc.db
+    enr = rules.current_enrollment(db.session, current_user.id)
+    vp = enr and db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+    if vp is None or enr.state != "captured":
+        abort(409, "Complete the live capture (with your voice) first.")
+    up = svc.media.put(db.session, current_user.id, "evidence", data, request.files["audio"].mimetype or "audio/webm")
+    db.session.commit()
+    job_id = enqueue(svc, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": up.id},
+                     owner_id=current_user.id, subject_id=current_user.id, max_attempts=1)
+    audit_event("enrollment.voice_extra_uploaded", target_type="enrollment", target_id=enr.id, details={"job": job_id})
+    return jsonify({"job_id": job_id}), 202
+
+
+@bp.route("/enroll/consent", methods=["GET", "POST"])
+@login_required
+def consent():
+    """Granular consent (face / voice, purposes, expiry) on the exact versioned text, then the
+    likeness guard, then submission for review."""
+    svc = services()
+    db = svc.db
+    enr = rules.current_enrollment(db.session, current_user.id)
+    if enr is None or enr.state != "captured":
+        flash("Complete the live capture first.", "error")
+        return redirect(url_for("enroll.overview"))
+    form = ConsentForm()
+    if form.validate_on_submit():
+        scopes = [s for s, on in (("face", form.face.data), ("voice", form.voice.data)) if on]
+        purposes = [p for p in PURPOSES_LABELS if getattr(form, p).data]
+        try:
+            c = rules.give_consent(db.session, current_user, current_app.config["AVATAR"].SERVICE_NAME, scopes,
+                                   purposes, form.days.data or 365, client_ip(), request.user_agent.string)
+            face = db.session.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
+            voice = db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+            result = screen(db.session, svc.media, current_user.id,
+                            load_template(db.session, svc.media, face.template_media_id) if "face" in scopes else None,
+                            load_template(db.session, svc.media, voice.template_media_id) if "voice" in scopes and voice else None,
+                            backend=current_app.config["AVATAR"].GUARD_BACKEND)
+            rules.submit(db.session, current_user, result)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return _consent_page(form, exc.status)
+        audit_event("enrollment.consented", target_type="consent", target_id=c.id,
+                    details={"scopes": c.scopes, "purposes": c.purposes, "expires_at": c.expires_at.isoformat(),
+                             "text_sha256": c.text_sha256})
+        audit_event("enrollment.submitted", target_type="enrollment", target_id=enr.id,
+                    details={"guard_blocked": result["blocked"]})
+        if result["blocked"]:
+            flash("Your likeness resembles someone already enrolled or protected. A reviewer will look at it.", "error")
+        else:
+            flash("Thank you. Your enrollment is waiting for review.", "info")
+        return redirect(url_for("enroll.overview"))
+    return _consent_page(form, 400 if request.method == "POST" else 200)
+
+
+def _consent_page(form, status):
+    """The form with the exact text that will be recorded (for the default choices; the stored
+    text names exactly the choices ticked)."""
+    from datetime import timedelta
+
+    from avatar.store.db import utcnow
+
+    text = rules.consent_text(current_user, current_app.config["AVATAR"].SERVICE_NAME, ["face", "voice"],
+                              ["personal"], utcnow() + timedelta(days=365))
+    return render_template("enroll/consent.html", form=form, text=text), status
+
+
+@bp.get("/api/enroll/status")
+@login_required
+def status():
+    enr = rules.current_enrollment(services().db.session, current_user.id)
+    if enr is None:
+        return jsonify({"state": None})
+    return jsonify({"state": enr.state, "flags": enr.flags if enr.state != "submitted" else [],
+                    "submitted_at": enr.submitted_at.isoformat() + "Z" if enr.submitted_at else None})
+
+

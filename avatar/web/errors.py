@@ -1,0 +1,82 @@
+"""Error pages: JSON for /api/ and JSON clients, HTML otherwise. Never a stack trace."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from avatar.domain import DomainError
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request was not valid.",
+    403: "You do not have access to this page.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "The upload is too large.",
+    429: "Too many requests; slow down.",
+    500: "Something went wrong on our side. Nothing you submitted was half-saved.",
+    503: "The service is temporarily unavailable; try again shortly.",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def render_error(status: int, message: str | None = None):
+    message = message or MESSAGES.get(status, "Error.")
+    if wants_json():
+        resp = jsonify({"error": message, "status": status})
+    else:
+        resp = render_template("error.html", status=status, message=message)
+    return resp, status
+
+
+def init_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(exc):
+        return render_error(400, f"Security token missing or invalid ({exc.description}). Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        message = None
+        if exc.code == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+            message = f"The upload is too large: the limit is {limit // (1024 * 1024)} MB."
+        elif exc.description and exc.description != type(exc).description:
+            message = exc.description
+        resp = render_error(exc.code or 500, message)
+        if exc.code == 429 and getattr(g, "retry_after", None):
+            body, status = resp
+            return body, status, {"Retry-After": str(g.retry_after)}
+        return resp
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        app.extensions["avatar"].db.session.rollback()
+        return render_error(exc.status, str(exc))
+
+    from avatar.jobs.runners import RunnerUnavailable
+
+    @app.errorhandler(RunnerUnavailable)
+    def _queue_down(exc):
+        # the job row (and any upload) was committed before the broker was called: nothing is lost
+        return render_error(503, "Your request is saved, but the job queue is unreachable right now; "
+                                 "it will be processed when the queue is back.")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        try:
+            app.extensions["avatar"].db.session.rollback()
+        except Exception:  # noqa: BLE001
+            pass
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            return render_error(503, "The database is unavailable; nothing was saved. Try again shortly.")
+        return render_error(500)

@@ -1,0 +1,177 @@
+"""Reviewer queue and decisions; revocation by the subject (one click) or an admin."""
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from avatar.domain import DomainError
+from avatar.domain import evidence
+from avatar.domain import review as rules
+from avatar.store.media import MediaShredded
+from avatar.store.models import Enrollment, MediaObject, User
+from avatar.web import services
+from avatar.web.forms import DecisionForm, EmptyForm, PasswordConfirmForm, ReasonForm
+from avatar.web.security import audit_event, role_required
+
+bp = Blueprint("review", __name__)
+
+
+@bp.get("/review")
+@role_required("reviewer", "admin")
+def queue():
+    """Submitted enrollments, oldest first, with their flags."""
+    db = services().db
+    rows = [(e, db.session.get(User, e.user_id)) for e in rules.queue(db.session)]
+    return render_template("review/queue.html", rows=rows)
+
+
+@bp.route("/review/<int:enrollment_id>", methods=["GET", "POST"])
+@role_required("reviewer", "admin")
+def decide(enrollment_id: int):
+    """Approve or reject with a required reason; never one's own enrollment."""
+    db = services().db
+    enr = db.session.get(Enrollment, enrollment_id) or abort(404)
+    form = DecisionForm()
+    if form.validate_on_submit():
+        try:
+            r = rules.decide(db.session, current_user, enr.id, form.decision.data, form.reason.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return _evidence_page(enr, form, exc.status)
+        audit_event(f"review.{r.decision}", target_type="enrollment", target_id=enr.id, details={"reason": r.reason})
+        flash(f"Enrollment {enr.id}: {enr.state}.", "info")
+        return redirect(url_for("review.queue"), 303)
+    return _evidence_page(enr, form, 400 if request.method == "POST" else 200)
+
+
+def _evidence_page(enr: Enrollment, form, status: int):
+    """The evidence, decrypted on the fly; the view is audited."""
+    svc = services()
+    db = svc.db
+    ls = evidence.last_capture(db.session, enr)
+    frames = []
+    if ls is not None:
+        try:
+            rec = evidence.recording_bytes(db.session, svc.media, ls)
+            frames = [{**f, "src": "data:image/jpeg;base64," + base64.b64encode(f["jpeg"]).decode()}
+                      for f in (evidence.key_frames(rec, ls.result) if rec else [])]
+        except MediaShredded:
+            frames = []
+    audit_event("review.viewed", target_type="enrollment", target_id=enr.id)
+    return render_template("review/decide.html", enrollment=enr, form=form, subject=db.session.get(User, enr.user_id),
+                           capture=ls, frames=frames, consent=evidence.consent_of(db.session, enr)), status
+
+
+def _capture_or_404(enrollment_id: int):
+    svc = services()
+    enr = svc.db.session.get(Enrollment, enrollment_id) or abort(404)
+    ls = evidence.last_capture(svc.db.session, enr) or abort(404)
+    return svc, enr, ls
+
+
+@bp.get("/review/<int:enrollment_id>/timeline.png")
+@role_required("reviewer", "admin")
+def timeline(enrollment_id: int):
+    _, enr, ls = _capture_or_404(enrollment_id)
+    return Response(evidence.timeline_png(ls.result or {}, ls.plan or {}), mimetype="image/png",
+                    headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/review/<int:enrollment_id>/statement.wav")
+@role_required("reviewer", "admin")
+def statement(enrollment_id: int):
+    svc, enr, ls = _capture_or_404(enrollment_id)
+    try:
+        rec = evidence.recording_bytes(svc.db.session, svc.media, ls) or abort(404)
+    except MediaShredded:
+        abort(410, "This person's media was destroyed.")
+    audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id, details={"media": "statement"})
+    return Response(evidence.statement_audio(rec, ls.plan or {}), mimetype="audio/wav", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/review/<int:enrollment_id>/guard-match.png")
+@role_required("reviewer", "admin")
+def guard_match(enrollment_id: int):
+    """The reference image of the identity the likeness guard matched."""
+    svc = services()
+    enr = svc.db.session.get(Enrollment, enrollment_id) or abort(404)
+    hit = (enr.guard or {}).get("face") or abort(404)
+    obj = svc.db.session.get(MediaObject, hit.get("reference_media_id") or 0) or abort(404)
+    try:
+        data = svc.media.get(svc.db.session, obj)
+    except MediaShredded:
+        abort(410, "The matched person's media was destroyed.")
+    audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id,
+                details={"media": "guard_match", "matched": hit.get("label")})
+    return Response(data, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/account/revoke")
+@login_required
+def revoke_own():
+    """One click: withdraws consent, stops and deletes generation, destroys the data key."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    svc = services()
+    out = rules.revoke(svc.db.session, svc.media, current_user, current_user.id, "withdrawn by the subject")
+    audit_event("enrollment.revoked", target_type="user", target_id=current_user.id, details={"by": "subject", **out})
+    flash("Your consent is withdrawn. Your face and voice data can no longer be used or read.", "info")
+    return redirect(url_for("main.account"), 303)
+
+
+@bp.get("/account/export")
+@login_required
+def export_own():
+    """Everything stored about the signed-in person: data.json and their media, decrypted."""
+    from avatar.domain.account_data import export_zip
+
+    svc = services()
+    data = export_zip(svc.db.session, svc.media, current_user)
+    audit_event("account.exported", target_type="user", target_id=current_user.id, details={"bytes": len(data)})
+    return Response(data, mimetype="application/zip", headers={
+        "Content-Disposition": "attachment; filename=avatar-my-data.zip", "Cache-Control": "no-store"})
+
+
+@bp.post("/account/delete")
+@login_required
+def delete_own():
+    """Deletes the account (password confirmation): revokes and destroys the likeness first."""
+    from flask import session as http_session
+    from flask_login import logout_user
+
+    from avatar.domain.account_data import delete_account
+
+    form = PasswordConfirmForm()
+    if not form.validate_on_submit():
+        abort(400, "Confirm with your password.")
+    svc = services()
+    uid = current_user.id
+    try:
+        pseudonym = delete_account(svc.db.session, svc.media, current_user, form.password.data)
+    except DomainError as exc:
+        svc.db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("main.account"), 303)
+    audit_event("account.deleted", actor_id=uid, target_type="user", target_id=uid, details={"pseudonym": pseudonym})
+    logout_user()
+    http_session.clear()
+    flash("Your account and your face and voice data are deleted.", "info")
+    return redirect(url_for("main.index"), 303)
+
+
+@bp.post("/admin/users/<int:user_id>/revoke")
+@role_required("admin")
+def revoke_user(user_id: int):
+    svc = services()
+    user = svc.db.session.get(User, user_id) or abort(404)
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400, "A reason is required.")
+    out = rules.revoke(svc.db.session, svc.media, current_user, user.id, form.reason.data)
+    audit_event("enrollment.revoked", target_type="user", target_id=user.id,
+                details={"by": "admin", "reason": form.reason.data, **out})
+    flash(f"Revoked the likeness of {user.email}.", "info")
+    return redirect(url_for("admin.users"), 303)

@@ -1,0 +1,74 @@
+"""Passive liveness: every real clip passes, every still attack fails with a reason."""
+import pytest
+
+from avatar.analysis.checks import passive_check_bytes
+from avatar.analysis.liveness import SAMPLE_FPS, av_sync, detect_events, identity_consistency, track
+from avatar.analysis.media import decode_clip
+from tests.media_factory import cut, encode_frames, frames_of, read_rgb, still_to_video, tmpdir
+
+REAL = ["d0", "d3", "d9", "d10", "d11", "d12", "d14", "d18", "d19"]
+STILLS = ["s1", "s7", "s9", "s11", "s22", "s25", "s42", "d19"]
+
+
+@pytest.fixture(scope="module")
+def work():
+    return tmpdir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", REAL)
+def test_real_clips_are_live(shared_data, clip):
+    r = passive_check_bytes((shared_data / "video" / f"{clip}.mp4").read_bytes())
+    assert r.live, r.as_dict()
+    assert r.score > 0.5
+
+
+@pytest.mark.parametrize("still", STILLS)
+def test_still_images_are_refused(shared_data, still):
+    r = passive_check_bytes((shared_data / "stills" / f"{still}.jpg").read_bytes())
+    assert not r.live and "still image" in r.reasons[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("still", STILLS)
+@pytest.mark.parametrize("motion", ["pan", "zoom", "shake", "print"])
+def test_stills_made_into_videos_are_refused(shared_data, work, still, motion):
+    clip = still_to_video(read_rgb(shared_data / "stills" / f"{still}.jpg"), work / f"{still}-{motion}.mp4",
+                          seconds=4, motion=motion)
+    r = passive_check_bytes(clip.read_bytes())
+    assert not r.live and r.reasons, r.as_dict()
+
+
+@pytest.mark.parametrize("still,cue", [("s25", "human face"), ("s22", "human face"), ("s11", "flat picture")])
+def test_attack_reasons_name_the_cue(shared_data, work, still, cue):
+    clip = still_to_video(read_rgb(shared_data / "stills" / f"{still}.jpg"), work / f"{still}-r.mp4", seconds=4)
+    r = passive_check_bytes(clip.read_bytes())
+    assert any(cue in reason for reason in r.reasons), r.reasons
+
+
+def test_events_of_a_clip_with_head_turns(shared_data):
+    frames, _, _ = decode_clip((shared_data / "video/d12.mp4").read_bytes(), fps=SAMPLE_FPS)
+    kinds = {e.kind for e in detect_events(track(frames))}
+    assert {"turn_left", "turn_right", "blink", "mouth_open"} <= kinds
+
+
+def test_spliced_clip_of_two_people_fails_identity(shared_data, work):
+    a = frames_of(shared_data / "video/d3.mp4", fps=25)[:75]
+    b = frames_of(shared_data / "video/d11.mp4", fps=25)[:75]
+    clip = encode_frames(a + b, work / "splice.mp4", fps=25)
+    frames, _, _ = decode_clip(clip.read_bytes(), fps=SAMPLE_FPS)
+    sig = track(frames)
+    ident = identity_consistency(frames, sig)
+    assert not ident["ok"] and ident["max_distance"] > 0.6
+    r = passive_check_bytes(clip.read_bytes())
+    assert not r.live and any("identity" in x for x in r.reasons)
+
+
+def test_lips_follow_their_own_speech_better_than_other_audio(shared_data, work):
+    own = cut(shared_data / "video/d9.mp4", work / "own.mp4", 0, 8)
+    frames, audio, _ = decode_clip(own.read_bytes(), fps=SAMPLE_FPS)
+    sig = track(frames)
+    _, other, _ = decode_clip((shared_data / "video/d10.mp4").read_bytes(), fps=SAMPLE_FPS)
+    matched = av_sync(sig, audio, 16000)
+    mismatched = av_sync(sig, other[: audio.size], 16000)
+    assert matched["corr"] > 0.3 and matched["corr"] > mismatched["corr"] + 0.15

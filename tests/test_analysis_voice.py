@@ -1,0 +1,96 @@
+"""Voice activity, speaker verification, spoken digit codes and speech quality on real speech."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from avatar.analysis.evaluation import eval_voices
+from avatar.analysis.media import decode_audio
+from avatar.analysis.voice import (
+    SR, VoiceError, edit_distance, same_speaker, speaker_consistency, speaker_similarity, speaker_template,
+    speech_quality, verify_code, voice_activity,
+)
+
+
+def utt(shared_data, speaker, k):
+    files = sorted((shared_data / "voices" / speaker).glob("*.flac"))
+    return decode_audio(files[k].read_bytes())
+
+
+@pytest.mark.slow
+def test_speaker_verification_eer_on_shared_speakers(shared_data):
+    r = eval_voices(shared_data / "voices")
+    assert r["eer"] <= 0.01 and r["speakers"] >= 100 and r["utterances"] >= 170
+
+
+def test_vad_finds_speech_and_not_silence(shared_data):
+    a = utt(shared_data, "1688", 0)
+    segs = voice_activity(a)
+    assert segs and sum(e - s for s, e in segs) > 0.5 * a.size / SR
+    assert voice_activity(np.zeros(SR * 3, np.float32)) == []
+    noise = np.random.default_rng(0).normal(0, 0.01, SR * 3).astype(np.float32)
+    assert sum(e - s for s, e in voice_activity(noise)) < 0.5
+
+
+def test_same_and_different_speakers(shared_data):
+    a, b = speaker_template(utt(shared_data, "1688", 0)), speaker_template(utt(shared_data, "1688", 1))
+    c = speaker_template(utt(shared_data, "2033", 0))
+    assert a.ndim == 2 and a.shape[1] == 256
+    assert same_speaker(a, b) and not same_speaker(a, c)
+    assert speaker_similarity(a, b) > speaker_similarity(a, c)
+
+
+def test_one_speaker_versus_two(shared_data):
+    one = np.concatenate([utt(shared_data, "1998", 0), utt(shared_data, "1998", 1)])
+    two = np.concatenate([utt(shared_data, "1998", 0), utt(shared_data, "2609", 1)])
+    r1 = speaker_consistency(one, voice_activity(one))
+    r2 = speaker_consistency(two, voice_activity(two))
+    assert r1["min_similarity"] > r2["min_similarity"] + 0.1
+    assert r1["one_speaker"] and not r2["one_speaker"]
+
+
+def test_too_little_speech_is_an_error():
+    with pytest.raises(VoiceError, match="silent"):
+        speaker_template(np.zeros(SR * 2, np.float32))
+    with pytest.raises(VoiceError, match="not enough speech"):
+        speaker_template(np.random.default_rng(0).normal(0, 0.1, SR // 2).astype(np.float32))
+
+
+def test_speech_quality(shared_data):
+    a = utt(shared_data, "2414", 0)
+    q = speech_quality(a, voice_activity(a))
+    assert q["voiced_seconds"] > 1 and q["snr_db"] > 10 and q["clipping"] < 0.001
+    clipped = np.clip(a * 50, -1, 1)
+    assert speech_quality(clipped, voice_activity(clipped))["clipping"] > 0.01
+
+
+def _code_audio(shared_data, code, speaker, rng):
+    import librosa
+
+    parts = [np.zeros(4000, np.float32)]
+    for c in code:
+        w, sr = sf.read(shared_data / "digits" / f"{c}_{speaker}_{rng.integers(10)}.wav", dtype="float32")
+        parts += [librosa.resample(w, orig_sr=sr, target_sr=SR), np.zeros(int(rng.integers(1600, 4800)), np.float32)]
+    a = np.concatenate(parts)
+    return a / np.abs(a).max() * 0.5
+
+
+def test_spoken_code_verification_accepts_true_and_refuses_other_codes(shared_data):
+    """Narrowband (8 kHz) single-digit recordings joined into 6-digit codes: the issued code is
+    accepted most of the time, a different random code (a replayed old capture) almost never."""
+    rng = np.random.default_rng(7)
+    hits = false_accepts = 0
+    n = 12
+    for k in range(n):
+        code = "".join(str(d) for d in rng.integers(0, 10, 6))
+        other = "".join(str(d) for d in rng.integers(0, 10, 6))
+        audio = _code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)
+        hits += verify_code(audio, code).ok
+        false_accepts += verify_code(audio, other).ok and edit_distance(code, other) > 3
+    assert hits / n >= 0.6
+    assert false_accepts == 0
+
+
+def test_edit_distance():
+    assert edit_distance("482193", "482193") == 0
+    assert edit_distance("482193", "48293") == 1
+    assert edit_distance("", "123") == 3

@@ -1,0 +1,177 @@
+"""Accounts and the web's security rules: registration, login, lockout, CSRF, roles, limits."""
+
+import pytest
+import sqlalchemy as sa
+
+from avatar.store.models import AuditEvent, Job, User
+from tests.conftest import STRONG_PASSWORD, csrf_token
+
+
+def _actions(services):
+    with services.db.session_scope() as s:
+        return s.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).all()
+
+
+def test_register_login_logout(client, auth, services):
+    resp = auth.register()
+    assert resp.status_code == 302
+    with services.db.session_scope() as s:
+        user = s.scalar(sa.select(User).where(User.email == "ada@example.org"))
+        assert user.password_hash.startswith("$argon2id$") and STRONG_PASSWORD not in user.password_hash
+        assert user.role == "user"
+    assert auth.login().status_code == 302
+    assert "ada@example.org" in client.get("/account").get_data(as_text=True)
+    assert auth.logout().status_code == 302
+    assert client.get("/account").status_code == 302  # back to login
+    assert _actions(services) == ["account.registered", "auth.login", "auth.logout"]
+
+
+def test_register_existing_email_is_refused(auth, services):
+    auth.register()
+    resp = auth.register(email="ADA@example.org ")
+    assert resp.status_code == 409 and b"already exists" in resp.data
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count(User.id))) == 1
+
+
+@pytest.mark.parametrize("password,message", [
+    ("short1!", b"at least 12"),
+    ("aaaaaaaaaaaaaaaa", b"too common"),
+    ("alllowercaseletters", b"two kinds"),
+    ("ada.lovelace-2024!", b"email"),
+])
+def test_weak_passwords_are_refused(auth, services, password, message):
+    resp = auth.register(email="ada.lovelace@example.org", password=password)
+    assert resp.status_code == 400 and message in resp.data
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@b", "<script>@x.org"])
+def test_bad_email_is_refused(auth, email):
+    assert auth.register(email=email).status_code == 400
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(auth):
+    auth.register()
+    a = auth.login(password="Wrong-password-123")
+    b = auth.login(email="nobody@example.org")
+    assert a.status_code == b.status_code == 400
+    assert b"Wrong email or password" in a.data and b"Wrong email or password" in b.data
+
+
+def test_lockout_after_repeated_failures(auth, services):
+    auth.register()
+    for _ in range(4):
+        assert auth.login(password="Wrong-password-123").status_code == 400
+    assert auth.login(password="Wrong-password-123").status_code == 429
+    locked = auth.login()  # even the right password is refused while locked
+    assert locked.status_code == 429 and b"Try again in" in locked.data
+    assert "auth.login_failed" in _actions(services)
+
+
+def test_login_rate_limit_per_client(app, auth):
+    app.extensions["avatar_login_limiter"].limit = 3
+    for _ in range(3):
+        auth.login(email="nobody@example.org")
+    assert auth.login(email="nobody@example.org").status_code == 429
+
+
+def test_forged_or_missing_csrf_token_is_refused(client, services):
+    csrf_token(client, "/auth/register")
+    data = {"email": "eve@example.org", "full_name": "Eve", "password": STRONG_PASSWORD, "confirm": STRONG_PASSWORD}
+    for token in (None, "forged-token"):
+        resp = client.post("/auth/register", data={**data, **({"csrf_token": token} if token else {})})
+        assert resp.status_code == 400 and b"Security token" in resp.data
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_oversized_body_gets_a_clear_413(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    resp = client.post("/auth/login", data={"email": "x" * 5000})
+    assert resp.status_code == 413 and b"too large" in resp.data
+    api = client.post("/api/jobs/1/cancel", data=b"x" * 5000, headers={"Accept": "application/json"})
+    assert api.status_code == 413 and "limit" in api.get_json()["error"]
+
+
+def test_roles_on_admin_routes(client, auth):
+    assert client.get("/admin/users").status_code == 302  # anonymous: to login
+    auth.create("user@example.org")
+    auth.create("rev@example.org", role="reviewer")
+    auth.create("boss@example.org", role="admin")
+    for email, status in (("user@example.org", 403), ("rev@example.org", 403), ("boss@example.org", 200)):
+        auth.login(email=email)
+        assert client.get("/admin/users").status_code == status
+        assert client.get("/admin/audit").status_code == status
+        auth.logout()
+
+
+def test_admin_changes_a_role_but_not_their_own(client, auth, services):
+    uid = auth.create("user@example.org")
+    boss = auth.create("boss@example.org", role="admin")
+    auth.login(email="boss@example.org")
+    token = csrf_token(client, "/admin/users")
+    assert client.post(f"/admin/users/{uid}/role", data={"role": "reviewer", "csrf_token": token}).status_code == 303
+    client.post(f"/admin/users/{boss}/role", data={"role": "user", "csrf_token": token})
+    with services.db.session_scope() as s:
+        assert s.get(User, uid).role == "reviewer" and s.get(User, boss).role == "admin"
+    assert client.post("/admin/users/99999/role", data={"role": "user", "csrf_token": token}).status_code == 404
+
+
+def test_another_users_job_is_404(client, auth, services):
+    owner = auth.create("owner@example.org")
+    auth.create("other@example.org")
+    with services.db.session_scope() as s:
+        job = Job(name="audit.verify", payload={}, owner_id=owner)
+        s.add(job)
+        s.flush()
+        job_id = job.id
+    auth.login(email="other@example.org")
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert client.get("/api/jobs/999999").status_code == 404
+    auth.logout()
+    auth.login(email="owner@example.org")
+    resp = client.get(f"/api/jobs/{job_id}")
+    assert resp.status_code == 200 and resp.get_json()["state"] == "queued"
+
+
+def test_security_headers_and_cookie_flags(client, auth):
+    resp = client.get("/")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    auth.register()
+    resp = auth.login()
+    cookie = resp.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
+
+
+def test_session_is_renewed_on_login(client, auth):
+    auth.register()
+    client.get("/auth/login")
+    before = client.get_cookie("avatar_session").value
+    auth.login()
+    assert client.get_cookie("avatar_session").value != before
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/x", "//evil.example", "/\\evil.example", "javascript:alert(1)"])
+def test_no_open_redirect_after_login(auth, target):
+    auth.register()
+    resp = auth.login(next_url=target)
+    assert resp.status_code == 302 and resp.headers["Location"] == "/"
+
+
+def test_same_site_next_is_followed(auth):
+    auth.register()
+    assert auth.login(next_url="/account").headers["Location"] == "/account"
+
+
+def test_names_are_escaped(client, auth):
+    refused = auth.register(name="Bob <script>alert(1)</script>")
+    assert refused.status_code == 400 and b"<script>alert" not in refused.data
+    resp = auth.register(email="bob@example.org", name="Bob \"quote' & amp")
+    assert resp.status_code == 302
+    auth.login(email="bob@example.org")
+    html = client.get("/account").get_data(as_text=True)
+    assert "Bob &#34;quote&#39; &amp; amp" in html

@@ -1,0 +1,49 @@
+import os
+import stat
+
+import pytest
+
+from avatar.config import Config, ConfigError
+
+
+def test_embedded_default_needs_no_variables(tmp_path):
+    cfg = Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path)})
+    assert cfg.DATABASE_URL == f"sqlite:///{tmp_path / 'avatar.db'}"
+    assert cfg.MEDIA_PATH == str(tmp_path / "media")
+    assert cfg.JOB_RUNNER == "threads"
+
+
+def test_secrets_are_generated_once_with_0600(tmp_path):
+    cfg = Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path)})
+    key1, master1 = cfg.secret_key(), cfg.master_key()
+    assert len(master1) == 32
+    for name in ("secret_key", "master.key"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+    assert cfg.secret_key() == key1 and cfg.master_key() == master1
+
+
+def test_loose_permissions_on_master_key_are_refused(tmp_path):
+    cfg = Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path)})
+    cfg.master_key()
+    os.chmod(tmp_path / "master.key", 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        cfg.master_key()
+
+
+def test_environment_overrides_and_bad_values(tmp_path):
+    env = {"AVATAR_INSTANCE_PATH": str(tmp_path), "AVATAR_DATABASE_URL": "postgresql+psycopg://x@h/db",
+           "AVATAR_JOB_THREADS": "4", "AVATAR_SECURE_COOKIES": "no"}
+    cfg = Config.from_env(environ=env)
+    assert cfg.DATABASE_URL.startswith("postgresql") and cfg.JOB_THREADS == 4 and cfg.SECURE_COOKIES is False
+    with pytest.raises(ConfigError, match="AVATAR_JOB_THREADS"):
+        Config.from_env(environ={"AVATAR_JOB_THREADS": "many"})
+    with pytest.raises(ConfigError, match="BROKER_URL"):
+        Config.from_env(environ={"AVATAR_JOB_RUNNER": "celery"})
+    with pytest.raises(ConfigError, match="32 bytes"):
+        Config.from_env(environ={"AVATAR_MASTER_KEY": "c2hvcnQ="}).master_key()
+
+
+def test_instance_folder_is_private(tmp_path):
+    inst = tmp_path / "fresh" / "instance"
+    Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(inst)}).master_key()
+    assert stat.S_IMODE(os.stat(inst).st_mode) == 0o700

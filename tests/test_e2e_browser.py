@@ -1,0 +1,118 @@
+"""Enrollment in real headless Chromium: fake camera and microphone fed from files made from
+../shared/data (DESIGN.md), the page's own getUserMedia + MediaRecorder upload, the server's verdict."""
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from avatar.store.models import Enrollment
+from tests.conftest import STRONG_PASSWORD, make_app
+from tests.media_factory import FFMPEG
+from tests.test_enrollment_api import PLAN, SEED, attack_clips, media_dir, passing_clip  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    app = make_app(tmp_path, CHALLENGE_SEED=SEED, JOB_RUNNER="threads")
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{port}"
+    server.shutdown()
+    app.extensions["avatar"].close()
+
+
+def fake_devices(clip, out_dir):
+    """y4m video (640×480, 25 fps) and 48 kHz wav, as Chromium's fake capture devices want them."""
+    y4m, wav = out_dir / "camera.y4m", out_dir / "mic.wav"
+    subprocess.run(FFMPEG + ["-i", str(clip), "-vf", "scale=640:480", "-pix_fmt", "yuv420p", "-r", "25", str(y4m)],
+                   check=True, capture_output=True)
+    subprocess.run(FFMPEG + ["-i", str(clip), "-vn", "-ac", "1", "-ar", "48000", str(wav)], check=True, capture_output=True)
+    return y4m, wav
+
+
+def browser(y4m, wav, profile):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=1100,900"]:
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def register_and_login(driver, base, email):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 20)
+    driver.get(f"{base}/auth/register")
+    driver.find_element(By.NAME, "email").send_keys(email)
+    driver.find_element(By.NAME, "full_name").send_keys("Browser Person")
+    driver.find_element(By.NAME, "password").send_keys(STRONG_PASSWORD)
+    driver.find_element(By.NAME, "confirm").send_keys(STRONG_PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form.stack button").click()
+    wait.until(EC.url_contains("/auth/login"))
+    wait.until(EC.presence_of_element_located((By.NAME, "email"))).send_keys(email)
+    driver.find_element(By.NAME, "password").send_keys(STRONG_PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form.stack button").click()
+    wait.until(EC.presence_of_element_located((By.LINK_TEXT, "Enrollment")))
+
+
+def enroll_in_browser(base, clip, tmp_path, email):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    y4m, wav = fake_devices(clip, tmp_path)
+    driver = browser(y4m, wav, tmp_path / "profile")
+    try:
+        register_and_login(driver, base, email)
+        driver.get(f"{base}/enroll/capture")
+        driver.find_element(By.ID, "begin").click()
+        WebDriverWait(driver, PLAN["duration"] + 90).until(
+            EC.any_of(EC.presence_of_element_located((By.ID, "capture-passed")),
+                      EC.presence_of_element_located((By.CSS_SELECTOR, "#result[data-state=failed]"))))
+        driver.save_screenshot(str(tmp_path / "capture.png"))
+        return driver.find_element(By.ID, "result").text
+    finally:
+        driver.quit()
+
+
+def test_passing_enrollment_in_chromium(live_server, tmp_path, passing_clip, media_dir):
+    app, base = live_server
+    text = enroll_in_browser(base, media_dir / "pass.mp4", tmp_path, "browser@example.org")
+    assert "passed" in text, text
+    with app.extensions["avatar"].db.session_scope() as s:
+        assert s.scalar(sa.select(Enrollment.state)) == "captured"
+
+
+@pytest.mark.parametrize("attack,hint", [
+    ("still image", "oval"), ("another person's clip", "prompts"), ("wrong order", "prompts"),
+    ("missing code", "code"), ("silence", "statement"),
+])
+def test_failing_enrollments_in_chromium(live_server, tmp_path, attack_clips, attack, hint):
+    app, base = live_server
+    text = enroll_in_browser(base, attack_clips[attack], tmp_path, "attacker@example.org")
+    assert hint in text, text
+    with app.extensions["avatar"].db.session_scope() as s:
+        assert s.scalar(sa.select(Enrollment.state)) == "started"

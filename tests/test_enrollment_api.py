@@ -1,0 +1,275 @@
+"""Enrollment through the JSON API with uploaded files: a passing capture assembled from real
+footage for a seeded challenge, every bad input, attack captures, lockout and the likeness guard."""
+import io
+import random
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import soundfile as sf
+import sqlalchemy as sa
+
+from avatar.config import Config, ConfigError
+from avatar.domain.challenges import draw, schedule
+from avatar.jobs.core import execute
+from avatar.store.db import utcnow
+from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
+from tests.conftest import STRONG_PASSWORD, csrf_token, make_app
+from tests.media_factory import assemble_capture, digit_audio, encode_frames, frames_of, read_rgb, still_to_video, tmpdir
+
+FOOTAGE = "video/d12.mp4"  # one man: turns both ways, opens his mouth, smiles
+AVAILABLE = {"turn_left", "turn_right", "open_mouth", "smile"}
+
+
+def _seed() -> int:
+    return next(s for s in range(1000) if set(draw(random.Random(s))[0]) <= AVAILABLE)
+
+
+SEED = _seed()
+ACTIONS, CODE = draw(random.Random(SEED))
+PLAN = schedule(ACTIONS)
+
+
+@pytest.fixture(scope="module")
+def media_dir():
+    return tmpdir()
+
+
+@pytest.fixture(scope="module")
+def passing_clip(shared_data, media_dir):
+    return assemble_capture(PLAN, CODE, shared_data / FOOTAGE, shared_data / "digits", media_dir / "pass.mp4").read_bytes()
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path, CHALLENGE_SEED=SEED)
+    yield app
+    app.extensions["avatar"].close()
+
+
+def login(client, services, email="ada@example.org", name="Ada Lovelace"):
+    from avatar.domain.accounts import register
+
+    with services.db.session_scope() as s:
+        uid = register(s, email, name, STRONG_PASSWORD).id
+    token = csrf_token(client)
+    client.post("/auth/login", data={"email": email, "password": STRONG_PASSWORD, "csrf_token": token})
+    return uid
+
+
+def api_post(client, url, **kw):
+    token = csrf_token(client, "/enroll/capture")
+    return client.post(url, headers={"X-CSRFToken": token, "Accept": "application/json"}, **kw)
+
+
+def new_session(client):
+    resp = api_post(client, "/api/enroll/sessions")
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+def upload(client, nonce, data, name="capture.mp4", mimetype="video/mp4"):
+    return api_post(client, f"/api/enroll/sessions/{nonce}/recording",
+                    data={"recording": (io.BytesIO(data), name, mimetype)}, content_type="multipart/form-data")
+
+
+def backdate(services, nonce, seconds=30):
+    """The capture takes ~15 s to record: move the issue time back as a real client's would be."""
+    with services.db.session_scope() as s:
+        ls = s.scalar(sa.select(LivenessSession).where(LivenessSession.nonce == nonce))
+        ls.issued_at -= timedelta(seconds=seconds)
+
+
+def run_capture(client, services, data):
+    ch = new_session(client)
+    backdate(services, ch["nonce"])
+    resp = upload(client, ch["nonce"], data)
+    assert resp.status_code == 202, resp.get_json()
+    job_id = resp.get_json()["job_id"]
+    assert execute(services, job_id) == "succeeded"
+    return client.get(f"/api/jobs/{job_id}").get_json()["result"]
+
+
+def test_challenge_is_seeded_only_in_tests():
+    with pytest.raises(ConfigError, match="tests only"):
+        Config.from_env(environ={"AVATAR_CHALLENGE_SEED": "3"})
+    assert Config.from_env(environ={"AVATAR_CHALLENGE_SEED": "3", "AVATAR_TESTING": "1"}).CHALLENGE_SEED == 3
+
+
+def test_challenge_contents(client, services):
+    login(client, services)
+    ch = new_session(client)
+    assert [a["action"] for a in ch["plan"]["actions"]] == ACTIONS and ch["code"] == CODE
+    assert "Ada Lovelace" in ch["statement"] and " ".join(CODE) in ch["statement"]
+    assert 3 <= len(ch["plan"]["actions"]) <= 4 and len(ch["nonce"]) >= 32
+
+
+def test_unseeded_challenges_vary():
+    draws = {tuple(draw()[0]) for _ in range(30)}
+    codes = {draw()[1] for _ in range(30)}
+    assert len(draws) > 10 and len(codes) > 25
+
+
+@pytest.mark.slow
+def test_passing_capture_creates_profiles_from_the_capture(client, services, passing_clip):
+    uid = login(client, services)
+    result = run_capture(client, services, passing_clip)
+    assert result == {"passed": True, "hint": None}
+    with services.db.session_scope() as s:
+        enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == uid))
+        assert enr.state == "captured"
+        face = s.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
+        voice = s.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+        ref = services.media.get(s, s.get(MediaObject, face.reference_media_id))
+        assert ref.startswith(b"\x89PNG")
+        assert voice is not None and voice.voiced_seconds > 1
+        kinds = {m.kind for m in s.scalars(sa.select(MediaObject).where(MediaObject.subject_id == uid))}
+        assert {"evidence", "face_template", "face_ref", "voice_template", "voice_ref"} <= kinds
+        raw = services.media.blobs.read(s.get(MediaObject, face.reference_media_id).storage_key)
+        assert b"PNG" not in raw[:64]  # stored encrypted
+
+
+def test_bad_inputs(client, services, shared_data, app):
+    login(client, services)
+    ch = new_session(client)
+    video = (shared_data / "video/d12.mp4").read_bytes()
+    assert upload(client, "not-a-nonce", video).status_code == 404
+    r = upload(client, ch["nonce"], b"corrupt" * 500)
+    assert r.status_code == 400 and "Unusable recording" in r.get_json()["error"]
+    r = upload(client, ch["nonce"], (shared_data / "faces/img1.jpg").read_bytes(), "x.jpg", "image/jpeg")
+    assert r.status_code == 400 and "not a video" in r.get_json()["error"]
+    r = upload(client, ch["nonce"], (shared_data / "video/d0.mp4").read_bytes())
+    assert r.status_code == 400 and "no audio track" in r.get_json()["error"]
+    r = api_post(client, f"/api/enroll/sessions/{ch['nonce']}/recording", data={}, content_type="multipart/form-data")
+    assert r.status_code == 400 and "recording" in r.get_json()["error"]
+    app.config["MAX_CONTENT_LENGTH"] = 100_000
+    assert upload(client, ch["nonce"], video).status_code == 413
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    with services.db.session_scope() as s:  # none of the refused uploads consumed the nonce or left media
+        assert s.scalar(sa.select(LivenessSession.used_at).where(LivenessSession.nonce == ch["nonce"])) is None
+        assert s.scalar(sa.select(sa.func.count(MediaObject.id))) == 0
+    assert upload(client, ch["nonce"], video).status_code == 202
+    r = upload(client, ch["nonce"], video)
+    assert r.status_code == 409 and "already used" in r.get_json()["error"]
+
+
+def test_expired_session_and_someone_elses_nonce(client, services, shared_data):
+    login(client, services)
+    ch = new_session(client)
+    with services.db.session_scope() as s:
+        ls = s.scalar(sa.select(LivenessSession).where(LivenessSession.nonce == ch["nonce"]))
+        ls.expires_at = utcnow() - timedelta(seconds=1)
+    r = upload(client, ch["nonce"], (shared_data / "video/d12.mp4").read_bytes())
+    assert r.status_code == 400 and "expired" in r.get_json()["error"]
+    other = new_session(client)
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
+    login(client, services, "eve@example.org", "Eve Example")
+    r = upload(client, other["nonce"], (shared_data / "video/d12.mp4").read_bytes())
+    assert r.status_code == 404
+
+
+@pytest.fixture(scope="module")
+def attack_clips(shared_data, media_dir, passing_clip):
+    d = shared_data
+    silent = media_dir / "silent.wav"
+    sf.write(silent, np.zeros(16000 * 16, np.float32), 16000)
+    wrong_code = "".join(str((int(c) + 5) % 10) for c in CODE)
+    return {
+        "still image": still_to_video(read_rgb(d / "stills/s42.jpg"), media_dir / "still.mp4", seconds=PLAN["duration"],
+                                      motion="shake", audio=silent),
+        "another person's clip": _with_audio(d / "video/d10.mp4", media_dir / "other.mp4", PLAN["duration"]),
+        "wrong order": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "order.mp4",
+                                        shuffle_actions=True),
+        "missing code": assemble_capture(PLAN, wrong_code, d / FOOTAGE, d / "digits", media_dir / "code.mp4"),
+        "silence": encode_frames(frames_of(media_dir / "pass.mp4", fps=25), media_dir / "silence.mp4", 25, audio=silent),
+    }
+
+
+def _with_audio(src, out, seconds):
+    from tests.media_factory import cut
+
+    return cut(src, out, 0, seconds, size=512)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack,hint", [
+    ("still image", "oval"), ("another person's clip", "prompts"), ("wrong order", "prompts"),
+    ("missing code", "code"), ("silence", "statement"),
+])
+def test_failing_captures_get_a_hint_not_scores(client, services, attack_clips, passing_clip, attack, hint):
+    login(client, services)
+    result = run_capture(client, services, attack_clips[attack].read_bytes())
+    assert result["passed"] is False and hint in result["hint"] and set(result) == {"passed", "hint", "locked"}
+
+
+def test_five_failures_in_three_minutes_lock_enrolling(client, services):
+    from avatar.domain import TooManyAttempts
+    from avatar.domain import enrollment as rules
+
+    uid = login(client, services)
+    with services.db.session_scope() as s:
+        user = s.get(User, uid)
+        for k in range(5):
+            ls = rules.start(s, user, "Avatar")
+            ls.used_at = utcnow()
+            locked = rules.record_failure(s, user, ls, {"failures": ["test"]})
+        assert locked and user.enroll_locked_until > utcnow() + timedelta(minutes=29)
+        with pytest.raises(TooManyAttempts):
+            rules.start(s, user, "Avatar")
+    r = api_post(client, "/api/enroll/sessions")
+    assert r.status_code == 429 and "try again" in r.get_json()["error"]
+
+
+def _consent(client, face=True, voice=False):
+    token = csrf_token(client, "/enroll/consent")
+    data = {"csrf_token": token, "personal": "y", "days": "365"}
+    if face:
+        data["face"] = "y"
+    if voice:
+        data["voice"] = "y"
+    return client.post("/enroll/consent", data=data)
+
+
+@pytest.mark.slow
+def test_guard_blocks_a_face_that_belongs_to_another_account(client, services, passing_clip):
+    a = login(client, services, "first@example.org", "First Person")
+    assert run_capture(client, services, passing_clip)["passed"]
+    assert _consent(client, voice=True).status_code == 400  # too little speech for a voice
+    assert _consent(client).status_code == 302
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
+    b = login(client, services, "second@example.org", "Second Person")
+    assert run_capture(client, services, passing_clip)["passed"]
+    assert _consent(client).status_code == 302
+    with services.db.session_scope() as s:
+        first = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == a))
+        second = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == b))
+        assert first.state == second.state == "submitted"
+        assert not first.guard["blocked"]
+        assert second.guard["blocked"] and second.guard["face"]["owner_id"] == a
+        assert second.guard["face"]["label"] == "First Person" and "guard_match" in second.flags
+
+
+@pytest.mark.slow
+def test_paragraph_reading_extends_the_voice_only_for_the_same_speaker(client, services, passing_clip, shared_data,
+                                                                       media_dir):
+    uid = login(client, services)
+    assert run_capture(client, services, passing_clip)["passed"]
+    same = np.concatenate([np.concatenate([digit_audio(shared_data / "digits", str(d % 10), "george", take=t),
+                                           np.zeros(2000, np.float32)]) for t in range(3) for d in range(10)])
+    other = (shared_data / "voices/1688/1688-142285-0000.flac").read_bytes()
+    buf = io.BytesIO()
+    sf.write(buf, same, 16000, format="WAV")
+
+    def send(data, name):
+        r = api_post(client, "/api/enroll/paragraph", data={"audio": (io.BytesIO(data), name, "audio/wav")},
+                     content_type="multipart/form-data")
+        assert r.status_code == 202, r.get_json()
+        execute(services, r.get_json()["job_id"])
+        return client.get(f"/api/jobs/{r.get_json()['job_id']}").get_json()["result"]
+
+    assert send(other, "other.flac")["accepted"] is False
+    res = send(buf.getvalue(), "same.wav")
+    assert res["accepted"] is True and res["voiced_seconds"] >= 10
+    assert _consent(client, voice=True).status_code == 302
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(Enrollment.state).where(Enrollment.user_id == uid)) == "submitted"

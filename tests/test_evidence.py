@@ -1,0 +1,86 @@
+"""The reviewer's evidence page: plot, key frames, statement audio, guard match image, all audited;
+and the page rendered in headless Chromium (screenshot)."""
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+from avatar.store.models import AuditEvent, Enrollment
+from tests.conftest import STRONG_PASSWORD, csrf_token
+from tests.test_enrollment_api import (  # noqa: F401 - fixtures
+    SEED, _consent, app, login, media_dir, passing_clip, run_capture,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def reviewed(client, services, passing_clip):
+    """Two accounts enrolled with the same capture: the second is flagged by the guard."""
+    from avatar.domain.accounts import register
+    from avatar.store.models import Role
+
+    login(client, services, "first@example.org", "First Person")
+    assert run_capture(client, services, passing_clip)["passed"] and _consent(client).status_code == 302
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
+    b = login(client, services, "second@example.org", "Second Person")
+    assert run_capture(client, services, passing_clip)["passed"] and _consent(client).status_code == 302
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
+    with services.db.session_scope() as s:
+        register(s, "rev@example.org", "Re Viewer", STRONG_PASSWORD, role=Role.REVIEWER)
+        enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == b)).id
+    client.post("/auth/login", data={"email": "rev@example.org", "password": STRONG_PASSWORD,
+                                     "csrf_token": csrf_token(client)})
+    return enr
+
+
+def test_evidence_page_and_media(client, services, reviewed):
+    enr = reviewed
+    page = client.get(f"/review/{enr}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "MATCH" in html and "First Person" in html and "guard_match" in html
+    assert html.count("data:image/jpeg;base64,") >= 3  # one key frame per issued action
+    assert "SHA-256" in html and "code issued" in html
+    png = client.get(f"/review/{enr}/timeline.png")
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG") and len(png.data) > 20_000
+    wav = client.get(f"/review/{enr}/statement.wav")
+    assert wav.status_code == 200 and wav.data[:4] == b"RIFF"
+    ref = client.get(f"/review/{enr}/guard-match.png")
+    assert ref.status_code == 200 and ref.data.startswith(b"\x89PNG")
+    with services.db.session_scope() as s:
+        actions = s.scalars(sa.select(AuditEvent.action).where(AuditEvent.target_id == enr)).all()
+    assert "review.viewed" in actions and actions.count("review.media_viewed") == 2
+
+
+@pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")
+def test_evidence_page_renders_in_chromium(app, client, services, reviewed, tmp_path):
+    import threading
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from werkzeug.serving import make_server
+
+    from tests.test_e2e_browser import _free_port, browser
+
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    driver = browser("/dev/null", "/dev/null", tmp_path / "profile")
+    try:
+        driver.get(f"{base}/auth/login")
+        driver.find_element(By.NAME, "email").send_keys("rev@example.org")
+        driver.find_element(By.NAME, "password").send_keys(STRONG_PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "form.stack button").click()
+        WebDriverWait(driver, 20).until(lambda d: "Review" in d.page_source)
+        driver.get(f"{base}/review/{reviewed}")
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("const i=document.getElementById('timeline'); return i && i.complete && i.naturalWidth > 0"))
+        shot = tmp_path / "evidence.png"
+        driver.set_window_size(1100, 2200)
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 50_000
+        shutil.copy(shot, "/tmp/evidence-page.png")
+    finally:
+        driver.quit()
+        server.shutdown()

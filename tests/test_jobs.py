@@ -1,0 +1,148 @@
+"""The job API and the in-process thread runner: progress, retries, cancel, crash recovery."""
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from avatar.jobs import JobContext, enqueue, job, request_cancel
+from avatar.jobs.core import PermanentJobError, execute, recover_stale
+from avatar.jobs.runners import ThreadRunner
+from avatar.store.db import utcnow
+from avatar.store.models import Job
+
+CALLS: dict[str, int] = {}
+GATE = threading.Event()
+
+
+@job("test.steps")
+def steps_job(ctx: JobContext):
+    for i in range(1, 5):
+        ctx.progress(i * 25, f"step {i}")
+    return {"sum": sum(ctx.payload["values"])}
+
+
+@job("test.flaky")
+def flaky_job(ctx: JobContext):
+    CALLS["flaky"] = CALLS.get("flaky", 0) + 1
+    if ctx.attempt < 2:
+        raise RuntimeError("transient")
+    return {"attempt": ctx.attempt}
+
+
+@job("test.bad_input")
+def bad_input_job(ctx: JobContext):
+    raise PermanentJobError("the upload has no audio track")
+
+
+@job("test.wait_for_gate")
+def gated_job(ctx: JobContext):
+    while not GATE.wait(0.05):
+        ctx.progress(10, "waiting")
+    return {}
+
+
+@job("test.silent_wait")
+def silent_job(ctx: JobContext):
+    """Reports no progress while it waits: only the heartbeat keeps its lease."""
+    GATE.wait(30)
+    return {}
+
+
+def _wait(services, job_id, states=("succeeded", "failed", "cancelled"), timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        with services.db.session_scope() as s:
+            row = s.get(Job, job_id)
+            if row.state in states:
+                return row
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stuck in {row.state}")
+
+
+@pytest.fixture
+def threaded(services):
+    services.runner = ThreadRunner(services, threads=2, poll_seconds=0.2).start()
+    yield services
+    GATE.set()
+    services.runner.stop()
+    services.runner = None
+    GATE.clear()
+
+
+def test_job_runs_with_progress_and_result(threaded):
+    job_id = enqueue(threaded, "test.steps", {"values": [1, 2, 3]}, owner_id=None)
+    row = _wait(threaded, job_id)
+    assert row.state == "succeeded" and row.progress == 100 and row.result == {"sum": 6}
+
+
+def test_transient_failure_is_retried(threaded):
+    row = _wait(threaded, enqueue(threaded, "test.flaky", {}))
+    assert row.state == "succeeded" and row.attempts == 2
+
+
+def test_permanent_failure_fails_at_once_with_message(threaded):
+    row = _wait(threaded, enqueue(threaded, "test.bad_input", {}))
+    assert row.state == "failed" and row.attempts == 1 and "no audio track" in row.error
+
+
+def test_cancel_running_and_queued(services):
+    services.runner = None
+    queued = enqueue(services, "test.steps", {"values": []})
+    assert request_cancel(services, queued)
+    with services.db.session_scope() as s:
+        assert s.get(Job, queued).state == "cancelled"
+    assert execute(services, queued) is None  # a cancelled job is never claimed
+
+    services.runner = ThreadRunner(services, threads=1, poll_seconds=0.2).start()
+    try:
+        running = enqueue(services, "test.wait_for_gate", {})
+        _wait(services, running, states=("running",))
+        assert request_cancel(services, running)
+        assert _wait(services, running).state == "cancelled"
+    finally:
+        services.runner.stop()
+        services.runner = None
+
+
+def test_job_of_a_dead_worker_is_requeued_then_run(threaded):
+    """A job left 'running' by a process that died (lease expired) runs again after a restart."""
+    with threaded.db.session_scope() as s:
+        row = Job(name="test.steps", payload={"values": [5]}, state="running", attempts=1,
+                  worker_id="dead-host:1", lease_until=utcnow() - timedelta(seconds=1))
+        s.add(row)
+        s.flush()
+        job_id = row.id
+    done = _wait(threaded, job_id)
+    assert done.state == "succeeded" and done.attempts == 2 and done.result == {"sum": 5}
+
+
+def test_dead_worker_on_last_attempt_fails_cleanly(services):
+    with services.db.session_scope() as s:
+        row = Job(name="test.steps", payload={"values": []}, state="running", attempts=3, max_attempts=3,
+                  worker_id="dead-host:1", lease_until=utcnow() - timedelta(seconds=1))
+        s.add(row)
+        s.flush()
+        job_id = row.id
+    assert recover_stale(services) == []
+    with services.db.session_scope() as s:
+        row = s.get(Job, job_id)
+        assert row.state == "failed" and "dead-host:1" in row.error
+
+
+def test_running_job_keeps_its_lease(threaded):
+    """The heartbeat renews the lease, so a slow but live job is not taken for dead."""
+    job_id = enqueue(threaded, "test.silent_wait", {})
+    _wait(threaded, job_id, states=("running",))
+    time.sleep(threaded.config.JOB_LEASE_SECONDS + 1)
+    assert recover_stale(threaded) == []
+    GATE.set()
+    assert _wait(threaded, job_id).state == "succeeded"
+
+
+def test_unknown_job_name_is_refused(services):
+    with pytest.raises(KeyError):
+        enqueue(services, "no.such.job", {})
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count(Job.id))) == 0
