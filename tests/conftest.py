@@ -75,7 +75,7 @@ def make_app(tmp_path: Path, **overrides):
         "TESTING": True,
         "JOB_RUNNER": "none",
         "JOB_POLL_SECONDS": 0.2,
-        "JOB_LEASE_SECONDS": 3,
+        "JOB_LEASE_SECONDS": 30,
         **overrides,
     }
     db_url = cfg.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'instance' / 'avatar.db'}"

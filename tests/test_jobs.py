@@ -11,6 +11,7 @@ from avatar.jobs.core import PermanentJobError, execute, recover_stale
 from avatar.jobs.runners import ThreadRunner
 from avatar.store.db import utcnow
 from avatar.store.models import Job
+from tests.conftest import make_app
 
 CALLS: dict[str, int] = {}
 GATE = threading.Event()
@@ -59,6 +60,14 @@ def _wait(services, job_id, states=("succeeded", "failed", "cancelled"), timeout
                 return row
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} stuck in {row.state}")
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A short lease, so that expiry and renewal show within a test."""
+    app = make_app(tmp_path, JOB_LEASE_SECONDS=3)
+    yield app
+    app.extensions["avatar"].close()
 
 
 @pytest.fixture
@@ -139,6 +148,21 @@ def test_running_job_keeps_its_lease(threaded):
     assert recover_stale(threaded) == []
     GATE.set()
     assert _wait(threaded, job_id).state == "succeeded"
+
+
+def test_live_job_of_this_process_is_not_taken_for_dead(threaded):
+    """A missed beat (a busy machine, a locked database) must not requeue a job this process runs."""
+    job_id = enqueue(threaded, "test.silent_wait", {})
+    _wait(threaded, job_id, states=("running",))
+    with threaded.db.session_scope() as s:
+        s.execute(sa.update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=1)))
+    assert recover_stale(threaded) == []
+    with threaded.db.session_scope() as s:
+        row = s.get(Job, job_id)
+        assert row.state == "running" and row.lease_until > utcnow()
+    GATE.set()
+    done = _wait(threaded, job_id)
+    assert done.state == "succeeded" and done.attempts == 1
 
 
 def test_unknown_job_name_is_refused(services):

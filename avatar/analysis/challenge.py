@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avatar.analysis.face import face_embedding
+from avatar.analysis.face import FACE_MATCH_THRESHOLD, face_embedding
 from avatar.analysis.liveness import (
     HUMAN_FACE_MIN, MIN_PRESENT, PLANAR_RESIDUAL_MIN, ClipSignals, Event, av_sync, detect_events,
     human_face_score, identity_and_planarity, speech_envelope, track,
 )
 from avatar.analysis.media import Frames
-from avatar.analysis.voice import SR, VoiceError, speaker_consistency, verify_code, voice_activity, voiced_audio
+from avatar.analysis.voice import SPEAKER_MATCH_THRESHOLD, SR, VoiceError, speaker_consistency, verify_code, voice_activity, voiced_audio
 
 EVENT_OF_ACTION = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up",
                    "blink_twice": "blink", "open_mouth": "mouth_open", "smile": "smile"}
@@ -59,6 +59,33 @@ class CaptureVerdict:
         return {"passed": self.passed, "failures": self.failures, "checks": self.checks,
                 "events": [e.as_dict() for e in self.events], "series": series,
                 "reference_frame": self.reference_frame}
+
+
+# How close to its threshold a passing score may come before reviewers are told to look closely.
+BORDERLINE = {
+    "planar_residual": ("presentation_attack", "planar_residual", PLANAR_RESIDUAL_MIN, PLANAR_RESIDUAL_MIN * 1.25),
+    "human_face": ("presentation_attack", "human_face", HUMAN_FACE_MIN, HUMAN_FACE_MIN + 0.1),
+    "identity_distance": ("identity", "max_distance", FACE_MATCH_THRESHOLD, FACE_MATCH_THRESHOLD - 0.1),
+    "voice_consistency": ("voice", "min_similarity", SPEAKER_MATCH_THRESHOLD - 0.1, SPEAKER_MATCH_THRESHOLD - 0.05),
+}
+
+
+def borderline_checks(checks: dict) -> list[str]:
+    """Names of the passing scores that lie within a small margin of their threshold, plus a code
+    that was heard only approximately. Reviewers see these as the "borderline scores" flag."""
+    out = []
+    for name, (group, key, threshold, margin) in BORDERLINE.items():
+        value = (checks.get(group) or {}).get(key)
+        if value is None:
+            continue
+        if min(threshold, margin) <= value <= max(threshold, margin):
+            out.append(name)
+    sync = (checks.get("voice") or {}).get("av_sync") or {}
+    if "corr" in sync and AV_SYNC_MIN <= sync["corr"] < AV_SYNC_MIN + 0.1:
+        out.append("av_sync")
+    if (checks.get("code") or {}).get("edit_distance"):
+        out.append("code_approximate")
+    return out
 
 
 def match_actions(events: list[Event], plan: list[dict]) -> dict:

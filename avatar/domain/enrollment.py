@@ -12,7 +12,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from avatar.domain import Conflict, DomainError, NotFound, TooManyAttempts
+from avatar.domain import Conflict, DomainError, Forbidden, NotFound, TooManyAttempts
 from avatar.domain.challenges import CONSENT_TEXT_VERSION, PURPOSES_LABELS, draw, schedule, statement_text
 from avatar.store.db import utcnow
 from avatar.store.media import MediaStore
@@ -70,6 +70,47 @@ def start(session: Session, user: User, service_name: str, rng: random.Random | 
     session.add(ls)
     session.flush()
     return ls
+
+
+DOCUMENT_TYPES = {"passport": "Passport", "national_id": "National identity card",
+                  "driving_licence": "Driving licence", "residence_permit": "Residence permit"}
+
+
+def start_assisted(session: Session, admin: User, subject: User, document_type: str, last4: str) -> Enrollment:
+    """An in-person enrollment: an admin, on site, has checked the subject's ID document and will
+    record them on the admin's device. Only the document type and its last 4 characters are kept.
+    The same capture, consent and review follow; the admin cannot review it."""
+    from avatar.store.models import Role
+
+    if not admin.has_role(Role.ADMIN):
+        raise Forbidden("Only admins record assisted enrollments.")
+    if subject.id == admin.id:
+        raise DomainError("An assisted enrollment is for someone else; enroll yourself on the enrollment page.")
+    if document_type not in DOCUMENT_TYPES:
+        raise DomainError(f"Choose the document type among: {', '.join(DOCUMENT_TYPES.values())}.")
+    last4 = (last4 or "").strip().upper()
+    if len(last4) != 4 or not last4.isalnum() or not last4.isascii():
+        raise DomainError("Give exactly the last 4 letters or digits of the document number.")
+    enr = current_enrollment(session, subject.id)
+    if enr is not None and enr.state in (S.SUBMITTED.value, S.APPROVED.value):
+        raise Conflict(f"{subject.full_name}'s enrollment is already {enr.state}.")
+    # an unfinished self-enrollment is left as it is: the newest enrollment is the current one
+    enr = Enrollment(user_id=subject.id, assisted_by_id=admin.id, id_document_type=document_type,
+                     id_document_last4=last4, flags=["assisted"])
+    session.add(enr)
+    session.flush()
+    return enr
+
+
+def assisted_enrollment(session: Session, admin: User, enrollment_id: int | None) -> Enrollment | None:
+    """The assisted enrollment an admin is recording now, if it is still in progress."""
+    if enrollment_id is None:
+        return None
+    enr = session.get(Enrollment, enrollment_id)
+    if enr is None or enr.assisted_by_id != admin.id or enr.state not in (
+            S.STARTED.value, S.CAPTURED.value, S.CONSENTED.value):
+        return None
+    return enr
 
 
 def claim_session(session: Session, user: User, nonce: str, now: datetime | None = None) -> LivenessSession:
@@ -145,8 +186,16 @@ def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSes
                                  reference_media_id=vref.id, model="resemblyzer-partials-256",
                                  voiced_seconds=round(voiced_seconds, 2)))
     enr.scores = {k: v for k, v in result.get("checks", {}).items()}
+    from avatar.analysis.challenge import borderline_checks  # heavy (ML) imports: only in the job
+
+    borderline = borderline_checks(result.get("checks", {}))
+    enr.scores["borderline"] = borderline
+    flags = set(enr.flags or []) - {"borderline_scores"}
     if enr.failed_attempts:
-        enr.flags = sorted(set(enr.flags or []) | {"failures_before_pass"})
+        flags.add("failures_before_pass")
+    if borderline:
+        flags.add("borderline_scores")
+    enr.flags = sorted(flags)
     if enr.state != S.CAPTURED.value:
         transition(enr, S.CAPTURED)
     session.flush()

@@ -158,6 +158,10 @@ def execute(services, job_id: int, worker_id: str | None = None) -> str | None:
     return JobState.SUCCEEDED.value
 
 
+_LIVE_HERE: set[int] = set()  # jobs this process is running now: alive even if a beat was missed
+_LIVE_LOCK = threading.Lock()
+
+
 class _Heartbeat:
     """Renews the job's lease while its function runs, so only a dead worker's lease expires."""
 
@@ -168,12 +172,16 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"job-{job_id}-heartbeat", daemon=True)
 
     def __enter__(self):
+        with _LIVE_LOCK:
+            _LIVE_HERE.add(self.job_id)
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=5)
+        with _LIVE_LOCK:
+            _LIVE_HERE.discard(self.job_id)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -195,7 +203,13 @@ def recover_stale(services) -> list[int]:
     with services.db.session_scope() as s:
         stale = s.scalars(sa.select(Job).where(Job.state == JobState.RUNNING.value, Job.lease_until < now)).all()
         requeued = []
+        with _LIVE_LOCK:
+            live_here = set(_LIVE_HERE)
         for row in stale:
+            if row.id in live_here and (row.worker_id or "").startswith(f"{WORKER_ID}:"):
+                # a busy machine (or a locked database) delayed this process's heartbeat; the job is alive
+                row.lease_until = now + timedelta(seconds=services.config.JOB_LEASE_SECONDS)
+                continue
             if row.attempts >= row.max_attempts:
                 row.state = JobState.FAILED.value
                 row.finished_at = now

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from avatar.domain import DomainError
@@ -10,7 +10,7 @@ from avatar.domain import accounts
 from avatar.store import audit
 from avatar.store.models import AuditEvent, User
 from avatar.web import services
-from avatar.web.forms import EmptyForm, RoleForm
+from avatar.web.forms import AssistedForm, EmptyForm, RoleForm
 from avatar.web.security import audit_event, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,6 +42,58 @@ def set_role(user_id: int):
         abort(400, str(exc))
     audit_event("admin.role_changed", target_type="user", target_id=user.id, details={"from": old, "to": user.role})
     flash(f"{user.email} is now {user.role}.", "info")
+    return redirect(url_for("admin.users"), 303)
+
+
+@bp.route("/assisted", methods=["GET", "POST"])
+@role_required("admin")
+def assisted():
+    """Starts an in-person enrollment: the admin attests to the ID check (type and last 4 only),
+    then records the person with the ordinary capture page on this device."""
+    from avatar.domain.enrollment import DOCUMENT_TYPES, start_assisted
+    from avatar.web.enroll import ASSIST_KEY
+
+    db = services().db
+    form = AssistedForm()
+    form.document_type.choices = list(DOCUMENT_TYPES.items())
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            person = db.session.scalar(sa.select(User).where(User.email == accounts.normalize_email(form.email.data)))
+            try:
+                if person is None:
+                    raise DomainError("No account has that email: the person registers first (on this device "
+                                      "if they like), then you start again.")
+                enr = start_assisted(db.session, current_user, person, form.document_type.data, form.last4.data)
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+                status = exc.status if exc.status != 404 else 400
+            else:
+                audit_event("enrollment.assisted_started", target_type="enrollment", target_id=enr.id,
+                            details={"subject": person.id, "document_type": enr.id_document_type,
+                                     "document_last4": enr.id_document_last4, "attested": True})
+                session[ASSIST_KEY] = enr.id
+                flash(f"Assisted enrollment of {person.full_name}: let them follow the prompts on this device.", "info")
+                return redirect(url_for("enroll.capture"), 303)
+        else:
+            for errors in form.errors.values():
+                flash("; ".join(errors), "error")
+    return render_template("admin/assisted.html", form=form), status
+
+
+@bp.route("/assisted/end", methods=["POST"])
+@role_required("admin")
+def end_assisted():
+    from avatar.web.enroll import ASSIST_KEY
+
+    if not EmptyForm().validate_on_submit():
+        abort(400, "Invalid form.")
+    enr_id = session.pop(ASSIST_KEY, None)
+    if enr_id is not None:
+        audit_event("enrollment.assisted_left", target_type="enrollment", target_id=enr_id)
+    flash("You left the assisted enrollment; it can be resumed by starting a new one.", "info")
     return redirect(url_for("admin.users"), 303)
 
 

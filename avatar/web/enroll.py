@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from avatar.analysis.media import Limits, MediaError, MediaFile
@@ -13,7 +13,7 @@ from avatar.domain import enrollment as rules
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.guard import screen
 from avatar.jobs import enqueue
-from avatar.store.models import FaceProfile, LivenessSession, VoiceProfile
+from avatar.store.models import FaceProfile, LivenessSession, User, VoiceProfile
 from avatar.store.templates import load_template
 from avatar.web import services
 from avatar.web.forms import ConsentForm
@@ -29,25 +29,39 @@ def _rng() -> random.Random | None:
     return random.Random(seed) if seed is not None else None
 
 
+ASSIST_KEY = "assist_enrollment"
+
+
+def subject() -> User:
+    """Whose enrollment these pages work on: the logged-in user's own, or, while an admin records
+    an assisted (in-person) enrollment on their device, that person's."""
+    enr = rules.assisted_enrollment(services().db.session, current_user, session.get(ASSIST_KEY))
+    if enr is None:
+        session.pop(ASSIST_KEY, None)
+        return current_user
+    return services().db.session.get(User, enr.user_id)
+
+
 @bp.get("/enroll")
 @login_required
 def overview():
     """Where the user's enrollment stands and what to do next."""
     db = services().db
-    enr = rules.current_enrollment(db.session, current_user.id)
+    person = subject()
+    enr = rules.current_enrollment(db.session, person.id)
     voice = face = None
     if enr is not None:
         face = db.session.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
         voice = db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
     return render_template("enroll/overview.html", enrollment=enr, face=face, voice=voice,
-                           min_voice=rules.MIN_VOICE_SECONDS)
+                           min_voice=rules.MIN_VOICE_SECONDS, person=person)
 
 
 @bp.get("/enroll/capture")
 @login_required
 def capture():
     """The capture page; the challenge itself is fetched by its script (POST /api/enroll/sessions)."""
-    return render_template("enroll/capture.html")
+    return render_template("enroll/capture.html", person=subject())
 
 
 @bp.post("/api/enroll/sessions")
@@ -56,7 +70,7 @@ def new_session():
     """Issues a random challenge: ordered actions with their windows, a 6-digit code, the statement.
     The nonce expires in 3 minutes and is single use."""
     db = services().db
-    ls = rules.start(db.session, current_user, current_app.config["AVATAR"].SERVICE_NAME, _rng())
+    ls = rules.start(db.session, subject(), current_app.config["AVATAR"].SERVICE_NAME, _rng())
     audit_event("enrollment.challenge_issued", target_type="enrollment", target_id=ls.enrollment_id,
                 details={"liveness_session": ls.id})
     return jsonify({"nonce": ls.nonce, "plan": ls.plan, "code": ls.code, "statement": ls.statement,
@@ -95,12 +109,13 @@ def upload_recording(nonce: str):
     _check_upload(data, video=True)
     svc = services()
     db = svc.db
-    ls = rules.claim_session(db.session, current_user, nonce)
-    rec = svc.media.put(db.session, current_user.id, "evidence", data, request.files["recording"].mimetype or "video/webm")
+    person = subject()
+    ls = rules.claim_session(db.session, person, nonce)
+    rec = svc.media.put(db.session, person.id, "evidence", data, request.files["recording"].mimetype or "video/webm")
     ls.recording_media_id = rec.id
     db.session.commit()
     job_id = enqueue(svc, "enrollment.verify", {"liveness_session_id": ls.id}, owner_id=current_user.id,
-                     subject_id=current_user.id, max_attempts=2)
+                     subject_id=person.id, max_attempts=2)
     db.session.execute(sa.update(LivenessSession).where(LivenessSession.id == ls.id).values(job_id=job_id))
     audit_event("enrollment.capture_uploaded", target_type="enrollment", target_id=ls.enrollment_id,
                 details={"liveness_session": ls.id, "bytes": len(data), "job": job_id})
@@ -116,14 +131,15 @@ def upload_paragraph():
     _check_upload(data, video=False)
     svc = services()
     db = svc.db
-    enr = rules.current_enrollment(db.session, current_user.id)
+    person = subject()
+    enr = rules.current_enrollment(db.session, person.id)
     vp = enr and db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
     if vp is None or enr.state != "captured":
         abort(409, "Complete the live capture (with your voice) first.")
-    up = svc.media.put(db.session, current_user.id, "evidence", data, request.files["audio"].mimetype or "audio/webm")
+    up = svc.media.put(db.session, person.id, "evidence", data, request.files["audio"].mimetype or "audio/webm")
     db.session.commit()
     job_id = enqueue(svc, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": up.id},
-                     owner_id=current_user.id, subject_id=current_user.id, max_attempts=1)
+                     owner_id=current_user.id, subject_id=person.id, max_attempts=1)
     audit_event("enrollment.voice_extra_uploaded", target_type="enrollment", target_id=enr.id, details={"job": job_id})
     return jsonify({"job_id": job_id}), 202
 
@@ -135,7 +151,8 @@ def consent():
     likeness guard, then submission for review."""
     svc = services()
     db = svc.db
-    enr = rules.current_enrollment(db.session, current_user.id)
+    person = subject()
+    enr = rules.current_enrollment(db.session, person.id)
     if enr is None or enr.state != "captured":
         flash("Complete the live capture first.", "error")
         return redirect(url_for("enroll.overview"))
@@ -144,48 +161,53 @@ def consent():
         scopes = [s for s, on in (("face", form.face.data), ("voice", form.voice.data)) if on]
         purposes = [p for p in PURPOSES_LABELS if getattr(form, p).data]
         try:
-            c = rules.give_consent(db.session, current_user, current_app.config["AVATAR"].SERVICE_NAME, scopes,
+            c = rules.give_consent(db.session, person, current_app.config["AVATAR"].SERVICE_NAME, scopes,
                                    purposes, form.days.data or 365, client_ip(), request.user_agent.string)
             face = db.session.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
             voice = db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
-            result = screen(db.session, svc.media, current_user.id,
+            result = screen(db.session, svc.media, person.id,
                             load_template(db.session, svc.media, face.template_media_id) if "face" in scopes else None,
                             load_template(db.session, svc.media, voice.template_media_id) if "voice" in scopes and voice else None,
                             backend=current_app.config["AVATAR"].GUARD_BACKEND)
-            rules.submit(db.session, current_user, result)
+            rules.submit(db.session, person, result)
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")
-            return _consent_page(form, exc.status)
+            return _consent_page(form, exc.status, person)
         audit_event("enrollment.consented", target_type="consent", target_id=c.id,
                     details={"scopes": c.scopes, "purposes": c.purposes, "expires_at": c.expires_at.isoformat(),
-                             "text_sha256": c.text_sha256})
+                             "text_sha256": c.text_sha256,
+                             **({"subject": person.id, "witnessed_by": current_user.id} if person.id != current_user.id else {})})
         audit_event("enrollment.submitted", target_type="enrollment", target_id=enr.id,
                     details={"guard_blocked": result["blocked"]})
+        if person.id != current_user.id:
+            session.pop(ASSIST_KEY, None)
+            flash(f"{person.full_name}'s assisted enrollment is waiting for review by another reviewer.", "info")
+            return redirect(url_for("admin.users"))
         if result["blocked"]:
             flash("Your likeness resembles someone already enrolled or protected. A reviewer will look at it.", "error")
         else:
             flash("Thank you. Your enrollment is waiting for review.", "info")
         return redirect(url_for("enroll.overview"))
-    return _consent_page(form, 400 if request.method == "POST" else 200)
+    return _consent_page(form, 400 if request.method == "POST" else 200, person)
 
 
-def _consent_page(form, status):
+def _consent_page(form, status, person):
     """The form with the exact text that will be recorded (for the default choices; the stored
     text names exactly the choices ticked)."""
     from datetime import timedelta
 
     from avatar.store.db import utcnow
 
-    text = rules.consent_text(current_user, current_app.config["AVATAR"].SERVICE_NAME, ["face", "voice"],
+    text = rules.consent_text(person, current_app.config["AVATAR"].SERVICE_NAME, ["face", "voice"],
                               ["personal"], utcnow() + timedelta(days=365))
-    return render_template("enroll/consent.html", form=form, text=text), status
+    return render_template("enroll/consent.html", form=form, text=text, person=person), status
 
 
 @bp.get("/api/enroll/status")
 @login_required
 def status():
-    enr = rules.current_enrollment(services().db.session, current_user.id)
+    enr = rules.current_enrollment(services().db.session, subject().id)
     if enr is None:
         return jsonify({"state": None})
     return jsonify({"state": enr.state, "flags": enr.flags if enr.state != "submitted" else [],

@@ -47,3 +47,13 @@ class ReasonForm(FlaskForm):
 
 class PasswordConfirmForm(FlaskForm):
     password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])
+
+
+class AssistedForm(FlaskForm):
+    """In-person enrollment: whom, and the admin's attestation of the ID document check."""
+
+    email = EmailField("The person's account email", validators=[DataRequired(), Length(max=254)])
+    document_type = SelectField("ID document checked", choices=[])
+    last4 = StringField("Last 4 characters of the document number", validators=[DataRequired(), Length(min=4, max=4)])
+    attest = BooleanField("I have checked this document in person, and its photo and name match the person in "
+                          "front of me.", validators=[DataRequired("Confirm that you checked the document.")])

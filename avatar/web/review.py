@@ -61,8 +61,9 @@ def _evidence_page(enr: Enrollment, form, status: int):
         except MediaShredded:
             frames = []
     audit_event("review.viewed", target_type="enrollment", target_id=enr.id)
+    assisted_by = db.session.get(User, enr.assisted_by_id) if enr.assisted_by_id else None
     return render_template("review/decide.html", enrollment=enr, form=form, subject=db.session.get(User, enr.user_id),
-                           capture=ls, frames=frames, consent=evidence.consent_of(db.session, enr)), status
+                           assisted_by=assisted_by, capture=ls, frames=frames, consent=evidence.consent_of(db.session, enr)), status
 
 
 def _capture_or_404(enrollment_id: int):

@@ -37,6 +37,16 @@ def init_security(app: Flask) -> None:
         user = services().db.session.get(User, int(user_id))
         return user if user is not None and user.is_active else None
 
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        """Pages send anonymous visitors to the login form; the JSON API answers 401."""
+        from flask import flash, jsonify, redirect, url_for
+
+        if request.path.startswith("/api/"):
+            return jsonify({"error": "Log in first (or send an API token)."}), 401
+        flash(login_manager.login_message, "info")
+        return redirect(url_for(login_manager.login_view, next=request.full_path.rstrip("?")))
+
     @app.after_request
     def _headers(resp):
         resp.headers.setdefault("Content-Security-Policy", CSP)

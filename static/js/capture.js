@@ -18,6 +18,15 @@
   async function run() {
     begin.disabled = true;
     result.textContent = "";
+    // The challenge is fetched first, so that recording starts the moment the camera opens.
+    let challenge;
+    try {
+      challenge = await Avatar.postJSON("/api/enroll/sessions");
+    } catch (e) {
+      promptEl.textContent = e.message;
+      begin.disabled = false;
+      return;
+    }
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
@@ -27,14 +36,6 @@
       return;
     }
     preview.srcObject = stream;
-    let challenge;
-    try {
-      challenge = await Avatar.postJSON("/api/enroll/sessions");
-    } catch (e) {
-      promptEl.textContent = e.message;
-      begin.disabled = false;
-      return;
-    }
     const plan = challenge.plan;
     const started = performance.now();
     const timer = setInterval(() => {
