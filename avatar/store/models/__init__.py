@@ -10,13 +10,13 @@ from avatar.store.models.enrollment import (
     Review,
     VoiceProfile,
 )
-from avatar.store.models.generation import Generation
+from avatar.store.models.generation import Delegation, Generation
 from avatar.store.models.jobs import Job, JobState
 from avatar.store.models.media import MediaObject, SubjectKey
 from avatar.store.models.protected import ProtectedPerson, ProtectedTemplate
 
 __all__ = [
-    "ApiToken", "AuditEvent", "Consent", "Enrollment", "EnrollmentState", "FaceProfile",
+    "ApiToken", "AuditEvent", "Consent", "Delegation", "Enrollment", "EnrollmentState", "FaceProfile",
     "Generation", "Job", "JobState", "LivenessSession", "MediaObject", "ProtectedPerson", "ProtectedTemplate",
     "Review", "Role",
     "SubjectKey", "User", "VoiceProfile",

@@ -29,3 +29,19 @@ class Generation(Base):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     expires_at: so.Mapped[Optional[datetime]]
     revoked_at: so.Mapped[Optional[datetime]]
+
+
+class Delegation(Base):
+    """A subject's explicit, revocable permission for another account to generate with their
+    likeness (for the listed modalities and purposes)."""
+
+    __tablename__ = "delegations"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    subject_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    delegate_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    modalities: so.Mapped[list] = so.mapped_column(sa.JSON)
+    purposes: so.Mapped[list] = so.mapped_column(sa.JSON)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    expires_at: so.Mapped[Optional[datetime]]
+    revoked_at: so.Mapped[Optional[datetime]]
