@@ -29,6 +29,21 @@ class Services:
             blobs = FilesystemBlobs(cfg.MEDIA_PATH)
         return MediaStore(blobs, self.keyring)
 
+    @cached_property
+    def gate(self):
+        from avatar.domain.gate import ConsentGate
+
+        return ConsentGate(self.db, self.media)
+
+    @cached_property
+    def signing_key(self):
+        """The Ed25519 key that signs provenance manifests (instance/manifest-ed25519.pem)."""
+        from pathlib import Path
+
+        from avatar.synthesis.label.manifest import load_or_create_key
+
+        return load_or_create_key(Path(self.config.INSTANCE_PATH) / "manifest-ed25519.pem")
+
     def close(self) -> None:
         if self.runner is not None:
             self.runner.stop()

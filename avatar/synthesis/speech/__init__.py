@@ -1,0 +1,23 @@
+"""Speech backends: one interface, a registry, backends that know nothing of Flask or the DB.
+
+`synthesize(grant, text, backend=None)` picks XTTS-v2 when its weights are present and the
+offline default (espeak-ng + WORLD speaker adaptation) otherwise."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OUTPUT_SR = 24000
+
+
+@dataclass
+class Speech:
+    audio: np.ndarray  # float32 mono at OUTPUT_SR
+    sr: int
+    words: list[dict] = field(default_factory=list)  # [{"word", "start", "end"}] seconds, for lip sync
+    backend: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sr

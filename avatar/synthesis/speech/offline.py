@@ -1,0 +1,149 @@
+"""Offline speech: espeak-ng says the text, WORLD (pyworld) moves it toward the enrolled voice.
+
+Adaptation, all measured on the enrolled reference: F0 mapped to the speaker's log-F0 mean and
+spread; the spectral envelope warped along frequency by the factor that best matches the
+speaker's average envelope (formant positions), then equalised toward that envelope (timbre);
+loudness matched. Gains on the shared speakers are measured in bench/bench_speech.py."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from avatar.synthesis.grant import require_grant
+from avatar.synthesis.speech import OUTPUT_SR, Speech
+
+WORK_SR = 16000
+FRAME_MS = 5.0
+NAME = "offline-espeak-world"
+
+
+class SpeechError(Exception):
+    pass
+
+
+def espeak(text: str, voice: str = "en-us", rate: int = 160) -> np.ndarray:
+    """Plain espeak-ng speech at WORK_SR (float32)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise SpeechError("espeak-ng is not installed (Debian package espeak-ng)")
+    proc = subprocess.run([exe, "-v", voice, "-s", str(rate), "--stdout", "--", text], capture_output=True, timeout=60)
+    if proc.returncode != 0 or not proc.stdout:
+        raise SpeechError(f"espeak-ng failed: {proc.stderr.decode(errors='replace')[:200]}")
+    audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    return resample_poly(audio, WORK_SR, sr).astype(np.float32) if sr != WORK_SR else audio
+
+
+def _world(x: np.ndarray, sr: int):
+    import pyworld as pw
+
+    x = np.asarray(x, np.float64)
+    f0, t = pw.dio(x, sr, frame_period=FRAME_MS, f0_floor=60, f0_ceil=500)
+    f0 = pw.stonemask(x, f0, t, sr)
+    sp = pw.cheaptrick(x, f0, t, sr)
+    ap = pw.d4c(x, f0, t, sr)
+    return f0, sp, ap
+
+
+class VoiceModel:
+    """What the adaptation needs from a speaker: log-F0 mean and spread, mean log envelope, loudness."""
+
+    def __init__(self, audio: np.ndarray, sr: int = WORK_SR):
+        f0, sp, _ = _world(audio, sr)
+        voiced = f0 > 0
+        if voiced.sum() < 50:
+            raise SpeechError("the enrolled voice has too little voiced speech")
+        lf0 = np.log(f0[voiced])
+        self.lf0_mean, self.lf0_std = float(lf0.mean()), float(lf0.std())
+        self.envelope = np.log(sp[voiced] + 1e-12).mean(axis=0)
+        self.rms = float(np.sqrt(np.mean(np.asarray(audio, np.float64) ** 2)) + 1e-9)
+
+
+_CACHE: dict[str, VoiceModel] = {}
+_LOCK = threading.Lock()
+
+
+def voice_model(reference: np.ndarray) -> VoiceModel:
+    """Cached per process by the reference's hash (the reference itself is never stored here)."""
+    key = hashlib.sha256(np.asarray(reference, np.float32).tobytes()).hexdigest()
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = VoiceModel(reference)
+            while len(_CACHE) > 32:
+                _CACHE.pop(next(iter(_CACHE)))
+        return _CACHE[key]
+
+
+def _warp(log_env: np.ndarray, alpha: float) -> np.ndarray:
+    """Envelope(s) stretched along frequency by alpha (>1 moves formants up)."""
+    n = log_env.shape[-1]
+    src = np.clip(np.arange(n) / alpha, 0, n - 1)
+    if log_env.ndim == 1:
+        return np.interp(src, np.arange(n), log_env)
+    return np.stack([np.interp(src, np.arange(n), row) for row in log_env])
+
+
+def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarray:
+    import pyworld as pw
+
+    f0, sp, ap = _world(audio, sr)
+    voiced = f0 > 0
+    lf0 = np.log(f0[voiced])
+    mu, sd = lf0.mean(), lf0.std() + 1e-6
+    scale = float(np.clip(target.lf0_std / sd, 0.5, 2.0))
+    f0_new = f0.copy()
+    f0_new[voiced] = np.exp((lf0 - mu) * scale + target.lf0_mean)
+    log_sp = np.log(sp + 1e-12)
+    src_env = log_sp[voiced].mean(axis=0)
+    n = src_env.size
+    band = slice(int(n * 200 / (sr / 2)), int(n * 5000 / (sr / 2)))
+    alphas = np.linspace(0.75, 1.35, 25)
+    scores = [np.corrcoef(_warp(src_env, a)[band], target.envelope[band])[0, 1] for a in alphas]
+    alpha = float(alphas[int(np.argmax(scores))])
+    warped = _warp(log_sp, alpha)
+    eq = target.envelope - warped[voiced].mean(axis=0)
+    eq = np.convolve(eq, np.ones(9) / 9, mode="same")
+    eq = np.clip(eq, -np.log(10 ** (12 / 20)) * 2, np.log(10 ** (12 / 20)) * 2)  # at most ±12 dB (power)
+    sp_new = np.exp(warped + eq[None, :])
+    y = pw.synthesize(f0_new, np.ascontiguousarray(sp_new), ap, sr, frame_period=FRAME_MS)
+    y *= target.rms / (np.sqrt(np.mean(y ** 2)) + 1e-9)
+    peak = np.max(np.abs(y))
+    return (y / peak * 0.95 if peak > 0.95 else y).astype(np.float32)
+
+
+def word_timings(audio: np.ndarray, sr: int, text: str) -> list[dict]:
+    """Word start/end times: the words spread over the sounding stretches in proportion to their
+    length (espeak-ng gives no timings on stdout; the lip sync itself follows the audio energy)."""
+    words = re.findall(r"[\w'’-]+", text)
+    if not words:
+        return []
+    hop = int(0.01 * sr)
+    frames = np.lib.stride_tricks.sliding_window_view(audio[: len(audio) // hop * hop], hop)[::hop]
+    loud = np.sqrt((frames ** 2).mean(axis=1)) > 0.02 * (np.abs(audio).max() + 1e-9)
+    times = np.flatnonzero(loud) * 0.01
+    if times.size == 0:
+        return []
+    weights = np.array([len(w) for w in words], np.float64)
+    edges = np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * (times.size - 1)
+    return [{"word": w, "start": round(float(times[int(a)]), 3), "end": round(float(times[int(b)]) + 0.01, 3)}
+            for w, a, b in zip(words, edges[:-1], edges[1:])]
+
+
+class OfflineSpeech:
+    name = NAME
+
+    def synthesize(self, grant, text: str) -> Speech:
+        grant = require_grant(grant)
+        likeness = grant.likeness()
+        target = voice_model(likeness.voice)
+        y = adapt(espeak(text), target)  # (a female espeak base measured worse)
+        grant.ensure_valid()
+        out = resample_poly(y, OUTPUT_SR, WORK_SR).astype(np.float32)
+        return Speech(out, OUTPUT_SR, word_timings(out, OUTPUT_SR, text), NAME)
