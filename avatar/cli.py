@@ -199,9 +199,11 @@ def audit_verify(as_json: bool):
 
 from avatar.cli_analysis import register as _register_analysis  # noqa: E402
 from avatar.cli_guard import register as _register_guard  # noqa: E402
+from avatar.cli_verify import register as _register_verify  # noqa: E402
 
 _register_analysis(main)
 _register_guard(main)
+_register_verify(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

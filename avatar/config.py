@@ -54,6 +54,7 @@ class Config:
     LOGIN_RATE_PER_MINUTE: int = 20
     SERVICE_NAME: str = "Avatar"
     GUARD_BACKEND: str = "numpy"  # or faiss (1:N likeness search)
+    VIDEO_BACKEND: str = "offline"  # talking-head backend (avatar.synthesis.video.BACKENDS)
     LANDMARKS: str = "mediapipe"  # or face_alignment (only with AVATAR_FACE_ALIGNMENT_WEIGHTS present)
     FACE_ALIGNMENT_WEIGHTS: str = ""
     TESTING: bool = False
@@ -89,6 +90,10 @@ class Config:
             raise ConfigError(f"AVATAR_JOB_RUNNER must be threads, celery or none, not {self.JOB_RUNNER!r}")
         if self.JOB_RUNNER == "celery" and not self.BROKER_URL:
             raise ConfigError("AVATAR_JOB_RUNNER=celery needs AVATAR_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+        from avatar.synthesis.video import BACKENDS
+
+        if self.VIDEO_BACKEND not in BACKENDS:
+            raise ConfigError(f"AVATAR_VIDEO_BACKEND must be one of {', '.join(BACKENDS)}, not {self.VIDEO_BACKEND!r}")
         if self.GUARD_BACKEND not in {"numpy", "faiss"}:
             raise ConfigError(f"AVATAR_GUARD_BACKEND must be numpy or faiss, not {self.GUARD_BACKEND!r}")
         if self.CHALLENGE_SEED is not None and not self.TESTING:

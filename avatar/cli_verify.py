@@ -1,0 +1,55 @@
+"""`avatar verify FILE`: was this file generated here, by which generation, is it revoked, and
+does its signed manifest hold? Exit 0 when generated here, 3 when not, 2 on unreadable input."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def trusted_keys(svc) -> list[str]:
+    from avatar.synthesis.label.manifest import public_key_b64
+
+    return [public_key_b64(svc.signing_key)]
+
+
+@click.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--manifest", "manifest_path", type=click.Path(exists=True, dir_okay=False),
+              help="Sidecar manifest (default: FILE.manifest.json if present).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_command(file: str, manifest_path: str | None, as_json: bool):
+    """Check FILE for our watermark and provenance manifest."""
+    from avatar.cli import _services
+    from avatar.domain.verification import verify
+
+    data = Path(file).read_bytes()
+    sidecar = Path(manifest_path) if manifest_path else Path(file + ".manifest.json")
+    manifest = None
+    if sidecar.exists():
+        try:
+            manifest = json.loads(sidecar.read_text())
+        except ValueError as exc:
+            raise click.ClickException(f"{sidecar}: not JSON ({exc})") from exc
+    svc = _services()
+    try:
+        with svc.db.session_scope() as s:
+            report = verify(s, data, trusted_keys(svc), manifest)
+    finally:
+        svc.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(f"generated here: {'yes' if report['generated'] else 'no'}; generation {report['generation_id']}; "
+                   f"manifest {'valid' if report['manifest_valid'] else 'not valid'}; "
+                   f"{'REVOKED' if report['revoked'] else 'not revoked'}")
+    if "error" in report:
+        click.echo(f"error: {report['error']}", err=True)
+        sys.exit(2)
+    sys.exit(0 if report["generated"] else 3)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(verify_command)

@@ -1,0 +1,40 @@
+"""Generation requests: gate, script screening, the record `avatar verify` finds, the job."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from avatar.domain import NotFound
+from avatar.domain.gate import ConsentGate
+from avatar.domain.scripts import screen
+from avatar.store.db import utcnow
+from avatar.store.models import Generation
+from avatar.synthesis.label.payload import new_watermark_id
+
+RESULT_DAYS = 7
+
+
+def request(session, gate: ConsentGate, requester_id: int, subject_id: int, modality: str, purpose: str,
+            script: str, authenticated_at: datetime | None, backend: str, days: int = RESULT_DAYS) -> Generation:
+    """Checks the gate (recent log-in included) and the script, then records the generation."""
+    grant = gate.grant(requester_id, subject_id, modality, purpose, authenticated_at)
+    text = screen(script, purpose)
+    while True:
+        wm = new_watermark_id()
+        if session.scalar(sa.select(Generation.id).where(Generation.watermark_id == wm)) is None:
+            break
+    gen = Generation(requester_id=requester_id, subject_id=subject_id, consent_id=grant.consent_id, modality=modality,
+                     purpose=purpose, script=text, backend=backend, watermark_id=wm,
+                     expires_at=utcnow() + timedelta(days=days))
+    session.add(gen)
+    session.flush()
+    return gen
+
+
+def visible_to(session, user_id: int, generation_id: int) -> Generation:
+    """The generation if the user requested it or is its subject; NotFound otherwise."""
+    gen = session.get(Generation, generation_id)
+    if gen is None or user_id not in (gen.requester_id, gen.subject_id):
+        raise NotFound("No such generation.")
+    return gen

@@ -1,0 +1,55 @@
+"""The generation job: re-check the grant, synthesize speech, render the video, label, store."""
+from __future__ import annotations
+
+from avatar.jobs.core import JobContext, PermanentJobError, job
+from avatar.store import audit
+from avatar.store.models import Generation
+
+
+@job("generation.render")
+def render_generation(ctx: JobContext) -> dict:
+    from avatar.domain.gate import GateRefused
+    from avatar.synthesis.grant import GrantError
+    from avatar.synthesis.label import manifest
+    from avatar.synthesis.render import render_speech, render_video
+    from avatar.synthesis.speech.offline import OfflineSpeech
+    from avatar.synthesis.video import get_backend
+
+    svc = ctx.services
+    gen_id = ctx.payload["generation_id"]
+    with svc.db.session_scope() as s:
+        g = s.get(Generation, gen_id)
+        requester, subject, modality, purpose = g.requester_id, g.subject_id, g.modality, g.purpose
+        script, wm, expires = g.script, g.watermark_id, g.expires_at
+    try:
+        grant = svc.gate.regrant(requester, subject, modality, purpose)
+        ctx.progress(5, "synthesizing speech")
+        speech = OfflineSpeech().synthesize(grant, script)
+        ctx.progress(40 if modality == "video" else 80, "speech done")
+        if modality == "video":
+            head = get_backend(svc.config.VIDEO_BACKEND)
+            n = max(1, int(round(speech.seconds * 25)))
+
+            def on_frame(i: int) -> None:
+                if i % 10 == 0:
+                    ctx.progress(40 + int(50 * i / n), f"rendering frame {i} of {n}")
+
+            data, mime, backend = render_video(head.frames(grant, speech), speech, wm, on_frame=on_frame), \
+                "video/mp4", f"{speech.backend}+{head.name}"
+        else:
+            data, mime, backend = render_speech(speech, wm), "audio/wav", speech.backend
+        grant.ensure_valid()  # last check before anything is written
+    except (GateRefused, GrantError) as exc:
+        raise PermanentJobError(f"consent no longer allows this: {exc}") from exc
+    with svc.db.session_scope() as s:
+        g = s.get(Generation, gen_id)
+        pseudonym = grant.subject_pseudonym
+        sig = manifest.sign(svc.signing_key, data, generator=svc.config.SERVICE_NAME, backend=backend,
+                            generation_id=gen_id, watermark_id=wm, subject=pseudonym, consent_id=g.consent_id,
+                            modality=modality, purpose=purpose, created=g.created_at.isoformat() + "Z", mime=mime)
+        obj = svc.media.put(s, subject, "output", data, mime, expires_at=expires)
+        g.output_media_id, g.manifest, g.backend, g.job_id = obj.id, sig, backend, ctx.job_id
+        g.content_sha256 = sig["claims"]["content_sha256"]
+    audit.record(svc.db, "generation.completed", actor_id=requester, target_type="generation", target_id=gen_id,
+                 details={"bytes": len(data), "backend": backend, "watermark_id": wm})
+    return {"generation_id": gen_id, "bytes": len(data), "mime": mime}
