@@ -7,11 +7,11 @@ from avatar.web.security import init_security
 
 
 def init_web(app: Flask) -> None:
-    from avatar.web import admin, api, auth, enroll, errors, health, main, review
+    from avatar.web import admin, api, auth, enroll, errors, generate, health, main, review
 
     init_security(app)
     errors.init_errors(app)
-    for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp):
+    for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp, generate.bp):
         app.register_blueprint(bp)
 
     @app.teardown_appcontext

@@ -1,0 +1,150 @@
+"""Generation pages: ask for a clip of oneself (or of someone who delegated), follow its progress,
+download it (requester or subject only) with its manifest; the public verification page."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+
+from avatar.domain import DomainError
+from avatar.domain import generation as rules
+from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.gate import ReauthRequired
+from avatar.jobs import enqueue
+from avatar.store.db import utcnow
+from avatar.store.media import MediaShredded
+from avatar.store.models import Delegation, Generation, Job, MediaObject, User
+from avatar.web import services
+from avatar.web.security import audit_event, csrf
+
+bp = Blueprint("generate", __name__)
+
+
+def _authenticated_at() -> datetime | None:
+    t = session.get("auth_time")
+    return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None) if t else None
+
+
+def _subjects() -> list[User]:
+    """The user themself and everyone who delegated to them (not revoked)."""
+    db = services().db
+    ids = db.session.scalars(sa.select(Delegation.subject_id).where(
+        Delegation.delegate_id == current_user.id, Delegation.revoked_at.is_(None))).all()
+    return [current_user] + [u for u in (db.session.get(User, i) for i in ids) if u is not None]
+
+
+@bp.route("/generate", methods=["GET", "POST"])
+@login_required
+def index():
+    """The request form and the user's generations (as requester or as subject)."""
+    svc = services()
+    db = svc.db
+    status = 200
+    if request.method == "POST":
+        subject_id = request.form.get("subject", type=int) or current_user.id
+        try:
+            gen = rules.request(db.session, svc.gate, current_user.id, subject_id, request.form.get("modality", ""),
+                                request.form.get("purpose", ""), request.form.get("script", ""), _authenticated_at(),
+                                backend=current_app.config["AVATAR"].VIDEO_BACKEND)
+        except ReauthRequired as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for("auth.login", next=url_for("generate.index")), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            status = exc.status
+        else:
+            db.session.commit()
+            job_id = enqueue(svc, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
+                             subject_id=gen.subject_id, max_attempts=2)
+            db.session.execute(sa.update(Generation).where(Generation.id == gen.id).values(job_id=job_id))
+            audit_event("generation.requested", target_type="generation", target_id=gen.id,
+                        details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose,
+                                 "job": job_id, "watermark_id": gen.watermark_id})
+            if request.accept_mimetypes.best == "application/json":
+                return jsonify({"generation_id": gen.id, "job_id": job_id}), 202
+            flash("Your clip is being made. It appears below when it is ready.", "info")
+            return redirect(url_for("generate.index"), 303)
+    rows = db.session.scalars(sa.select(Generation).where(sa.or_(
+        Generation.requester_id == current_user.id, Generation.subject_id == current_user.id))
+        .order_by(Generation.id.desc()).limit(50)).all()
+    jobs = {g.id: db.session.get(Job, g.job_id) if g.job_id else None for g in rows}
+    return render_template("generate/index.html", rows=rows, jobs=jobs, subjects=_subjects(),
+                           purposes=PURPOSES_LABELS, now=utcnow()), status
+
+
+def _deliverable(generation_id: int) -> Generation:
+    gen = rules.visible_to(services().db.session, current_user.id, generation_id)
+    if gen.revoked_at is not None:
+        abort(410, "The person withdrew their consent; this clip was deleted.")
+    if gen.expires_at is not None and gen.expires_at < utcnow():
+        abort(410, "This clip has expired and was deleted.")
+    if gen.output_media_id is None:
+        abort(409, "This clip is not ready.")
+    return gen
+
+
+@bp.get("/generate/<int:generation_id>/download")
+@login_required
+def download(generation_id: int):
+    svc = services()
+    gen = _deliverable(generation_id)
+    obj = svc.db.session.get(MediaObject, gen.output_media_id) or abort(410)
+    try:
+        data = svc.media.get(svc.db.session, obj)
+    except MediaShredded:
+        abort(410, "This clip was deleted.")
+    ext = "mp4" if obj.content_type == "video/mp4" else "wav"
+    audit_event("generation.downloaded", target_type="generation", target_id=gen.id)
+    return Response(data, mimetype=obj.content_type, headers={
+        "Content-Disposition": f'attachment; filename="avatar-{gen.id}.{ext}"', "Cache-Control": "no-store"})
+
+
+@bp.get("/generate/<int:generation_id>/manifest.json")
+@login_required
+def manifest(generation_id: int):
+    gen = _deliverable(generation_id)
+    ext = "mp4" if gen.modality == "video" else "wav"
+    return Response(json.dumps(gen.manifest, indent=2), mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="avatar-{gen.id}.{ext}.manifest.json"'})
+
+
+def _verify_upload() -> dict:
+    from avatar.cli_verify import trusted_keys
+    from avatar.domain.verification import verify
+
+    f = request.files.get("file")
+    if f is None:
+        abort(400, "Send the file to check as form field 'file'.")
+    data = f.read()
+    if not data:
+        abort(400, "The uploaded file is empty.")
+    manifest = None
+    m = request.files.get("manifest")
+    if m is not None and m.filename:
+        try:
+            manifest = json.loads(m.read())
+        except ValueError:
+            abort(400, "The manifest is not JSON.")
+    svc = services()
+    report = verify(svc.db.session, data, trusted_keys(svc), manifest)
+    if "error" in report:
+        abort(400, f"Unreadable file: {report['error']}.")
+    return report
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+def verify_page():
+    """Anyone can check a file: was it generated here, is it revoked, does its manifest hold?"""
+    report = _verify_upload() if request.method == "POST" else None
+    return render_template("generate/verify.html", report=report)
+
+
+@bp.post("/api/verify")
+@csrf.exempt  # a read-only check that anyone may script; it changes nothing
+def verify_api():
+    return jsonify(_verify_upload())
