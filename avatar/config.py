@@ -55,6 +55,7 @@ class Config:
     SERVICE_NAME: str = "Avatar"
     GUARD_BACKEND: str = "numpy"  # or faiss (1:N likeness search)
     VIDEO_BACKEND: str = "offline"  # talking-head backend (avatar.synthesis.video.BACKENDS)
+    XTTS_DIR: str = ""  # XTTS-v2 model folder; empty = models/xtts_v2 in the project (used when complete)
     LANDMARKS: str = "mediapipe"  # or face_alignment (only with AVATAR_FACE_ALIGNMENT_WEIGHTS present)
     FACE_ALIGNMENT_WEIGHTS: str = ""
     TESTING: bool = False

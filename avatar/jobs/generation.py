@@ -1,9 +1,57 @@
 """The generation job: re-check the grant, synthesize speech, render the video, label, store."""
 from __future__ import annotations
 
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
 from avatar.jobs.core import JobContext, PermanentJobError, job
 from avatar.store import audit
-from avatar.store.models import Generation
+from avatar.store.models import Generation, MediaObject
+
+PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+class EncryptedLatents:
+    """XTTS conditioning latents cached in the media store under the subject's key (so they are
+    shredded with the rest on revocation), tied to the enrolled voice they came from."""
+
+    KIND = "xtts_latents"
+
+    def __init__(self, services, subject_id: int):
+        self.services, self.subject_id = services, subject_id
+
+    @staticmethod
+    def _voice_hash(grant) -> str:
+        return hashlib.sha256(np.asarray(grant.likeness().voice, np.float32).tobytes()).hexdigest()
+
+    def get(self, grant):
+        with self.services.db.session_scope() as s:
+            obj = s.scalars(sa.select(MediaObject).where(
+                MediaObject.subject_id == self.subject_id, MediaObject.kind == self.KIND,
+                MediaObject.deleted_at.is_(None)).order_by(MediaObject.id.desc()).limit(1)).first()
+            if obj is None:
+                return None
+            data = np.load(io.BytesIO(self.services.media.get(s, obj)), allow_pickle=False)
+        if str(data["voice_sha256"]) != self._voice_hash(grant):
+            return None
+        return data["latent"], data["speaker"]
+
+    def put(self, grant, latent, speaker) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, latent=latent, speaker=speaker, voice_sha256=np.array(self._voice_hash(grant)))
+        with self.services.db.session_scope() as s:
+            self.services.media.put(s, self.subject_id, self.KIND, buf.getvalue(), "application/x-npz")
+
+
+def speech_backend(services, subject_id: int):
+    from avatar.synthesis.speech import choose
+
+    folder = services.config.XTTS_DIR or str(PROJECT_MODELS / "xtts_v2")
+    return choose(folder, EncryptedLatents(services, subject_id))
 
 
 @job("generation.render")
@@ -12,7 +60,6 @@ def render_generation(ctx: JobContext) -> dict:
     from avatar.synthesis.grant import GrantError
     from avatar.synthesis.label import manifest
     from avatar.synthesis.render import render_speech, render_video
-    from avatar.synthesis.speech.offline import OfflineSpeech
     from avatar.synthesis.video import get_backend
 
     svc = ctx.services
@@ -24,7 +71,7 @@ def render_generation(ctx: JobContext) -> dict:
     try:
         grant = svc.gate.regrant(requester, subject, modality, purpose)
         ctx.progress(5, "synthesizing speech")
-        speech = OfflineSpeech().synthesize(grant, script)
+        speech = speech_backend(svc, subject).synthesize(grant, script)
         ctx.progress(40 if modality == "video" else 80, "speech done")
         if modality == "video":
             head = get_backend(svc.config.VIDEO_BACKEND)

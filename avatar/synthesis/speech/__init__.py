@@ -21,3 +21,16 @@ class Speech:
     @property
     def seconds(self) -> float:
         return len(self.audio) / self.sr
+
+
+def choose(xtts_dir, latents_cache=None):
+    """XTTS-v2 when its model folder is complete, else the offline default."""
+    from pathlib import Path
+
+    from avatar.synthesis.speech import xtts
+
+    if xtts_dir and xtts.available(Path(xtts_dir)):
+        return xtts.XttsSpeech(Path(xtts_dir), latents_cache)
+    from avatar.synthesis.speech.offline import OfflineSpeech
+
+    return OfflineSpeech()
