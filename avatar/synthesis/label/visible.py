@@ -1,11 +1,10 @@
-"""The visible "AI-generated" mark drawn on every video frame, and the spoken/written notice."""
+"""The visible "AI-generated" mark drawn on every video frame."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 TEXT = "AI-generated"
-NOTICE = "This message was generated with artificial intelligence."
 
 
 def stamp(frame: np.ndarray, text: str = TEXT) -> np.ndarray:
