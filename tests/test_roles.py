@@ -16,12 +16,15 @@ ACCESS = {  # endpoint -> the least role that may use it
     "api.job_status": "user", "api.job_cancel": "user",
     "generate.index": "user", "generate.download": "user", "generate.manifest": "user",
     "generate.verify_page": "anonymous", "generate.verify_api": "anonymous",
+    "api_generations.list_generations": "user", "api_generations.create_generation": "user",
+    "api_generations.get_generation": "user", "api_generations.download": "user", "api_generations.manifest": "user",
+    "api_generations.openapi": "anonymous", "tokens.index": "user", "tokens.revoke": "user",
     "review.queue": "reviewer", "review.decide": "reviewer", "review.guard_match": "reviewer",
     "review.statement": "reviewer", "review.timeline": "reviewer",
     "admin.users": "admin", "admin.set_role": "admin", "admin.audit_log": "admin", "admin.protected": "admin",
     "admin.assisted": "admin", "admin.end_assisted": "admin", "review.revoke_user": "admin",
 }
-ARGS = {"generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1, "nonce": "unknown-nonce", "filename": "css/app.css"}
+ARGS = {"token_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1, "nonce": "unknown-nonce", "filename": "css/app.css"}
 
 
 def _cases(app):
@@ -72,6 +75,8 @@ def test_role_checks_on_every_route(app, clients, level):
         what = f"{level} {method} {url} -> {r.status_code}"
         if allowed and endpoint == "generate.index" and method == "POST" and r.status_code == 403:
             assert b"flash error" in r.data, what  # the consent gate refused the empty request: not a role check
+        elif allowed and endpoint == "api_generations.create_generation" and r.status_code == 403:
+            assert "modality" in r.get_json()["error"], what  # the gate again
         elif allowed:
             assert r.status_code not in (401, 403) and not to_login and r.status_code < 500, what
         elif level == "anonymous":

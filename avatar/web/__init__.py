@@ -7,11 +7,12 @@ from avatar.web.security import init_security
 
 
 def init_web(app: Flask) -> None:
-    from avatar.web import admin, api, auth, enroll, errors, generate, health, main, review
+    from avatar.web import admin, api, api_generations, auth, enroll, errors, generate, health, main, review, tokens
 
     init_security(app)
     errors.init_errors(app)
-    for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp, generate.bp):
+    for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp, generate.bp,
+               api_generations.bp, tokens.bp):
         app.register_blueprint(bp)
 
     @app.teardown_appcontext

@@ -37,6 +37,30 @@ def init_security(app: Flask) -> None:
         user = services().db.session.get(User, int(user_id))
         return user if user is not None and user.is_active else None
 
+    @app.before_request
+    def _token_or_csrf():
+        """`Authorization: Bearer avt_…` authenticates an API call by token (no cookie, so no CSRF:
+        browsers cannot send this header cross-site); every other state-changing request needs the
+        CSRF token."""
+        from flask import jsonify
+
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            if not request.path.startswith("/api/"):
+                return jsonify({"error": "API tokens are accepted on /api/ only."}), 401
+            from avatar.domain.tokens import authenticate
+            from avatar.web import services
+
+            user = authenticate(services().db.session, header[7:].strip())
+            if user is None:
+                return jsonify({"error": "Invalid or revoked API token."}), 401
+            g._login_user = user  # this request only; the session is not touched
+            g.token_auth = True
+            return None
+        if app.config["WTF_CSRF_ENABLED"]:
+            csrf.protect(apply_exemptions=True)
+        return None
+
     @login_manager.unauthorized_handler
     def _unauthorized():
         """Pages send anonymous visitors to the login form; the JSON API answers 401."""

@@ -1,0 +1,59 @@
+"""Per-user API tokens: shown once, stored only as SHA-256, revocable, at most 10 live per user."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from avatar.domain import DomainError, NotFound
+from avatar.store.db import utcnow
+from avatar.store.models import ApiToken, User
+
+PREFIX = "avt_"
+MAX_LIVE = 10
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    name = " ".join((name or "").split())[:80]
+    if not name:
+        raise DomainError("Give the token a name (where it will be used).")
+    live = session.scalar(sa.select(sa.func.count(ApiToken.id)).where(
+        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)))
+    if live >= MAX_LIVE:
+        raise DomainError(f"You have {MAX_LIVE} live tokens; revoke one first.")
+    plain = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, token_sha256=_digest(plain))
+    session.add(row)
+    session.flush()
+    return row, plain
+
+
+def revoke(session: Session, user: User, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("No such token.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+def authenticate(session: Session, plain: str) -> User | None:
+    """The active user holding this live token (its last use is recorded), or None."""
+    if not plain.startswith(PREFIX) or len(plain) > 100:
+        return None
+    row = session.scalar(sa.select(ApiToken).where(ApiToken.token_sha256 == _digest(plain),
+                                                  ApiToken.revoked_at.is_(None)))
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    row.last_used_at = utcnow()
+    session.commit()
+    return user

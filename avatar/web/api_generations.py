@@ -1,0 +1,148 @@
+"""JSON API for generation, mirroring /generate: session or API-token auth (`Authorization:
+Bearer avt_…`), and the OpenAPI document at /api/openapi.json."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask_login import current_user, login_required
+
+import sqlalchemy as sa
+
+from avatar.domain import DomainError
+from avatar.domain import generation as rules
+from avatar.jobs import enqueue
+from avatar.store.db import utcnow
+from avatar.store.models import Generation, Job
+from avatar.web import services
+from avatar.web.security import audit_event
+
+bp = Blueprint("api_generations", __name__, url_prefix="/api")
+
+
+def _public(gen: Generation) -> dict:
+    job = services().db.session.get(Job, gen.job_id) if gen.job_id else None
+    ready = gen.output_media_id is not None and gen.revoked_at is None and not (
+        gen.expires_at is not None and gen.expires_at < utcnow())
+    return {"id": gen.id, "modality": gen.modality, "purpose": gen.purpose, "subject_id": gen.subject_id,
+            "requester_id": gen.requester_id, "script": gen.script, "watermark_id": gen.watermark_id,
+            "created_at": gen.created_at.isoformat() + "Z",
+            "expires_at": gen.expires_at.isoformat() + "Z" if gen.expires_at else None,
+            "revoked": gen.revoked_at is not None, "job": job.public_dict() if job is not None else None,
+            "download_url": url_for("api_generations.download", generation_id=gen.id) if ready else None,
+            "manifest_url": url_for("api_generations.manifest", generation_id=gen.id) if ready else None}
+
+
+@bp.get("/generations")
+@login_required
+def list_generations():
+    rows = services().db.session.scalars(sa.select(Generation).where(sa.or_(
+        Generation.requester_id == current_user.id, Generation.subject_id == current_user.id))
+        .order_by(Generation.id.desc()).limit(100)).all()
+    return jsonify({"generations": [_public(r) for r in rows]})
+
+
+@bp.post("/generations")
+@login_required
+def create_generation():
+    """Body: {"modality": "video"|"speech", "purpose", "script", "subject_id" (default: yourself)}.
+    A token counts as a fresh log-in; a browser session must be under 15 minutes old."""
+    from avatar.web.generate import _authenticated_at
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify({"error": "Send a JSON object."}), 400
+    subject_id = body.get("subject_id", current_user.id)
+    if not isinstance(subject_id, int) or not all(isinstance(body.get(k, ""), str)
+                                                  for k in ("modality", "purpose", "script")):
+        return jsonify({"error": "modality, purpose and script are strings; subject_id is an integer."}), 400
+    svc = services()
+    db = svc.db
+    authenticated = utcnow() if g.get("token_auth") else _authenticated_at()
+    try:
+        gen = rules.request(db.session, svc.gate, current_user.id, subject_id, body.get("modality", ""),
+                            body.get("purpose", ""), body.get("script", ""), authenticated,
+                            backend=current_app.config["AVATAR"].VIDEO_BACKEND)
+    except DomainError:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    job_id = enqueue(svc, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
+                     subject_id=gen.subject_id, max_attempts=2)
+    db.session.execute(sa.update(Generation).where(Generation.id == gen.id).values(job_id=job_id))
+    audit_event("generation.requested", target_type="generation", target_id=gen.id,
+                details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose, "job": job_id,
+                         "watermark_id": gen.watermark_id, "via": "token" if g.get("token_auth") else "session"})
+    return jsonify({"generation_id": gen.id, "job_id": job_id,
+                    "status_url": url_for("api_generations.get_generation", generation_id=gen.id)}), 202
+
+
+@bp.get("/generations/<int:generation_id>")
+@login_required
+def get_generation(generation_id: int):
+    return jsonify(_public(rules.visible_to(services().db.session, current_user.id, generation_id)))
+
+
+@bp.get("/generations/<int:generation_id>/download")
+@login_required
+def download(generation_id: int):
+    """The labeled file, as on the page (requester or subject; 409 not ready; 410 revoked/expired)."""
+    from avatar.web import generate
+
+    return generate.download(generation_id)
+
+
+@bp.get("/generations/<int:generation_id>/manifest.json")
+@login_required
+def manifest(generation_id: int):
+    from avatar.web import generate
+
+    return generate.manifest(generation_id)
+
+
+def _op(summary: str, auth: bool = True, body: dict | None = None, responses: dict | None = None) -> dict:
+    op = {"summary": summary, "responses": responses or {"200": {"description": "OK"}}}
+    if not auth:
+        op["security"] = []
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    return op
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The API's OpenAPI 3.1 document."""
+    json_body = lambda schema: {"application/json": {"schema": schema}}  # noqa: E731
+    multipart = {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"}, "manifest": {"type": "string", "format": "binary"}}}}}
+    gen_body = json_body({"type": "object", "required": ["modality", "purpose", "script"], "properties": {
+        "modality": {"enum": ["video", "speech"]}, "purpose": {"enum": ["personal", "marketing", "political"]},
+        "script": {"type": "string", "maxLength": 1000}, "subject_id": {"type": "integer"}}})
+    id_param = lambda name: [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}]  # noqa: E731
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": f"{current_app.config['AVATAR'].SERVICE_NAME} API", "version": "1"},
+        "components": {"securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer", "description": "Per-user API token from /account/tokens"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "avatar_session"}}},
+        "security": [{"token": []}, {"session": []}],
+        "paths": {
+            "/api/generations": {
+                "get": _op("Your generations (as requester or subject)"),
+                "post": _op("Ask for a clip through the consent gate", body=gen_body, responses={
+                    "202": {"description": "Queued"}, "401": {"description": "Log in again"},
+                    "403": {"description": "The consent gate refused"}, "422": {"description": "Script refused"}})},
+            "/api/generations/{generation_id}": {"get": {**_op("One generation with its job"),
+                                                        "parameters": id_param("generation_id")}},
+            "/api/generations/{generation_id}/download": {"get": {**_op("The labeled file (requester or subject)", responses={
+                "200": {"description": "MP4 or WAV"}, "409": {"description": "Not ready"},
+                "410": {"description": "Revoked or expired"}}), "parameters": id_param("generation_id")}},
+            "/api/generations/{generation_id}/manifest.json": {"get": {**_op("The signed provenance manifest"),
+                                                               "parameters": id_param("generation_id")}},
+            "/api/jobs/{job_id}": {"get": {**_op("Job state and progress"), "parameters": id_param("job_id")}},
+            "/api/jobs/{job_id}/cancel": {"post": {**_op("Cancel a job", responses={"202": {"description": "Asked"}}),
+                                                  "parameters": id_param("job_id")}},
+            "/api/enroll/status": {"get": _op("Where your enrollment stands")},
+            "/api/verify": {"post": _op("Was this file generated here? (anyone)", auth=False, body=multipart)},
+            "/api/openapi.json": {"get": _op("This document", auth=False)},
+        },
+    }
+    return jsonify(doc)
