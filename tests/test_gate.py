@@ -118,3 +118,12 @@ def test_scripts_are_screened():
         with pytest.raises(ScriptRefused, match=why):
             screen(text, purpose)
     assert screen("Vote for Smith on Sunday", "political")
+
+
+def test_spoken_notice_is_added_after_screening(services, subject):
+    from avatar.domain import generation
+
+    with services.db.session_scope() as s:
+        gen = generation.request(s, services.gate, subject, subject, "speech", "personal", "See you soon.", utcnow(),
+                                 "offline", spoken_notice=True)
+        assert gen.script == f"See you soon. {generation.SPOKEN_NOTICE}"

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def _ask(client, script="Hello, this is a note for my sister. See you on Sunday for lunch.", modality="speech"):
     return client.post("/generate", data={"csrf_token": csrf_token(client, "/generate"), "modality": modality,
-                                          "purpose": "personal", "script": script})
+                                          "purpose": "personal", "script": script, "notice": "y"})
 
 
 def test_generate_download_verify_and_revoke(client, auth, services, shared_data):
@@ -30,6 +30,7 @@ def test_generate_download_verify_and_revoke(client, auth, services, shared_data
     with services.db.session_scope() as s:
         gen = s.scalar(sa.select(Generation))
         gen_id, job_id = gen.id, gen.job_id
+        assert gen.script.endswith("generated with artificial intelligence.")  # the spoken notice
     assert client.get(f"/generate/{gen_id}/download").status_code == 409  # not ready yet
     assert execute(services, job_id) == "succeeded"
     page = client.get("/generate").get_data(as_text=True)

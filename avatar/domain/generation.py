@@ -13,13 +13,18 @@ from avatar.store.models import Generation
 from avatar.synthesis.label.payload import new_watermark_id
 
 RESULT_DAYS = 7
+SPOKEN_NOTICE = "This message was generated with artificial intelligence."
 
 
 def request(session, gate: ConsentGate, requester_id: int, subject_id: int, modality: str, purpose: str,
-            script: str, authenticated_at: datetime | None, backend: str, days: int = RESULT_DAYS) -> Generation:
-    """Checks the gate (recent log-in included) and the script, then records the generation."""
+            script: str, authenticated_at: datetime | None, backend: str, days: int = RESULT_DAYS,
+            spoken_notice: bool = False) -> Generation:
+    """Checks the gate (recent log-in included) and the script, then records the generation.
+    With spoken_notice the voice ends by saying that the message was generated with AI."""
     grant = gate.grant(requester_id, subject_id, modality, purpose, authenticated_at)
     text = screen(script, purpose)
+    if spoken_notice:
+        text = f"{text.rstrip()} {SPOKEN_NOTICE}"
     while True:
         wm = new_watermark_id()
         if session.scalar(sa.select(Generation.id).where(Generation.watermark_id == wm)) is None:

@@ -43,7 +43,8 @@ def list_generations():
 @bp.post("/generations")
 @login_required
 def create_generation():
-    """Body: {"modality": "video"|"speech", "purpose", "script", "subject_id" (default: yourself)}.
+    """Body: {"modality": "video"|"speech", "purpose", "script", "subject_id" (default: yourself),
+    "spoken_notice": true to end with a spoken AI notice}.
     A token counts as a fresh log-in; a browser session must be under 15 minutes old."""
     from avatar.web.generate import _authenticated_at
 
@@ -60,7 +61,8 @@ def create_generation():
     try:
         gen = rules.request(db.session, svc.gate, current_user.id, subject_id, body.get("modality", ""),
                             body.get("purpose", ""), body.get("script", ""), authenticated,
-                            backend=current_app.config["AVATAR"].VIDEO_BACKEND)
+                            backend=current_app.config["AVATAR"].VIDEO_BACKEND,
+                            spoken_notice=body.get("spoken_notice") is True)
     except DomainError:
         db.session.rollback()
         raise
@@ -115,7 +117,8 @@ def openapi():
         "file": {"type": "string", "format": "binary"}, "manifest": {"type": "string", "format": "binary"}}}}}
     gen_body = json_body({"type": "object", "required": ["modality", "purpose", "script"], "properties": {
         "modality": {"enum": ["video", "speech"]}, "purpose": {"enum": ["personal", "marketing", "political"]},
-        "script": {"type": "string", "maxLength": 1000}, "subject_id": {"type": "integer"}}})
+        "script": {"type": "string", "maxLength": 1000}, "subject_id": {"type": "integer"},
+        "spoken_notice": {"type": "boolean"}}})
     id_param = lambda name: [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}]  # noqa: E731
     doc = {
         "openapi": "3.1.0",

@@ -48,7 +48,8 @@ def index():
         try:
             gen = rules.request(db.session, svc.gate, current_user.id, subject_id, request.form.get("modality", ""),
                                 request.form.get("purpose", ""), request.form.get("script", ""), _authenticated_at(),
-                                backend=current_app.config["AVATAR"].VIDEO_BACKEND)
+                                backend=current_app.config["AVATAR"].VIDEO_BACKEND,
+                                spoken_notice=request.form.get("notice") == "y")
         except ReauthRequired as exc:
             db.session.rollback()
             flash(str(exc), "error")
@@ -74,7 +75,7 @@ def index():
         .order_by(Generation.id.desc()).limit(50)).all()
     jobs = {g.id: db.session.get(Job, g.job_id) if g.job_id else None for g in rows}
     return render_template("generate/index.html", rows=rows, jobs=jobs, subjects=_subjects(),
-                           purposes=PURPOSES_LABELS, now=utcnow()), status
+                           purposes=PURPOSES_LABELS, now=utcnow(), notice=rules.SPOKEN_NOTICE), status
 
 
 def _deliverable(generation_id: int) -> Generation:
