@@ -197,6 +197,17 @@ def decode_audio(data: bytes, limits: Limits = Limits()) -> np.ndarray:
         return mf.audio()
 
 
+def wav_bytes(audio: np.ndarray, sr: int = 16000) -> bytes:
+    """16-bit PCM WAV of a mono float signal (the inverse of decode_audio)."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
 def _f(v) -> float:
     try:
         return float(v)

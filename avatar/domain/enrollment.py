@@ -3,7 +3,6 @@ taken from the verified capture only, consent, and submission through the likene
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import secrets
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from avatar.analysis.media import wav_bytes  # noqa: F401  (enrollment media are stored as WAV)
 from avatar.domain import Conflict, DomainError, Forbidden, NotFound, TooManyAttempts
 from avatar.domain.challenges import CONSENT_TEXT_VERSION, PURPOSES_LABELS, draw, schedule, statement_text
 from avatar.store.db import utcnow
@@ -261,14 +261,6 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     if not ok:
         raise DomainError("could not encode the reference image")
     return buf.tobytes()
-
-
-def wav_bytes(audio: np.ndarray, sr: int = 16000) -> bytes:
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, audio, sr, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from avatar.domain import DomainError, Forbidden
 from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.enrollment import current_enrollment
 from avatar.store.db import utcnow
 from avatar.store.models import (
     Consent, Delegation, Enrollment, EnrollmentState as S, FaceProfile, MediaObject, User, VoiceProfile,
@@ -58,8 +59,7 @@ def check(session, requester_id: int, subject_id: int, modality: str, purpose: s
             _refuse("Only the person themselves, or someone they delegated to, can use their likeness.")
         if modality not in delegation.modalities or purpose not in delegation.purposes:
             _refuse(f"The delegation does not cover {modality} for {purpose} use.")
-    enr = session.scalars(sa.select(Enrollment).where(Enrollment.user_id == subject_id)
-                          .order_by(Enrollment.id.desc()).limit(1)).first()
+    enr = current_enrollment(session, subject_id)
     if enr is None or enr.state != S.APPROVED.value:
         _refuse("This likeness is not approved" + (f" (enrollment {enr.state})." if enr else " (no enrollment)."))
     consent = session.scalars(sa.select(Consent).where(Consent.enrollment_id == enr.id)
@@ -118,9 +118,8 @@ class ConsentGate:
         from avatar.analysis.media import decode_audio, decode_image
 
         with self.db.session_scope() as s:
-            enr = s.scalars(sa.select(Enrollment).where(Enrollment.user_id == subject_id)
-                            .order_by(Enrollment.id.desc()).limit(1)).first()
-            voice = face = None
+            enr = current_enrollment(s, subject_id)
+            face = None
             vp = s.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
             if vp is None:
                 raise GrantError("No enrolled voice.")

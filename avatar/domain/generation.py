@@ -37,6 +37,22 @@ def request(session, gate: ConsentGate, requester_id: int, subject_id: int, moda
     return gen
 
 
+def for_user(session, user_id: int, limit: int = 50) -> list[Generation]:
+    """The user's generations, as requester or as subject, newest first."""
+    return session.scalars(sa.select(Generation).where(sa.or_(
+        Generation.requester_id == user_id, Generation.subject_id == user_id))
+        .order_by(Generation.id.desc()).limit(limit)).all()
+
+
+def status(gen: Generation, now: datetime | None = None) -> str:
+    """revoked, expired, ready (downloadable) or pending."""
+    if gen.revoked_at is not None:
+        return "revoked"
+    if gen.expires_at is not None and gen.expires_at < (now or utcnow()):
+        return "expired"
+    return "ready" if gen.output_media_id is not None else "pending"
+
+
 def visible_to(session, user_id: int, generation_id: int) -> Generation:
     """The generation if the user requested it or is its subject; NotFound otherwise."""
     gen = session.get(Generation, generation_id)

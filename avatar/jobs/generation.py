@@ -25,10 +25,10 @@ class EncryptedLatents:
         self.services, self.subject_id = services, subject_id
 
     @staticmethod
-    def _voice_hash(grant) -> str:
-        return hashlib.sha256(np.asarray(grant.likeness().voice, np.float32).tobytes()).hexdigest()
+    def _voice_hash(voice) -> str:
+        return hashlib.sha256(np.asarray(voice, np.float32).tobytes()).hexdigest()
 
-    def get(self, grant):
+    def get(self, voice):
         with self.services.db.session_scope() as s:
             obj = s.scalars(sa.select(MediaObject).where(
                 MediaObject.subject_id == self.subject_id, MediaObject.kind == self.KIND,
@@ -36,13 +36,13 @@ class EncryptedLatents:
             if obj is None:
                 return None
             data = np.load(io.BytesIO(self.services.media.get(s, obj)), allow_pickle=False)
-        if str(data["voice_sha256"]) != self._voice_hash(grant):
+        if str(data["voice_sha256"]) != self._voice_hash(voice):
             return None
         return data["latent"], data["speaker"]
 
-    def put(self, grant, latent, speaker) -> None:
+    def put(self, voice, latent, speaker) -> None:
         buf = io.BytesIO()
-        np.savez(buf, latent=latent, speaker=speaker, voice_sha256=np.array(self._voice_hash(grant)))
+        np.savez(buf, latent=latent, speaker=speaker, voice_sha256=np.array(self._voice_hash(voice)))
         with self.services.db.session_scope() as s:
             self.services.media.put(s, self.subject_id, self.KIND, buf.getvalue(), "application/x-npz")
 
@@ -60,7 +60,7 @@ def render_generation(ctx: JobContext) -> dict:
     from avatar.synthesis.grant import GrantError
     from avatar.synthesis.label import manifest
     from avatar.synthesis.render import render_speech, render_video
-    from avatar.synthesis.video import get_backend
+    from avatar.synthesis.video import frame_count, get_backend
 
     svc = ctx.services
     gen_id = ctx.payload["generation_id"]
@@ -75,7 +75,7 @@ def render_generation(ctx: JobContext) -> dict:
         ctx.progress(40 if modality == "video" else 80, "speech done")
         if modality == "video":
             head = get_backend(svc.config.VIDEO_BACKEND)
-            n = max(1, int(round(speech.seconds * 25)))
+            n = frame_count(speech.seconds)
 
             def on_frame(i: int) -> None:
                 if i % 10 == 0:

@@ -2,7 +2,6 @@
 watermark, H.264 + AAC encoding. Shared by every backend."""
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import tempfile
@@ -10,10 +9,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-import soundfile as sf
 
+from avatar.analysis.media import wav_bytes
 from avatar.synthesis.label import audio_mark, video_mark, visible
 from avatar.synthesis.speech import Speech
+from avatar.synthesis.video import FPS
 
 
 class RenderError(Exception):
@@ -26,18 +26,12 @@ def labeled_audio(speech: Speech, watermark_id: str) -> np.ndarray:
     return audio_mark.embed(speech.audio, speech.sr, watermark_id)
 
 
-def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, audio, sr, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
 def render_speech(speech: Speech, watermark_id: str) -> bytes:
     """24 kHz 16-bit WAV with the audio watermark."""
     return wav_bytes(labeled_audio(speech, watermark_id), speech.sr)
 
 
-def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str, size: int = 512, fps: int = 25,
+def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str, size: int = 512, fps: int = FPS,
                  on_frame: Callable[[int], None] | None = None, title: str = "AI-generated") -> bytes:
     """H.264 (yuv420p) + AAC MP4: every frame stamped and watermarked, the speech watermarked."""
     ffmpeg = shutil.which("ffmpeg")

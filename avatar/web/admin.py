@@ -69,7 +69,7 @@ def assisted():
             except DomainError as exc:
                 db.session.rollback()
                 flash(str(exc), "error")
-                status = exc.status if exc.status != 404 else 400
+                status = exc.status
             else:
                 audit_event("enrollment.assisted_started", target_type="enrollment", target_id=enr.id,
                             details={"subject": person.id, "document_type": enr.id_document_type,

@@ -5,23 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_login import current_user, login_required
 
-import sqlalchemy as sa
-
-from avatar.domain import DomainError
 from avatar.domain import generation as rules
-from avatar.jobs import enqueue
 from avatar.store.db import utcnow
 from avatar.store.models import Generation, Job
 from avatar.web import services
-from avatar.web.security import audit_event
 
 bp = Blueprint("api_generations", __name__, url_prefix="/api")
 
 
 def _public(gen: Generation) -> dict:
     job = services().db.session.get(Job, gen.job_id) if gen.job_id else None
-    ready = gen.output_media_id is not None and gen.revoked_at is None and not (
-        gen.expires_at is not None and gen.expires_at < utcnow())
+    ready = rules.status(gen) == "ready"
     return {"id": gen.id, "modality": gen.modality, "purpose": gen.purpose, "subject_id": gen.subject_id,
             "requester_id": gen.requester_id, "script": gen.script, "watermark_id": gen.watermark_id,
             "created_at": gen.created_at.isoformat() + "Z",
@@ -34,9 +28,7 @@ def _public(gen: Generation) -> dict:
 @bp.get("/generations")
 @login_required
 def list_generations():
-    rows = services().db.session.scalars(sa.select(Generation).where(sa.or_(
-        Generation.requester_id == current_user.id, Generation.subject_id == current_user.id))
-        .order_by(Generation.id.desc()).limit(100)).all()
+    rows = rules.for_user(services().db.session, current_user.id, limit=100)
     return jsonify({"generations": [_public(r) for r in rows]})
 
 
@@ -46,7 +38,7 @@ def create_generation():
     """Body: {"modality": "video"|"speech", "purpose", "script", "subject_id" (default: yourself),
     "spoken_notice": true to end with a spoken AI notice}.
     A token counts as a fresh log-in; a browser session must be under 15 minutes old."""
-    from avatar.web.generate import _authenticated_at
+    from avatar.web.generate import _authenticated_at, submit
 
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -55,24 +47,10 @@ def create_generation():
     if not isinstance(subject_id, int) or not all(isinstance(body.get(k, ""), str)
                                                   for k in ("modality", "purpose", "script")):
         return jsonify({"error": "modality, purpose and script are strings; subject_id is an integer."}), 400
-    svc = services()
-    db = svc.db
-    authenticated = utcnow() if g.get("token_auth") else _authenticated_at()
-    try:
-        gen = rules.request(db.session, svc.gate, current_user.id, subject_id, body.get("modality", ""),
-                            body.get("purpose", ""), body.get("script", ""), authenticated,
-                            backend=current_app.config["AVATAR"].VIDEO_BACKEND,
-                            spoken_notice=body.get("spoken_notice") is True)
-    except DomainError:
-        db.session.rollback()
-        raise
-    db.session.commit()
-    job_id = enqueue(svc, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
-                     subject_id=gen.subject_id, max_attempts=2)
-    db.session.execute(sa.update(Generation).where(Generation.id == gen.id).values(job_id=job_id))
-    audit_event("generation.requested", target_type="generation", target_id=gen.id,
-                details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose, "job": job_id,
-                         "watermark_id": gen.watermark_id, "via": "token" if g.get("token_auth") else "session"})
+    token = bool(g.get("token_auth"))
+    gen, job_id = submit(subject_id, body.get("modality", ""), body.get("purpose", ""), body.get("script", ""),
+                         utcnow() if token else _authenticated_at(), spoken_notice=body.get("spoken_notice") is True,
+                         via="token" if token else "session")
     return jsonify({"generation_id": gen.id, "job_id": job_id,
                     "status_url": url_for("api_generations.get_generation", generation_id=gen.id)}), 202
 

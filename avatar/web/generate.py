@@ -44,47 +44,58 @@ def index():
     db = svc.db
     status = 200
     if request.method == "POST":
-        subject_id = request.form.get("subject", type=int) or current_user.id
         try:
-            gen = rules.request(db.session, svc.gate, current_user.id, subject_id, request.form.get("modality", ""),
-                                request.form.get("purpose", ""), request.form.get("script", ""), _authenticated_at(),
-                                backend=current_app.config["AVATAR"].VIDEO_BACKEND,
-                                spoken_notice=request.form.get("notice") == "y")
+            submit(request.form.get("subject", type=int) or current_user.id, request.form.get("modality", ""),
+                   request.form.get("purpose", ""), request.form.get("script", ""), _authenticated_at(),
+                   spoken_notice=request.form.get("notice") == "y")
         except ReauthRequired as exc:
-            db.session.rollback()
             flash(str(exc), "error")
             return redirect(url_for("auth.login", next=url_for("generate.index")), 303)
         except DomainError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
             status = exc.status
         else:
-            db.session.commit()
-            job_id = enqueue(svc, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
-                             subject_id=gen.subject_id, max_attempts=2)
-            db.session.execute(sa.update(Generation).where(Generation.id == gen.id).values(job_id=job_id))
-            audit_event("generation.requested", target_type="generation", target_id=gen.id,
-                        details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose,
-                                 "job": job_id, "watermark_id": gen.watermark_id})
-            if request.accept_mimetypes.best == "application/json":
-                return jsonify({"generation_id": gen.id, "job_id": job_id}), 202
             flash("Your clip is being made. It appears below when it is ready.", "info")
             return redirect(url_for("generate.index"), 303)
-    rows = db.session.scalars(sa.select(Generation).where(sa.or_(
-        Generation.requester_id == current_user.id, Generation.subject_id == current_user.id))
-        .order_by(Generation.id.desc()).limit(50)).all()
+    rows = rules.for_user(db.session, current_user.id)
     jobs = {g.id: db.session.get(Job, g.job_id) if g.job_id else None for g in rows}
+    now = utcnow()
     return render_template("generate/index.html", rows=rows, jobs=jobs, subjects=_subjects(),
-                           purposes=PURPOSES_LABELS, now=utcnow(), notice=rules.SPOKEN_NOTICE), status
+                           statuses={g.id: rules.status(g, now) for g in rows}, purposes=PURPOSES_LABELS,
+                           notice=rules.SPOKEN_NOTICE), status
+
+
+def submit(subject_id: int, modality: str, purpose: str, script: str, authenticated_at: datetime | None,
+           spoken_notice: bool, via: str = "session") -> tuple[Generation, int]:
+    """Through the gate and the script screen, records the generation and queues its job (the page
+    and the JSON API both come here). A refusal rolls back and raises the DomainError."""
+    svc = services()
+    db = svc.db
+    try:
+        gen = rules.request(db.session, svc.gate, current_user.id, subject_id, modality, purpose, script,
+                            authenticated_at, backend=current_app.config["AVATAR"].VIDEO_BACKEND,
+                            spoken_notice=spoken_notice)
+    except DomainError:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    job_id = enqueue(svc, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
+                     subject_id=gen.subject_id, max_attempts=2)
+    db.session.execute(sa.update(Generation).where(Generation.id == gen.id).values(job_id=job_id))
+    audit_event("generation.requested", target_type="generation", target_id=gen.id,
+                details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose,
+                         "job": job_id, "watermark_id": gen.watermark_id, "via": via})
+    return gen, job_id
 
 
 def _deliverable(generation_id: int) -> Generation:
     gen = rules.visible_to(services().db.session, current_user.id, generation_id)
-    if gen.revoked_at is not None:
+    state = rules.status(gen)
+    if state == "revoked":
         abort(410, "The person withdrew their consent; this clip was deleted.")
-    if gen.expires_at is not None and gen.expires_at < utcnow():
+    if state == "expired":
         abort(410, "This clip has expired and was deleted.")
-    if gen.output_media_id is None:
+    if state == "pending":
         abort(409, "This clip is not ready.")
     return gen
 

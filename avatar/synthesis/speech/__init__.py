@@ -1,7 +1,7 @@
 """Speech backends: one interface, a registry, backends that know nothing of Flask or the DB.
 
-`synthesize(grant, text, backend=None)` picks XTTS-v2 when its weights are present and the
-offline default (espeak-ng + WORLD speaker adaptation) otherwise."""
+`choose(xtts_dir)` picks XTTS-v2 when its model folder is complete and the offline default
+(espeak-ng + WORLD speaker adaptation) otherwise; each backend has `synthesize(grant, text)`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

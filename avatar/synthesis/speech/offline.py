@@ -3,7 +3,7 @@
 Adaptation, all measured on the enrolled reference: F0 mapped to the speaker's log-F0 mean and
 spread; the spectral envelope warped along frequency by the factor that best matches the
 speaker's average envelope (formant positions), then equalised toward that envelope (timbre);
-loudness matched. Gains on the shared speakers are measured in bench/bench_speech.py."""
+loudness matched. Gains on the shared speakers are measured in bench/bench_synthesis.py."""
 from __future__ import annotations
 
 import hashlib

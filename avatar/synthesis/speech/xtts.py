@@ -65,7 +65,8 @@ class XttsSpeech:
     name = NAME
 
     def __init__(self, model_dir: Path, latents_cache=None):
-        """latents_cache: optional object with get(grant) / put(grant, latent, speaker)."""
+        """latents_cache: optional object with get(voice) -> (latent, speaker) | None and
+        put(voice, latent, speaker), for the grant's enrolled voice."""
         self.model_dir = Path(model_dir)
         self.cache = latents_cache
 
@@ -74,11 +75,12 @@ class XttsSpeech:
 
         grant = require_grant(grant)
         model = load_model(self.model_dir)
-        cached = self.cache.get(grant) if self.cache is not None else None
+        voice = grant.likeness().voice  # decoded once: the cache keys on it too
+        cached = self.cache.get(voice) if self.cache is not None else None
         if cached is None:
-            latent, speaker = conditioning(model, grant.likeness().voice)
+            latent, speaker = conditioning(model, voice)
             if self.cache is not None:
-                self.cache.put(grant, latent, speaker)
+                self.cache.put(voice, latent, speaker)
         else:
             latent, speaker = cached
         with torch.inference_mode():

@@ -7,6 +7,12 @@ encoding (avatar.synthesis.render) are shared by all backends."""
 from __future__ import annotations
 
 BACKENDS: dict[str, str] = {"offline": "avatar.synthesis.video.offline:MeshTalkingHead"}
+FPS = 25
+
+
+def frame_count(seconds: float, fps: float = FPS) -> int:
+    """How many frames a backend renders for speech of this length."""
+    return max(1, int(round(seconds * fps)))
 
 
 def get_backend(name: str = "offline"):

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from avatar.synthesis.grant import require_grant
+from avatar.synthesis.video import FPS, frame_count
 
 UPPER_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LOWER_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
@@ -134,12 +135,12 @@ class _Rig:
 class MeshTalkingHead:
     name = "offline-mesh-warp"
 
-    def frames(self, grant, speech, size: int = 512, fps: float = 25.0, seed: int = 0) -> Iterator[np.ndarray]:
+    def frames(self, grant, speech, size: int = 512, fps: float = FPS, seed: int = 0) -> Iterator[np.ndarray]:
         grant = require_grant(grant)
         if grant.modality != "video":
             raise VideoError("a video needs a grant for video")
         rig = _Rig(grant.likeness().face, size)
-        n = max(1, int(round(speech.seconds * fps)))
+        n = frame_count(speech.seconds, fps)
         mouth = mouth_track(speech.audio, speech.sr, fps, n)
         rng = np.random.default_rng(seed)
         blink = blink_track(n, fps, rng)
