@@ -198,10 +198,14 @@ def audit_verify(as_json: bool):
 
 
 from avatar.cli_analysis import register as _register_analysis  # noqa: E402
+from avatar.cli_demo import register as _register_demo  # noqa: E402
+from avatar.cli_models import register as _register_models  # noqa: E402
 from avatar.cli_guard import register as _register_guard  # noqa: E402
 from avatar.cli_verify import register as _register_verify  # noqa: E402
 
 _register_analysis(main)
+_register_demo(main)
+_register_models(main)
 _register_guard(main)
 _register_verify(main)
 

@@ -14,18 +14,11 @@ from avatar.domain.challenges import draw, schedule
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
+from avatar.demo.footage import FOOTAGE, fitting_seed
 from tests.conftest import STRONG_PASSWORD, csrf_token, make_app
 from tests.media_factory import assemble_capture, digit_audio, encode_frames, frames_of, read_rgb, still_to_video, tmpdir
 
-FOOTAGE = "video/d12.mp4"  # one man: turns both ways, opens his mouth, smiles
-AVAILABLE = {"turn_left", "turn_right", "open_mouth", "smile"}
-
-
-def _seed() -> int:
-    return next(s for s in range(1000) if set(draw(random.Random(s))[0]) <= AVAILABLE)
-
-
-SEED = _seed()
+SEED = fitting_seed()
 ACTIONS, CODE = draw(random.Random(SEED))
 PLAN = schedule(ACTIONS)
 

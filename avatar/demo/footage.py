@@ -1,0 +1,141 @@
+"""Recorded footage played as a live capture: answers an issued challenge (actions in their
+windows, the code spoken on the mouth openings) with real footage of one person and real recordings
+of spoken digits. Used by `avatar demo` and by the tests; it is how a camera-less machine shows the
+enrollment path working, not a way around it (the server checks the result like any capture)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from avatar.analysis.liveness import _runs  # the run finder the event detector uses
+
+FFMPEG = ["ffmpeg", "-v", "error", "-nostdin", "-y"]
+
+
+def encode_frames(frames: list[np.ndarray], out: Path, fps: float = 25, audio: Path | None = None,
+                  crf: int = 20) -> Path:
+    """Writes RGB frames as H.264 MP4 (with an audio file muxed in if given)."""
+    h, w = frames[0].shape[:2]
+    cmd = FFMPEG + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0"]
+    if audio is not None:
+        cmd += ["-i", str(audio), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-shortest"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", str(out)]
+    subprocess.run(cmd, input=np.stack(frames).astype(np.uint8).tobytes(), check=True, capture_output=True)
+    return out
+
+
+SR = 16000
+
+
+def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int | None = None) -> np.ndarray:
+    """A real recording of one spoken digit at 16 kHz. Without take: the first take that the
+    recognizer gets right on its own (the 8 kHz recordings are often misheard, see MANIFEST)."""
+    import librosa
+    import soundfile as sf
+
+    def load(t):
+        w, sr = sf.read(digits_dir / f"{digit}_{speaker}_{t}.wav", dtype="float32")
+        w = librosa.resample(w, orig_sr=sr, target_sr=SR)
+        return w / (np.abs(w).max() + 1e-6) * 0.6
+
+    if take is not None:
+        return load(take)
+    key = (str(digits_dir), digit, speaker)
+    if key not in _CLEAR_TAKES:
+        from avatar.analysis.voice import recognize_digits
+
+        pad = np.zeros(3000, np.float32)
+        _CLEAR_TAKES[key] = next((t for t in range(10)
+                                  if recognize_digits(np.concatenate([pad, load(t), pad])).digits == digit), 0)
+    return load(_CLEAR_TAKES[key])
+
+
+_CLEAR_TAKES: dict = {}
+
+
+def _footage_events(path: Path, fps: float = 25):
+    from avatar.analysis.liveness import detect_events, track
+    from avatar.analysis.media import decode_clip
+
+    frames, _, _ = decode_clip(path.read_bytes(), fps=fps, max_side=512)
+    sig = track(frames)
+    return frames, sig, detect_events(sig)
+
+
+def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out: Path, fps: float = 25,
+                     speaker: str = "george", shuffle_actions: bool = False) -> Path:
+    """A capture that answers `plan` with real footage of one person: for each issued action a
+    stretch of footage where that action really happens, placed so the action falls inside its
+    prompt window; then footage of the person talking, with the code's digits (one real speaker)
+    placed on the mouth openings. shuffle_actions answers the prompts in the wrong order."""
+    frames, sig, events = _footage_events(footage, fps)
+    n_total = len(frames)
+    kind = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up", "blink_twice": "blink",
+            "open_mouth": "mouth_open", "smile": "smile"}
+    step_frames = int(round((plan["actions"][0]["end"] - plan["actions"][0]["start"]) * fps))
+    used: list[int] = []
+    segments = []
+    steps = list(plan["actions"])
+    if shuffle_actions:
+        steps = steps[::-1]
+    for step in steps:
+        evs = [e for e in events if e.kind == kind[step["action"]]]
+        if step["action"] == "blink_twice":
+            evs = [a for a, b in zip(evs, evs[1:]) if b.start - a.start < 1.2]
+        if not evs:
+            raise ValueError(f"footage has no {step['action']}")
+        ev = evs[len(used) % len(evs)]
+        start = int(max(0, ev.start * fps - step_frames * 0.3))
+        segments.append(list(range(start, min(n_total, start + step_frames))))
+        used.append(start)
+    calm = [i for i in range(n_total) if not any(e.start - 0.5 <= i / fps <= e.end + 0.5 for e in events)]
+    lead = (calm or list(range(n_total)))[: int(plan["actions"][0]["start"] * fps)]
+    # statement: for each digit a snippet where the mouth opens, between them a closed mouth;
+    # each digit's audio sits on its opening, so lips and speech line up as in real reading
+    mouth = np.nan_to_num(sig.mouth_open)
+    opens = _runs(mouth > 0.1, min_len=3)
+    closed = [i for i in range(n_total) if mouth[i] < 0.04] or list(range(n_total))
+    clips = [digit_audio(digits_dir, d, speaker) for d in code]
+    head = len(lead) + sum(len(seg) for seg in segments)
+    statement: list[int] = []
+    placements = []
+    gap = int(0.3 * fps)
+    for j, clip in enumerate(clips):
+        statement += closed[(j * gap) % max(1, len(closed) - gap):][:gap]
+        a, b = opens[j % len(opens)] if opens else (0, 0)
+        need = max(b - a + 1, int(clip.size / SR * fps) + 2)
+        snippet = list(range(a, min(n_total, a + need)))
+        placements.append((head + len(statement), len(snippet)))
+        statement += snippet
+    st_len = int(round((plan["statement"]["end"] - plan["statement"]["start"]) * fps))
+    statement += closed[: max(0, st_len - len(statement))]
+    order = lead + [i for seg in segments for i in seg] + statement
+    order = order + [closed[k % len(closed)] for k in range(max(0, int(plan["duration"] * fps) - len(order)))]
+    video = [frames.images[i] for i in order]
+    audio = np.zeros(int(len(video) / fps * SR) + SR, np.float32)
+    for clip, (first, length) in zip(clips, placements):
+        centre = int((first + length / 2) / fps * SR)
+        at = max(0, centre - clip.size // 2)
+        audio[at: at + clip.size] += clip[: audio.size - at]
+    wav = out.with_suffix(".wav")
+    import soundfile as sf
+
+    sf.write(wav, audio, SR)
+    return encode_frames(video, out, fps, audio=wav)
+
+
+# The footage the demo and the tests answer challenges with: one man who turns both ways, opens his
+# mouth and smiles (no blinks in pairs, no look up), so only challenges drawn from these fit.
+FOOTAGE = "video/d12.mp4"
+FOOTAGE_ACTIONS = {"turn_left", "turn_right", "open_mouth", "smile"}
+
+
+def fitting_seed(available: set[str] = FOOTAGE_ACTIONS) -> int:
+    """The first challenge seed whose actions the footage can answer."""
+    import random
+
+    from avatar.domain.challenges import draw
+
+    return next(s for s in range(1000) if set(draw(random.Random(s))[0]) <= available)

@@ -1,0 +1,33 @@
+"""`avatar demo`: the whole chain on a throwaway instance, from the command line."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from avatar.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_chain(tmp_path, shared_data):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(main, ["demo", "--out", str(out), "--data", str(shared_data)])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] and all(step["ok"] for step in report["steps"]) and len(report["steps"]) == 13
+    by_name = {step["step"]: step for step in report["steps"]}
+    delivered = by_name["verify the clip as delivered"]["report"]
+    assert delivered["generated"] and delivered["manifest_valid"] and delivered["generation_id"]
+    assert by_name["verify after re-encoding to 360p at low bitrate"]["report"]["watermark"]["video"]["found"]
+    assert by_name["the person withdraws consent; the clip now reads as revoked"]["report"]["revoked"] is True
+    assert {"avatar.mp4", "avatar.mp4.manifest.json", "capture.mp4", "report.json"} <= {p.name for p in out.iterdir()}
+    assert (out / "instance" / "avatar.db").is_file()
+
+
+def test_demo_refuses_a_used_folder_or_missing_data(tmp_path, shared_data):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("mine")
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "used"), "--data", str(shared_data)])
+    assert r.exit_code == 1 and "not empty" in r.output
+    assert [p.name for p in (tmp_path / "used").iterdir()] == ["keep.txt"]
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "new"), "--data", str(tmp_path)])
+    assert r.exit_code == 1 and "shared test data" in r.output and not (tmp_path / "new").exists()
