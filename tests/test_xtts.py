@@ -66,3 +66,96 @@ def test_xtts_generation_through_the_job(xtts_app, shared_data):
         review.revoke(s, services.media, s.get(User, subject), subject, "withdrawn")
         assert s.scalar(sa.select(sa.func.count(MediaObject.id)).where(
             MediaObject.kind == "xtts_latents", MediaObject.deleted_at.is_(None))) == 0
+
+
+class _ModelServer:
+    """A loopback Hugging Face style file server for the tiny model: LFS-style X-Linked-Etag
+    (SHA-256) for model.pth, git blob SHA-1 ETags for the small files, 404 for the rest."""
+
+    def __init__(self, folder):
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+        self.corrupt: set[str] = set()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = self.path.rsplit("/", 1)[-1]
+                if not self.path.startswith("/coqui/XTTS-v2/resolve/main/") or name not in server.files:
+                    self.send_error(404)
+                    return
+                data = server.files[name]
+                self.send_response(200)
+                if name.endswith(".pth"):
+                    self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+                else:
+                    self.send_header("ETag", f'"{hashlib.sha1(b"blob %d" % len(data) + bytes(1) + data).hexdigest()}"')
+                if name in server.corrupt:
+                    data = data[:-1] + bytes([data[-1] ^ 1])
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def model_server(tiny_xtts):
+    server = _ModelServer(tiny_xtts)
+    yield server
+    server.close()
+
+
+def test_models_pull_verifies_checksums_and_never_leaves_a_half_folder(model_server, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from avatar.cli import main
+    from avatar.synthesis.speech.xtts import load_model
+
+    target = tmp_path / "models" / "xtts_v2"
+
+    def pull(*extra):
+        return CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target),
+                                         "--base-url", model_server.url, *extra])
+
+    model_server.corrupt = {"model.pth"}
+    r = pull()
+    assert r.exit_code == 1 and "model.pth: checksum mismatch" in r.output and "unchanged" in r.output
+    assert not target.exists() and [p.name for p in target.parent.iterdir()] == []  # no staging left behind
+
+    model_server.corrupt = set()
+    r = pull()
+    assert r.exit_code == 0, r.output
+    assert "checked against sha256 (server)" in r.output and "checked against git-sha1 (server)" in r.output
+    lock = json.loads((target / "checksums.json").read_text())
+    assert set(lock["files"]) == {"config.json", "model.pth", "vocab.json"}  # speakers file is optional (404)
+    assert available(target) and load_model(target) is not None  # the real loading path reads it
+
+    r = CliRunner().invoke(main, ["models", "verify", "xtts-v2", "--dir", str(target)])
+    assert r.exit_code == 0 and json.loads(r.output)["ok"]
+    (target / "vocab.json").write_text("{}")
+    r = CliRunner().invoke(main, ["models", "verify", "xtts-v2", "--dir", str(target)])
+    assert r.exit_code == 1 and json.loads(r.output)["files"]["vocab.json"] == "changed"
+
+    # a pinned lock that the server's files do not match: refused, the folder stays as it was
+    pin = tmp_path / "pin.json"
+    pin.write_text(json.dumps({"files": {"model.pth": {"sha256": "0" * 64}}}))
+    r = pull("--pin", str(pin))
+    assert r.exit_code == 1 and "differs from the pinned" in r.output
+    assert (target / "vocab.json").read_text() == "{}"
+    # unreachable server: a clear error
+    r = CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target), "--base-url", "http://127.0.0.1:9"])
+    assert r.exit_code == 1 and "cannot connect" in r.output
