@@ -19,12 +19,13 @@ ACCESS = {  # endpoint -> the least role that may use it
     "api_generations.list_generations": "user", "api_generations.create_generation": "user",
     "api_generations.get_generation": "user", "api_generations.download": "user", "api_generations.manifest": "user",
     "api_generations.openapi": "anonymous", "tokens.index": "user", "tokens.revoke": "user",
+    "delegations.index": "user", "delegations.revoke": "user",
     "review.queue": "reviewer", "review.decide": "reviewer", "review.guard_match": "reviewer",
     "review.statement": "reviewer", "review.timeline": "reviewer",
     "admin.users": "admin", "admin.set_role": "admin", "admin.audit_log": "admin", "admin.protected": "admin",
     "admin.assisted": "admin", "admin.end_assisted": "admin", "review.revoke_user": "admin",
 }
-ARGS = {"token_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1, "nonce": "unknown-nonce", "filename": "css/app.css"}
+ARGS = {"token_id": 1, "delegation_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1, "nonce": "unknown-nonce", "filename": "css/app.css"}
 
 
 def _cases(app):

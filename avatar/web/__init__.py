@@ -7,12 +7,14 @@ from avatar.web.security import init_security
 
 
 def init_web(app: Flask) -> None:
-    from avatar.web import admin, api, api_generations, auth, enroll, errors, generate, health, main, review, tokens
+    from avatar.web import (
+        admin, api, api_generations, auth, delegations, enroll, errors, generate, health, main, review, tokens,
+    )
 
     init_security(app)
     errors.init_errors(app)
     for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp, generate.bp,
-               api_generations.bp, tokens.bp):
+               api_generations.bp, tokens.bp, delegations.bp):
         app.register_blueprint(bp)
 
     @app.teardown_appcontext

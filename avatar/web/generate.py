@@ -29,10 +29,11 @@ def _authenticated_at() -> datetime | None:
 
 
 def _subjects() -> list[User]:
-    """The user themself and everyone who delegated to them (not revoked)."""
+    """The user themself and everyone whose delegation to them is active."""
+    from avatar.domain.delegations import active, received_by
+
     db = services().db
-    ids = db.session.scalars(sa.select(Delegation.subject_id).where(
-        Delegation.delegate_id == current_user.id, Delegation.revoked_at.is_(None))).all()
+    ids = dict.fromkeys(d.subject_id for d in received_by(db.session, current_user.id) if active(d))
     return [current_user] + [u for u in (db.session.get(User, i) for i in ids) if u is not None]
 
 

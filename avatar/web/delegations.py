@@ -1,0 +1,66 @@
+"""The subject's delegations: let another account generate with one's likeness, and revoke it."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from avatar.domain import DomainError
+from avatar.domain import delegations as rules
+from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.gate import MODALITY_SCOPES, ReauthRequired
+from avatar.store.models import User
+from avatar.web import services
+from avatar.web.forms import EmptyForm
+from avatar.web.generate import _authenticated_at
+from avatar.web.security import audit_event
+
+bp = Blueprint("delegations", __name__)
+
+
+@bp.route("/account/delegations", methods=["GET", "POST"])
+@login_required
+def index():
+    db = services().db
+    status = 200
+    if request.method == "POST":
+        if not EmptyForm().validate_on_submit():
+            abort(400, "Invalid form.")
+        try:
+            row = rules.create(db.session, current_user, request.form.get("email", ""),
+                               request.form.getlist("modality"), request.form.getlist("purpose"),
+                               request.form.get("days", type=int) or 0, _authenticated_at())
+        except ReauthRequired as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("auth.login", next=url_for("delegations.index")), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            status = exc.status
+        else:
+            db.session.commit()
+            audit_event("delegation.created", target_type="delegation", target_id=row.id,
+                        details={"delegate": row.delegate_id, "modalities": row.modalities, "purposes": row.purposes,
+                                 "expires_at": row.expires_at.isoformat()})
+            flash("Delegation saved. You can revoke it here at any time.", "info")
+            return redirect(url_for("delegations.index"), 303)
+    given = rules.given_by(db.session, current_user.id)
+    received = rules.received_by(db.session, current_user.id)
+    names = {u.id: u for u in (db.session.get(User, i) for i in {d.delegate_id for d in given} | {d.subject_id for d in received})
+             if u is not None}
+    return render_template("account_delegations.html", given=given, received=received, names=names,
+                           active=rules.active, form=EmptyForm(), modalities=list(MODALITY_SCOPES),
+                           purposes=PURPOSES_LABELS), status
+
+
+@bp.post("/account/delegations/<int:delegation_id>/revoke")
+@login_required
+def revoke(delegation_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400, "Invalid form.")
+    try:
+        row = rules.revoke(services().db.session, current_user, delegation_id)
+    except DomainError as exc:
+        abort(exc.status, str(exc))
+    audit_event("delegation.revoked", target_type="delegation", target_id=row.id, details={"delegate": row.delegate_id})
+    flash("Delegation revoked; clips it started stop before delivery.", "info")
+    return redirect(url_for("delegations.index"), 303)
