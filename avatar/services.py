@@ -18,7 +18,17 @@ class Services:
 
     @cached_property
     def keyring(self) -> Keyring:
-        return Keyring(self.config.master_key())
+        """The master key, plus the pending one of an interrupted `avatar keys rotate`."""
+        from pathlib import Path
+
+        from avatar.store.rotation import pending_key_file, read_key_file
+
+        previous = []
+        if not self.config.MASTER_KEY:
+            pending = pending_key_file(Path(self.config.INSTANCE_PATH) / "master.key")
+            if pending.is_file():
+                previous.append(read_key_file(pending))
+        return Keyring(self.config.master_key(), previous=previous)
 
     @cached_property
     def media(self) -> MediaStore:
