@@ -44,3 +44,22 @@ def test_backends_agree_on_nearest(faces):
 def test_empty_gallery():
     assert Gallery("face", [], "faiss").match(np.zeros(128, np.float32)) is None
     assert Gallery("voice", [], "numpy").match(np.zeros((3, 256), np.float32)) is None
+
+
+def test_large_galleries_use_an_inverted_file_index_that_still_finds_the_match(monkeypatch):
+    import numpy as np
+
+    from avatar.domain import guard
+
+    monkeypatch.setattr(guard, "APPROXIMATE_FROM", 1000)
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((20000, 128)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    entries = [guard.Entry("user", i, f"user {i}", v) for i, v in enumerate(vecs)]
+    gallery = guard.Gallery("face", entries, backend="faiss")
+    assert type(gallery._faiss).__name__ == "IndexIVFFlat"
+    for owner in (7, 12345, 19999):
+        probe = vecs[owner] + rng.standard_normal(128).astype(np.float32) * 0.03
+        hit = gallery.match(probe)
+        assert hit is not None and hit["owner_id"] == owner
+    assert gallery.match(rng.standard_normal(128).astype(np.float32) * 0.1) is None
