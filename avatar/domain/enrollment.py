@@ -49,6 +49,10 @@ def current_enrollment(session: Session, user_id: int) -> Enrollment | None:
                            .order_by(Enrollment.id.desc()).limit(1)).first()
 
 
+MAX_CHALLENGES = 12  # per account and CHALLENGE_WINDOW: each one costs a recording slot on the server
+CHALLENGE_WINDOW = timedelta(minutes=10)
+
+
 def start(session: Session, user: User, service_name: str, rng: random.Random | None = None,
           now: datetime | None = None) -> LivenessSession:
     """Issues a new challenge (and an enrollment if there is none in progress)."""
@@ -56,6 +60,12 @@ def start(session: Session, user: User, service_name: str, rng: random.Random | 
     if user.enroll_locked_until and user.enroll_locked_until > now:
         minutes = int((user.enroll_locked_until - now).total_seconds() // 60) + 1
         raise TooManyAttempts(f"Too many failed attempts. You can try again in {minutes} minutes.")
+    recent = session.scalar(sa.select(sa.func.count(LivenessSession.id)).join(
+        Enrollment, Enrollment.id == LivenessSession.enrollment_id).where(
+        Enrollment.user_id == user.id, LivenessSession.issued_at > now - CHALLENGE_WINDOW))
+    if recent >= MAX_CHALLENGES:
+        raise TooManyAttempts(f"Too many challenges requested; wait {CHALLENGE_WINDOW.seconds // 60} minutes "
+                              "and record the one you are shown.")
     enr = current_enrollment(session, user.id)
     if enr is not None and enr.state in (S.SUBMITTED.value, S.APPROVED.value):
         raise Conflict(f"Your enrollment is already {enr.state}.")
