@@ -65,11 +65,13 @@ def _footage_events(path: Path, fps: float = 25):
 
 
 def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out: Path, fps: float = 25,
-                     speaker: str = "george", shuffle_actions: bool = False) -> Path:
+                     speaker: str = "george", shuffle_actions: bool = False,
+                     digit_clips: dict[str, np.ndarray] | None = None) -> Path:
     """A capture that answers `plan` with real footage of one person: for each issued action a
     stretch of footage where that action really happens, placed so the action falls inside its
     prompt window; then footage of the person talking, with the code's digits (one real speaker)
-    placed on the mouth openings. shuffle_actions answers the prompts in the wrong order."""
+    placed on the mouth openings. shuffle_actions answers the prompts in the wrong order;
+    digit_clips (16 kHz audio per digit) replaces the recorded digits, e.g. by synthetic speech."""
     frames, sig, events = _footage_events(footage, fps)
     n_total = len(frames)
     kind = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up", "blink_twice": "blink",
@@ -97,7 +99,7 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     mouth = np.nan_to_num(sig.mouth_open)
     opens = _runs(mouth > 0.1, min_len=3)
     closed = [i for i in range(n_total) if mouth[i] < 0.04] or list(range(n_total))
-    clips = [digit_audio(digits_dir, d, speaker) for d in code]
+    clips = [digit_clips[d] if digit_clips else digit_audio(digits_dir, d, speaker) for d in code]
     head = len(lead) + sum(len(seg) for seg in segments)
     statement: list[int] = []
     placements = []
