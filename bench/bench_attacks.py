@@ -9,7 +9,8 @@ of one man, d12, can answer):
   with its frames shuffled in 0.4 s blocks; the right video with another speaker's digits read
   off the mouth openings; the right video with the code in synthetic speech (the offline
   espeak-ng + pyworld backend) on the mouth openings.
-Runs the server's check (avatar.analysis.challenge.verify_capture) on each and prints JSON:
+Runs the server's content check (avatar.analysis.challenge.verify_capture) on each; the session
+layer's single-use nonce and freshness checks, which also stop replays, are not part of it. JSON:
 APCER per attack type, BPCER, with counts, and the hint of every wrongly accepted item."""
 from __future__ import annotations
 
@@ -122,9 +123,10 @@ def main() -> None:
         other = frames_of(DATA / "video/d10.mp4", fps=25, size=512)
         attack("other_person", encode_frames([other[i % len(other)] for i in range(n)], tmp / f"other-{k}.mp4", 25,
                                              audio=audio), plan, code)
-        earlier_plan, earlier_code = plans[(k + 1) % len(plans)]
-        earlier = assemble_capture(earlier_plan, earlier_code, footage, digits, tmp / f"earlier-{k}.mp4")
-        attack("replay_of_earlier_capture", earlier, plan, code)
+        if len(plans) > 1:  # a passing capture made for another challenge
+            earlier_plan, earlier_code = plans[(k + 1) % len(plans)]
+            earlier = assemble_capture(earlier_plan, earlier_code, footage, digits, tmp / f"earlier-{k}.mp4")
+            attack("replay_of_earlier_capture", earlier, plan, code)
         frames = frames_of(good[0], fps=25, size=512)
         blocks = [frames[i:i + 10] for i in range(0, len(frames), 10)]
         random.Random(k).shuffle(blocks)

@@ -16,7 +16,7 @@ from avatar.domain.gate import ReauthRequired
 from avatar.jobs import enqueue
 from avatar.store.db import utcnow
 from avatar.store.media import MediaShredded
-from avatar.store.models import Delegation, Generation, Job, MediaObject, User
+from avatar.store.models import Generation, Job, MediaObject, User
 from avatar.web import services
 from avatar.web.security import audit_event, csrf
 
