@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,9 +11,13 @@ from avatar.synthesis.speech.pull import DEFAULT_BASE, MODELS
 
 
 def _default_dir() -> Path:
-    from avatar.jobs.generation import PROJECT_MODELS
+    from avatar.config import Config, ConfigError
+    from avatar.jobs.generation import xtts_dir
 
-    return Path(os.environ.get("AVATAR_XTTS_DIR") or PROJECT_MODELS / "xtts_v2")
+    try:
+        return xtts_dir(Config.from_env())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()

@@ -153,14 +153,24 @@ def _instance_secret(path: Path, nbytes: int) -> bytes:
     """
     ensure_private_dir(path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_secret_file(path, secrets.token_bytes(nbytes))
     except FileExistsError:
         pass
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(secrets.token_bytes(nbytes)))
-            fh.flush()
-            os.fsync(fh.fileno())
+    return read_secret_file(path, nbytes)
+
+
+def write_secret_file(path: Path, raw: bytes) -> None:
+    """Writes raw bytes as base64 to a new file (mode 0600, exclusive create, synced);
+    FileExistsError if it is there already."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.b64encode(raw))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_secret_file(path: Path, nbytes: int) -> bytes:
+    """The nbytes secret in a base64 file; ConfigError if the file is readable by others or malformed."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ConfigError(f"{path} must not be readable by group or others (mode {mode:o}); chmod 600 it")

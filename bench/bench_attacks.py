@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avatar.analysis.challenge import verify_capture  # noqa: E402
 from avatar.analysis.liveness import SAMPLE_FPS  # noqa: E402
 from avatar.analysis.media import MediaFile  # noqa: E402
-from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture  # noqa: E402
+from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture, digit_audio  # noqa: E402
 from avatar.domain.challenges import draw, schedule  # noqa: E402
 from tests.media_factory import encode_frames, frames_of, still_to_video  # noqa: E402
 
@@ -80,7 +80,6 @@ def screen_replay(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
 def synthetic_digits() -> dict[str, np.ndarray]:
     from scipy.signal import resample_poly
 
-    from avatar.demo.footage import digit_audio
     from avatar.synthesis.speech.offline import WORK_SR, adapt, espeak, voice_model
 
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -97,6 +96,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="avatar-attacks-"))
     footage, digits = DATA / FOOTAGE, DATA / "digits"
     raw = frames_of(footage, fps=25, size=512)
+    other = frames_of(DATA / "video/d10.mp4", fps=25, size=512)
     synth = synthetic_digits()
     bona, attacks = [], {}
 
@@ -120,7 +120,6 @@ def main() -> None:
         start = (k * 37) % max(1, len(raw) - n)
         replayed = screen_replay([raw[(start + i) % len(raw)] for i in range(n)], seed=k)
         attack("screen_replay", encode_frames(replayed, tmp / f"screen-{k}.mp4", 25, audio=audio), plan, code)
-        other = frames_of(DATA / "video/d10.mp4", fps=25, size=512)
         attack("other_person", encode_frames([other[i % len(other)] for i in range(n)], tmp / f"other-{k}.mp4", 25,
                                              audio=audio), plan, code)
         if len(plans) > 1:  # a passing capture made for another challenge
@@ -135,8 +134,6 @@ def main() -> None:
         # another speaker's digits read at an even pace over the statement, not on the lips
         wav, _ = sf.read(audio, dtype="float32")
         dub = np.zeros_like(wav)
-        from avatar.demo.footage import digit_audio
-
         at = int((plan["statement"]["start"] + 0.3) * SR)
         for d in code:
             clip = digit_audio(digits, d, "lucas")

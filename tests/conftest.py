@@ -106,6 +106,12 @@ def runner(app):
     return app.test_cli_runner()
 
 
+def row_counts(services, *models) -> dict[str, int]:
+    """How many rows each model's table holds (to prove a refused request wrote nothing)."""
+    with services.db.session_scope() as s:
+        return {m.__name__: s.scalar(sa.select(sa.func.count()).select_from(m)) for m in models}
+
+
 def csrf_token(client, path: str = "/auth/login") -> str:
     html = client.get(path).get_data(as_text=True)
     m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)

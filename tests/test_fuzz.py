@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from avatar.store.models import ApiToken, Delegation, Generation, Job, LivenessSession, MediaObject, User
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, row_counts
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # junk that starts like real containers, so the decoders get past the first bytes
@@ -20,9 +20,7 @@ text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_siz
 
 
 def _counts(services):
-    with services.db.session_scope() as s:
-        return {m.__name__: s.scalar(sa.select(sa.func.count()).select_from(m))
-                for m in (User, MediaObject, Job, Generation, Delegation, ApiToken)}
+    return row_counts(services, User, MediaObject, Job, Generation, Delegation, ApiToken)
 
 
 def _blob_files(app):

@@ -60,12 +60,13 @@ def test_rotate_the_key_file(app, services):
 
 
 def test_an_interrupted_rotation_finishes_and_data_stays_readable(app, services):
-    from avatar.store.rotation import _write_private, rewrap
+    from avatar.config import write_secret_file
+    from avatar.store.rotation import rewrap
 
     ids = _fill(services)
     master = Path(app.config["AVATAR"].INSTANCE_PATH) / "master.key"
     new_key = os.urandom(32)
-    _write_private(pending_key_file(master), new_key)
+    write_secret_file(pending_key_file(master), new_key)
     rewrap(services.db, services.keyring, new_key)  # committed, but "crashed" before the key file swap
     half = _fresh(_env(app))  # the app restarted in between still reads everything
     with half.db.session_scope() as s:

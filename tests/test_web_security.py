@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from avatar.domain import generation
 from avatar.store.db import utcnow
 from avatar.store.models import ApiToken, AuditEvent, Delegation, Generation, Job, User
-from tests.conftest import STRONG_PASSWORD, csrf_token
+from tests.conftest import STRONG_PASSWORD, csrf_token, row_counts
 from tests.likeness_factory import approved_likeness
 
 CSRF_EXEMPT = {"generate.verify_api"}  # read-only check that anyone may script; changes nothing
@@ -29,9 +29,7 @@ def _state_changing(app):
 
 
 def _rows(services):
-    with services.db.session_scope() as s:
-        return {m.__name__: s.scalar(sa.select(sa.func.count()).select_from(m))
-                for m in (User, Generation, Job, Delegation, ApiToken, AuditEvent)}
+    return row_counts(services, User, Generation, Job, Delegation, ApiToken, AuditEvent)
 
 
 def test_every_state_changing_route_refuses_a_missing_or_forged_csrf_token(app, client, auth, services):

@@ -47,11 +47,15 @@ class EncryptedLatents:
             self.services.media.put(s, self.subject_id, self.KIND, buf.getvalue(), "application/x-npz")
 
 
+def xtts_dir(config) -> Path:
+    """The XTTS-v2 model folder: AVATAR_XTTS_DIR, or models/xtts_v2 in the project."""
+    return Path(config.XTTS_DIR) if config.XTTS_DIR else PROJECT_MODELS / "xtts_v2"
+
+
 def speech_backend(services, subject_id: int):
     from avatar.synthesis.speech import choose
 
-    folder = services.config.XTTS_DIR or str(PROJECT_MODELS / "xtts_v2")
-    return choose(folder, EncryptedLatents(services, subject_id))
+    return choose(str(xtts_dir(services.config)), EncryptedLatents(services, subject_id))
 
 
 @job("generation.render")

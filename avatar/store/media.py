@@ -73,13 +73,9 @@ class MediaStore:
 
     def rewrap_all(self, session: Session, new_keyring: Keyring) -> int:
         """Re-wraps every live data key under new_keyring's current master key (key rotation)."""
-        count = 0
-        for row in session.scalars(sa.select(SubjectKey).where(SubjectKey.wrapped_key.is_not(None))):
-            dek = self.keyring.unwrap(row.wrapped_key, row.master_key_id, row.subject_id)
-            row.wrapped_key, row.master_key_id = new_keyring.wrap(dek, row.subject_id)
-            count += 1
-        session.flush()
-        return count
+        from avatar.store.rotation import rewrap_keys
+
+        return rewrap_keys(session, self.keyring, new_keyring)[0]
 
     # -- media ---------------------------------------------------------------------------------
     def put(self, session: Session, subject_id: int, kind: str, data: bytes, content_type: str,

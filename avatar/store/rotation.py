@@ -8,7 +8,6 @@ still needed to read database backups taken before the rotation) and master.key.
 master.key atomically."""
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from avatar.config import read_secret_file, write_secret_file
 from avatar.store.crypto import Keyring, key_id
 from avatar.store.models import SubjectKey
 
@@ -36,33 +36,27 @@ def pending_key_file(master_file: Path) -> Path:
 
 
 def read_key_file(path: Path) -> bytes:
-    key = base64.b64decode(path.read_bytes().strip(), validate=True)
-    if len(key) != 32:
-        raise ValueError(f"{path} does not hold a 32-byte key")
-    return key
+    return read_secret_file(path, 32)
 
 
-def _write_private(path: Path, key: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(base64.b64encode(key))
-        fh.flush()
-        os.fsync(fh.fileno())
+def rewrap_keys(session, old: Keyring, new: Keyring) -> tuple[int, int]:
+    """Re-wraps every live data key not yet under new's current key. Returns (rewrapped, already)."""
+    done = already = 0
+    for row in session.scalars(sa.select(SubjectKey).where(SubjectKey.wrapped_key.is_not(None))):
+        if row.master_key_id == new.current_id:
+            already += 1
+            continue
+        dek = old.unwrap(row.wrapped_key, row.master_key_id, row.subject_id)
+        row.wrapped_key, row.master_key_id = new.wrap(dek, row.subject_id)
+        done += 1
+    session.flush()
+    return done, already
 
 
 def rewrap(db, old: Keyring, new_key: bytes) -> tuple[int, int]:
-    """Re-wraps every live data key not yet under new_key; one transaction. Returns (rewrapped, already)."""
-    new = Keyring(new_key)
-    done = already = 0
+    """rewrap_keys in one transaction of its own."""
     with db.session_scope() as s:
-        for row in s.scalars(sa.select(SubjectKey).where(SubjectKey.wrapped_key.is_not(None))):
-            if row.master_key_id == new.current_id:
-                already += 1
-                continue
-            dek = old.unwrap(row.wrapped_key, row.master_key_id, row.subject_id)
-            row.wrapped_key, row.master_key_id = new.wrap(dek, row.subject_id)
-            done += 1
-    return done, already
+        return rewrap_keys(s, old, Keyring(new_key))
 
 
 def rotate_file_key(db, master_file: Path) -> Rotation:
@@ -70,12 +64,12 @@ def rotate_file_key(db, master_file: Path) -> Rotation:
     old_key = read_key_file(master_file)
     pending = pending_key_file(master_file)
     if not pending.exists():
-        _write_private(pending, secrets.token_bytes(32))
+        write_secret_file(pending, secrets.token_bytes(32))
     new_key = read_key_file(pending)
     done, already = rewrap(db, Keyring(old_key, previous=[new_key]), new_key)
     retired = master_file.with_name(f"{master_file.name}.retired-{key_id(old_key)}")
     if not retired.exists():
-        _write_private(retired, old_key)
+        write_secret_file(retired, old_key)
     os.replace(pending, master_file)
     return Rotation(key_id(old_key), key_id(new_key), done, already, retired)
 
