@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from avatar.domain import generation as rules
+from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.gate import MODALITY_SCOPES
 from avatar.store.db import utcnow
 from avatar.store.models import Generation, Job
 from avatar.web import services
@@ -94,7 +96,7 @@ def openapi():
     multipart = {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"}, "manifest": {"type": "string", "format": "binary"}}}}}
     gen_body = json_body({"type": "object", "required": ["modality", "purpose", "script"], "properties": {
-        "modality": {"enum": ["video", "speech"]}, "purpose": {"enum": ["personal", "marketing", "political"]},
+        "modality": {"enum": list(MODALITY_SCOPES)}, "purpose": {"enum": list(PURPOSES_LABELS)},
         "script": {"type": "string", "maxLength": 1000}, "subject_id": {"type": "integer"},
         "spoken_notice": {"type": "boolean"}}})
     id_param = lambda name: [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}]  # noqa: E731
