@@ -36,7 +36,8 @@ def shared_data() -> Path:
 def pg_url():
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     try:
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        # pre-ping: a test may restart the server (test_faults), leaving pooled connections dead
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         with admin.connect() as conn:
             name = f"avatar_t_{uuid.uuid4().hex[:10]}"
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

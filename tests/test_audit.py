@@ -75,3 +75,34 @@ def test_cli_audit_verify_exit_codes(app, services):
         broken_id = s.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq == 2))
     bad = CliRunner().invoke(main, ["audit", "verify"], env=env)
     assert bad.exit_code == 1 and f"event id {broken_id}" in bad.output
+
+
+def test_an_action_and_its_event_are_committed_together_or_not_at_all(any_db_url, tmp_path):
+    """commit_with (what web handlers use): the action's rows and the audit event share one
+    transaction; if it fails, neither is saved and the chain stays whole."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from avatar.domain.accounts import register
+    from avatar.store.models import User
+    from tests.conftest import STRONG_PASSWORD, make_app
+
+    app = make_app(tmp_path, DATABASE_URL=any_db_url)
+    db = app.extensions["avatar"].db
+    _fill(db, 2)
+    s = db.factory()
+    user = register(s, "ada@example.org", "Ada", STRONG_PASSWORD)
+    ev = audit.commit_with(s, "account.registered", target_type="user", target_id=user.id)
+    s.close()
+    assert ev.seq == 3
+    s = db.factory()
+    s.add(User(email="ada@example.org", full_name="Twin", password_hash="x", pseudonym="twin0001"))
+    with pytest.raises(IntegrityError):  # the action fails at commit time: its event goes with it
+        audit.commit_with(s, "account.registered", target_type="user", target_id=999)
+    s.close()
+    with db.session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+        assert [e.action for e in s.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq))] == \
+            ["test.event", "test.event", "account.registered"]
+    assert audit.verify_chain(db).ok
+    app.extensions["avatar"].close()

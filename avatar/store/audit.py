@@ -2,9 +2,10 @@
 
 Each event stores the hash of the previous event and its own hash over (its content + that
 previous hash). Changing or removing any row breaks the chain at that row or the next one,
-which verify_chain() reports. Events are appended in their own short transaction, serialized
-across threads (a lock), across processes on PostgreSQL (an advisory lock) and, last line,
-by the unique sequence number (a clash is retried).
+which verify_chain() reports. Events are appended in their own short transaction, or in the
+transaction of the action they record (commit_with). Appends are serialized by the database
+(PostgreSQL: an advisory lock; SQLite: its write lock, taken before the head is read), within a
+process also by a lock, and, last line, by the unique sequence number.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from avatar.store.db import Database, utcnow
 from avatar.store.models import AuditEvent
@@ -38,28 +40,56 @@ def event_hash(ev: AuditEvent) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+def _append(session: Session, action: str, *, actor_id: int | None, target_type: str | None,
+            target_id: int | None, ip: str | None, details: dict | None) -> AuditEvent:
+    """Adds the next event of the chain to session's transaction; the caller commits. The
+    transaction first takes the database's lock on appending (PostgreSQL: an advisory lock;
+    SQLite: the write lock, by an empty UPDATE), so the head it reads stays the head until commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    else:
+        session.execute(sa.update(AuditEvent).where(sa.false()).values(seq=AuditEvent.seq))
+    head = session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    ev = AuditEvent(
+        seq=(head.seq + 1) if head else 1,
+        at=utcnow().isoformat(timespec="microseconds"),
+        actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
+        ip=ip, details=canonical(details), prev_hash=head.hash if head else GENESIS,
+    )
+    ev.hash = event_hash(ev)
+    session.add(ev)
+    return ev
+
+
 def record(db: Database, action: str, *, actor_id: int | None = None, target_type: str | None = None,
            target_id: int | None = None, ip: str | None = None, details: dict | None = None) -> AuditEvent:
-    """Appends one event and returns it (committed). Call after the action itself is committed."""
+    """Appends one event in its own transaction and returns it (committed). Call after the action
+    itself is committed; where the action is in an open session, use commit_with()."""
     for attempt in range(5):
         try:
             with _LOCK, db.session_scope() as session:
-                if db.engine.dialect.name == "postgresql":
-                    session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-                head = session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
-                ev = AuditEvent(
-                    seq=(head.seq + 1) if head else 1,
-                    at=utcnow().isoformat(timespec="microseconds"),
-                    actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
-                    ip=ip, details=canonical(details), prev_hash=head.hash if head else GENESIS,
-                )
-                ev.hash = event_hash(ev)
-                session.add(ev)
+                ev = _append(session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
+                             ip=ip, details=details)
             return ev
         except IntegrityError:
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+def commit_with(session: Session, action: str, *, actor_id: int | None = None, target_type: str | None = None,
+                target_id: int | None = None, ip: str | None = None, details: dict | None = None) -> AuditEvent:
+    """Appends one event to session's open transaction and commits both: the action and its
+    audit event are saved together or not at all (a database failure in between loses neither
+    alone). On failure the session is rolled back and the error raised."""
+    try:
+        ev = _append(session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
+                     ip=ip, details=details)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return ev
 
 
 @dataclass

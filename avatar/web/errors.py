@@ -20,6 +20,7 @@ MESSAGES = {
     429: "Too many requests; slow down.",
     500: "Something went wrong on our side. Nothing you submitted was half-saved.",
     503: "The service is temporarily unavailable; try again shortly.",
+    507: "The media store is full; nothing you sent was saved. Try again later.",
 }
 
 
@@ -68,6 +69,14 @@ def init_errors(app: Flask) -> None:
         return render_error(503, "Your request is saved, but the job queue is unreachable right now; "
                                  "it will be processed when the queue is back.")
 
+    from avatar.store.blobs import StorageFull
+
+    @app.errorhandler(StorageFull)
+    def _storage_full(exc):
+        log.error("media store full on %s %s", request.method, request.path)
+        app.extensions["avatar"].db.session.rollback()  # also deletes any blob this request wrote
+        return render_error(507)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -75,8 +84,8 @@ def init_errors(app: Flask) -> None:
             app.extensions["avatar"].db.session.rollback()
         except Exception:  # noqa: BLE001
             pass
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import InterfaceError, OperationalError
 
-        if isinstance(exc, OperationalError):
+        if isinstance(exc, (OperationalError, InterfaceError)):
             return render_error(503, "The database is unavailable; nothing was saved. Try again shortly.")
         return render_error(500)

@@ -117,12 +117,12 @@ def login_rate_limited() -> bool:
 
 def audit_event(action: str, *, target_type: str | None = None, target_id: int | None = None,
                 details: dict | None = None, actor_id: int | None = None) -> None:
-    """Commits the request's session, then appends an audit event for the current user and IP."""
+    """Commits the request's session together with an audit event for the current user and IP:
+    both are saved or neither is."""
     from avatar.web import services
 
     svc = services()
-    svc.db.session.commit()
     if actor_id is None and current_user.is_authenticated:
         actor_id = current_user.id
-    audit.record(svc.db, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
-                 ip=client_ip(), details=details)
+    audit.commit_with(svc.db.session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
+                      ip=client_ip(), details=details)
