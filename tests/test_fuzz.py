@@ -57,6 +57,41 @@ def test_recording_upload_fuzz(app, services, user_client, challenge, data, name
         assert s.scalar(sa.select(LivenessSession.used_at).where(LivenessSession.nonce == nonce)) is None
 
 
+def test_memory_stays_bounded_over_many_refused_uploads(services, user_client, challenge, shared_data):
+    """Refused uploads that get deep into the decoders (real media cut or with a real header and
+    junk after it) leave nothing behind in memory: after a warm-up, 60 more keep the process's
+    resident memory within 40 MB."""
+    import gc
+
+    import psutil
+
+    nonce, token = challenge
+    video = (shared_data / "video/d12.mp4").read_bytes()
+    rng = __import__("random").Random(7)
+    samples = [video[len(video) // 2:], video[len(video) // 3:], video[:4096] + rng.randbytes(300_000),
+               b"RIFF\xff\xff\xff\x7fWAVEfmt " + rng.randbytes(200_000), video[::2], rng.randbytes(500_000)]
+
+    def post(data):
+        r = user_client.post(f"/api/enroll/sessions/{nonce}/recording", headers={"X-CSRFToken": token},
+                             data={"recording": (io.BytesIO(data), "c.mp4", "video/mp4")},
+                             content_type="multipart/form-data")
+        assert r.status_code == 400, r.status_code
+        return r
+
+    for data in samples:
+        post(data)
+    gc.collect()
+    start = psutil.Process().memory_info().rss
+    for _ in range(10):
+        for data in samples:
+            post(data)
+    gc.collect()
+    growth = psutil.Process().memory_info().rss - start
+    assert growth < 40 * 2**20, f"resident memory grew by {growth / 2**20:.0f} MB"
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(LivenessSession.used_at).where(LivenessSession.nonce == nonce)) is None
+
+
 @FUZZ
 @given(data=uploads, manifest=st.one_of(st.none(), st.binary(max_size=512)))
 def test_public_verify_fuzz(app, services, client, data, manifest):
