@@ -51,7 +51,8 @@ def check(path: Path, plan: dict, code: str) -> dict:
     with MediaFile(path.read_bytes()) as mf:
         frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
     v = verify_capture(frames, audio, plan, code)
-    return {"passed": v.passed, "hint": v.hint}
+    return {"passed": v.passed, "hint": v.hint,
+            "av_sync": ((v.checks.get("voice") or {}).get("av_sync") or {}).get("corr")}
 
 
 def screen_replay(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
@@ -153,6 +154,9 @@ def main() -> None:
         "apcer_max": max(v["apcer"] for v in per_type.values()),
         "attacks": per_type,
         "accepted_attacks": [f"{kind}: {i['file']}" for kind, items in attacks.items() for i in items if i["passed"]],
+        # lip-sync correlation per item: how far a stricter AV_SYNC_MIN could separate them
+        "av_sync": {"bona_fide": [b["av_sync"] for b in bona],
+                    **{kind: [i["av_sync"] for i in items] for kind, items in attacks.items()}},
     }, indent=1))
 
 
