@@ -94,8 +94,7 @@ def test_full_media_store_refuses_an_upload_with_507_and_keeps_nothing(tmp_path,
         assert ls.recording_media_id is None and ls.used_at is None  # the challenge can still be answered
 
     filler.unlink()  # space comes back: the same challenge is answered and stored
-    assert client.get("/readyz").status_code in (200, 503)  # (models may be missing here; media must be fine)
-    assert client.get("/readyz").get_json()["checks"]["media"]["ok"] is True
+    assert client.get("/readyz").get_json()["checks"]["media"]["ok"] is True  # (model files may be missing here)
     resp = upload()
     assert resp.status_code == 202, resp.get_data(as_text=True)
     assert len(_files(small_disk)) == 1
