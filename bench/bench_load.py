@@ -45,6 +45,7 @@ PASSWORD = "Correct-horse-42-battery"
 PG_ADMIN = os.environ.get("AVATAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("AVATAR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 AVATAR = [sys.executable, "-m", "avatar.cli"]
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')  # every page's form token (base.html)
 
 
 class Recorder:
@@ -108,12 +109,10 @@ class Captures:
 def user_loop(base: str, email: str, captures: Captures, deadline: float, rec: Recorder) -> None:
     http = requests.Session()
     page = rec.call("login_page", http.get, f"{base}/auth/login")
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    token = CSRF_FIELD.search(page.text).group(1)
     rec.call("login", http.post, f"{base}/auth/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     page = rec.call("capture_page", http.get, f"{base}/enroll/capture")
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text) or \
-        re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
-    headers = {"X-CSRFToken": token.group(1), "Accept": "application/json"}
+    headers = {"X-CSRFToken": CSRF_FIELD.search(page.text).group(1), "Accept": "application/json"}
     while time.time() < deadline:
         resp = rec.call("challenge", http.post, f"{base}/api/enroll/sessions", headers=headers)
         if resp is None or resp.status_code != 201:
@@ -207,7 +206,7 @@ def drain(db_url: str, timeout: float) -> float:
     return round(time.time() - started, 1)
 
 
-def create_users(env: dict, n: int, run_dir: Path) -> list[str]:
+def create_users(env: dict, n: int) -> list[str]:
     """Accounts made with the same code the app uses, in a separate process (its own settings)."""
     emails = [f"load{i}@example.org" for i in range(n)]
     code = ("import sys\nfrom avatar.config import Config\nfrom avatar.services import Services\n"
@@ -242,7 +241,7 @@ def run_mode(mode: str, users: int, seconds: float, keep: bool) -> dict:
             redis.Redis.from_url(REDIS).flushdb()
             env.update({"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "celery", "AVATAR_BROKER_URL": REDIS})
         subprocess.run(AVATAR + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
-        emails = create_users(env, users, run_dir)
+        emails = create_users(env, users)
         before = counts(db_url, run_dir / "instance" / "media")
         port = free_port()
         base = f"http://127.0.0.1:{port}"

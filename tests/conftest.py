@@ -113,9 +113,12 @@ def row_counts(services, *models) -> dict[str, int]:
         return {m.__name__: s.scalar(sa.select(sa.func.count()).select_from(m)) for m in models}
 
 
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
 def csrf_token(client, path: str = "/auth/login") -> str:
     html = client.get(path).get_data(as_text=True)
-    m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    m = CSRF_FIELD.search(html)
     assert m, f"no CSRF token on {path}"
     return m.group(1)
 

@@ -28,11 +28,10 @@ def slow_first_attempt(ctx: JobContext) -> dict:
 def _run_threads() -> None:
     from avatar.config import Config
     from avatar.jobs import definitions  # noqa: F401 - the service's own jobs
-    from avatar.jobs.runners import ThreadRunner
+    from avatar.jobs.runners import start_runner
     from avatar.services import Services
 
-    services = Services(Config.from_env())
-    services.runner = ThreadRunner(services, threads=2, poll_seconds=services.config.JOB_POLL_SECONDS).start()
+    start_runner(Services(Config.from_env()))  # as `avatar serve` does (AVATAR_JOB_RUNNER=threads)
     print("runner started", flush=True)
     threading.Event().wait()
 

@@ -62,12 +62,13 @@ def test_memory_stays_bounded_over_many_refused_uploads(services, user_client, c
     junk after it) leave nothing behind in memory: after a warm-up, 60 more keep the process's
     resident memory within 40 MB."""
     import gc
+    import random
 
     import psutil
 
     nonce, token = challenge
     video = (shared_data / "video/d12.mp4").read_bytes()
-    rng = __import__("random").Random(7)
+    rng = random.Random(7)
     samples = [video[len(video) // 2:], video[len(video) // 3:], video[:4096] + rng.randbytes(300_000),
                b"RIFF\xff\xff\xff\x7fWAVEfmt " + rng.randbytes(200_000), video[::2], rng.randbytes(500_000)]
 
@@ -76,7 +77,6 @@ def test_memory_stays_bounded_over_many_refused_uploads(services, user_client, c
                              data={"recording": (io.BytesIO(data), "c.mp4", "video/mp4")},
                              content_type="multipart/form-data")
         assert r.status_code == 400, r.status_code
-        return r
 
     for data in samples:
         post(data)
