@@ -20,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import soundfile as sf
 
@@ -30,7 +29,7 @@ from avatar.analysis.liveness import SAMPLE_FPS  # noqa: E402
 from avatar.analysis.media import MediaFile  # noqa: E402
 from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture, digit_audio  # noqa: E402
 from avatar.domain.challenges import draw, schedule  # noqa: E402
-from tests.media_factory import encode_frames, frames_of, still_to_video  # noqa: E402
+from tests.media_factory import encode_frames, frames_of, screen_replay, still_to_video  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_CHALLENGES = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -53,29 +52,6 @@ def check(path: Path, plan: dict, code: str) -> dict:
     v = verify_capture(frames, audio, plan, code)
     return {"passed": v.passed, "hint": v.hint,
             "av_sync": ((v.checks.get("voice") or {}).get("av_sync") or {}).get("corr")}
-
-
-def screen_replay(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
-    """A video shown on a monitor and filmed: slight perspective, moiré from the pixel grid
-    beating with the sensor, a moving glare, softer focus and a gamma shift."""
-    rng = np.random.default_rng(seed)
-    h, w = frames[0].shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for i, f in enumerate(frames):
-        t = i / len(frames)
-        a = 0.03 * np.sin(2 * np.pi * t)
-        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-        dst = np.float32([[w * (0.04 + a), h * 0.04], [w * 0.96, h * (0.03 - a)], [w * (0.97 - a), h * 0.97],
-                          [w * 0.03, h * (0.96 + a)]])
-        img = cv2.warpPerspective(f, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=(20, 20, 20))
-        img = cv2.GaussianBlur(img, (3, 3), 0.8).astype(np.float32)
-        moire = 1 + 0.08 * np.sin(2 * np.pi * (xx * 0.31 + yy * 0.07 + t * 3)) * np.sin(2 * np.pi * (xx * 0.29 - yy * 0.05))
-        cx, cy = w * (0.3 + 0.3 * t), h * 0.25
-        glare = 90 * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (0.12 * w) ** 2)))
-        img = 255 * (np.clip(img * moire[..., None] + glare[..., None], 0, 255) / 255) ** 0.9
-        out.append(np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8))
-    return out
 
 
 def synthetic_digits() -> dict[str, np.ndarray]:

@@ -1,5 +1,5 @@
 """Builds test and attack media from ../shared/data with ffmpeg and numpy: stills turned into
-videos (pans, zooms, a print held in a hand), clips cut, muxed, shuffled or replayed."""
+videos (pans, zooms, a print held in a hand), clips cut, muxed, shuffled or replayed (on a screen)."""
 from __future__ import annotations
 
 import subprocess
@@ -54,6 +54,32 @@ def still_to_video(img: np.ndarray, out: Path, seconds: float = 5, fps: float = 
         frame = np.clip(frame + rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8)
         frames.append(cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA))
     return encode_frames(frames, out, fps, audio)
+
+
+def screen_replay(frames: list[np.ndarray], seed: int, moire: float = 0.08,
+                  grids: tuple = ((0.31, 0.07), (0.29, -0.05))) -> list[np.ndarray]:
+    """A video shown on a monitor and filmed: slight perspective, moiré of `moire` contrast from the
+    pixel grid beating with the sensor (two gratings of `grids` cycles per pixel), a moving glare,
+    softer focus and a gamma shift."""
+    rng = np.random.default_rng(seed)
+    h, w = frames[0].shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for i, f in enumerate(frames):
+        t = i / len(frames)
+        a = 0.03 * np.sin(2 * np.pi * t)
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = np.float32([[w * (0.04 + a), h * 0.04], [w * 0.96, h * (0.03 - a)], [w * (0.97 - a), h * 0.97],
+                          [w * 0.03, h * (0.96 + a)]])
+        img = cv2.warpPerspective(f, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=(20, 20, 20))
+        img = cv2.GaussianBlur(img, (3, 3), 0.8).astype(np.float32)
+        (ax, ay), (bx, by) = grids
+        pattern = 1 + moire * np.sin(2 * np.pi * (xx * ax + yy * ay + t * 3)) * np.sin(2 * np.pi * (xx * bx + yy * by))
+        cx, cy = w * (0.3 + 0.3 * t), h * 0.25
+        glare = 90 * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (0.12 * w) ** 2)))
+        img = 255 * (np.clip(img * pattern[..., None] + glare[..., None], 0, 255) / 255) ** 0.9
+        out.append(np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8))
+    return out
 
 
 def _affine(scale: float, angle: float, tx: float, ty: float, w: int, h: int) -> np.ndarray:

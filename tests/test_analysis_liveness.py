@@ -1,10 +1,16 @@
 """Passive liveness: every real clip passes, every still attack fails with a reason."""
 import pytest
 
+import cv2
+import numpy as np
+
 from avatar.analysis.checks import passive_check_bytes
-from avatar.analysis.liveness import SAMPLE_FPS, av_sync, detect_events, identity_consistency, track
+from avatar.analysis.face import observe_image
+from avatar.analysis.liveness import (
+    SAMPLE_FPS, SCREEN_PATTERN_MAX, av_sync, detect_events, identity_consistency, spectral_peak, track,
+)
 from avatar.analysis.media import decode_clip
-from tests.media_factory import cut, encode_frames, frames_of, read_rgb, still_to_video, tmpdir
+from tests.media_factory import cut, encode_frames, frames_of, read_rgb, screen_replay, still_to_video, tmpdir
 
 REAL = ["d0", "d3", "d9", "d10", "d11", "d12", "d14", "d18", "d19"]
 STILLS = ["s1", "s7", "s9", "s11", "s22", "s25", "s42", "d19"]
@@ -44,6 +50,33 @@ def test_attack_reasons_name_the_cue(shared_data, work, still, cue):
     clip = still_to_video(read_rgb(shared_data / "stills" / f"{still}.jpg"), work / f"{still}-r.mp4", seconds=4)
     r = passive_check_bytes(clip.read_bytes())
     assert any(cue in reason for reason in r.reasons), r.reasons
+
+
+def test_face_photos_have_no_screen_pattern_until_a_grating_is_laid_over_them(shared_data):
+    photos = sorted((shared_data / "faces").glob("img*.jpg")) + sorted((shared_data / "stills").glob("*.jpg"))
+    yy, xx = np.mgrid[0:640, 0:640]
+    grating = 1 + 0.06 * np.sin(2 * np.pi * (0.27 * xx - 0.11 * yy))
+    checked = 0
+    for path in photos:
+        img = read_rgb(path)
+        obs = observe_image(img)
+        if obs is None:
+            continue
+        x0, y0, x1, y1 = obs.box
+        face = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[max(0, y0):y1, max(0, x0):x1].astype(np.float32)
+        assert spectral_peak(face) < SCREEN_PATTERN_MAX, path.name
+        assert spectral_peak(face * grating[: face.shape[0], : face.shape[1]]) > SCREEN_PATTERN_MAX, path.name
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.mark.parametrize("moire,grids", [(0.08, ((0.31, 0.07), (0.29, -0.05))), (0.05, ((0.38, -0.34), (0.34, -0.28)))])
+def test_a_real_clip_replayed_on_a_screen_is_refused_for_its_moire(shared_data, work, moire, grids):
+    frames = frames_of(shared_data / "video/d12.mp4", fps=25)[:100]
+    clip = encode_frames(screen_replay(frames, seed=1, moire=moire, grids=grids), work / f"screen-{moire}.mp4", fps=25)
+    r = passive_check_bytes(clip.read_bytes())
+    assert not r.live and any("moiré" in reason for reason in r.reasons), r.as_dict()
+    assert r.details["screen_pattern"] > SCREEN_PATTERN_MAX
 
 
 def test_events_of_a_clip_with_head_turns(shared_data):

@@ -12,8 +12,8 @@ import numpy as np
 
 from avatar.analysis.face import FACE_MATCH_THRESHOLD, face_embedding
 from avatar.analysis.liveness import (
-    HUMAN_FACE_MIN, MIN_PRESENT, PLANAR_RESIDUAL_MIN, ClipSignals, Event, av_sync, detect_events,
-    human_face_score, identity_and_planarity, speech_envelope, track,
+    HUMAN_FACE_MIN, MIN_PRESENT, PLANAR_RESIDUAL_MIN, SCREEN_PATTERN_MAX, ClipSignals, Event, av_sync,
+    detect_events, human_face_score, identity_and_planarity, screen_pattern, speech_envelope, track,
 )
 from avatar.analysis.media import Frames
 from avatar.analysis.voice import SPEAKER_MATCH_THRESHOLD, SR, VoiceError, speaker_consistency, verify_code, voice_activity, voiced_audio
@@ -65,6 +65,7 @@ class CaptureVerdict:
 BORDERLINE = {
     "planar_residual": ("presentation_attack", "planar_residual", PLANAR_RESIDUAL_MIN, PLANAR_RESIDUAL_MIN * 1.25),
     "human_face": ("presentation_attack", "human_face", HUMAN_FACE_MIN, HUMAN_FACE_MIN + 0.1),
+    "screen_pattern": ("presentation_attack", "screen_pattern", SCREEN_PATTERN_MAX, SCREEN_PATTERN_MAX - 0.2),
     "identity_distance": ("identity", "max_distance", FACE_MATCH_THRESHOLD, FACE_MATCH_THRESHOLD - 0.1),
     "voice_consistency": ("voice", "min_similarity", SPEAKER_MATCH_THRESHOLD - 0.1, SPEAKER_MATCH_THRESHOLD - 0.05),
 }
@@ -164,6 +165,11 @@ def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: s
     if human < HUMAN_FACE_MIN:
         checks["presentation_attack"]["ok"] = False
         fail("face", "no clear frontal human face")
+    pattern = screen_pattern(frames, sig)
+    checks["presentation_attack"]["screen_pattern"] = None if pattern is None else round(pattern, 2)
+    if pattern is not None and pattern > SCREEN_PATTERN_MAX:
+        checks["presentation_attack"]["ok"] = False
+        fail("face", "the face shows the regular pattern of a screen (moiré)")
 
     voice_template = voiced = None
     if audio is None or audio.size == 0:

@@ -26,6 +26,10 @@ PLANAR_PAIRS = 12
 PLANAR_RESIDUAL_MIN = 12.0
 FROZEN_MAX = 0.95  # real webcam clips repeat many frames (d19: 76% at 10 fps); only a frozen picture fails
 HUMAN_FACE_MIN = 0.25  # dlib HOG frontal score on the face crop; dog: none, monkey: 0.2, people: ≥ 0.5
+# 90th percentile over face crops of the strongest fine periodic component above its spectral
+# neighbourhood (natural log): the 9 shared clips, also re-encoded down to 200 kbit/s, ≤ 1.53; the
+# 26 face photos and stills ≤ 1.76; a screen's moiré of 4–8 % contrast 2.2–3.6 (bench/bench_attacks.py)
+SCREEN_PATTERN_MAX = 2.0
 MIN_PRESENT = 0.8
 TURN_DEG = 18.0
 PITCH_DEG = 10.0
@@ -279,6 +283,37 @@ def frozen_ratio(frames: Frames) -> float:
     return float(np.mean(same))
 
 
+def spectral_peak(gray: np.ndarray) -> float:
+    """How far the strongest fine periodic component of an image stands above its neighbourhood in
+    the spectrum (natural log of the ratio). Skin and hair have no regular texture; a screen filmed
+    by a camera adds one (moiré: its pixel grid beating with the sensor's). Compression blocks and
+    noise spread over the spectrum and stay low."""
+    g = gray.astype(np.float32)
+    g = g - cv2.GaussianBlur(g, (0, 0), 3)  # fine texture only
+    h, w = g.shape
+    spectrum = np.log(np.abs(np.fft.fft2(g * np.outer(np.hanning(h), np.hanning(w)).astype(np.float32))) + 1e-3)
+    spectrum = np.fft.fftshift(spectrum).astype(np.float32)
+    fy, fx = np.fft.fftshift(np.fft.fftfreq(h))[:, None], np.fft.fftshift(np.fft.fftfreq(w))[None, :]
+    radius = np.sqrt(fx ** 2 + fy ** 2)
+    band = (radius > 0.08) & (radius < 0.48)  # periods of 2–12 px
+    return float((spectrum - cv2.blur(spectrum, (9, 9)))[band].max())
+
+
+def screen_pattern(frames: Frames, sig: ClipSignals, every: int = 3, min_px: int = 48) -> float | None:
+    """90th percentile of spectral_peak() over the face crops of every `every`-th sampled frame
+    (None when no face crop is large enough)."""
+    peaks = []
+    for i in range(0, len(sig.observations), every):
+        o = sig.observations[i]
+        if o is None:
+            continue
+        x0, y0, x1, y1 = o.box
+        crop = frames.images[i][max(0, y0):y1, max(0, x0):x1]
+        if min(crop.shape[:2]) >= min_px:
+            peaks.append(spectral_peak(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)))
+    return float(np.percentile(peaks, 90)) if peaks else None
+
+
 def human_face_score(rgb: np.ndarray, obs: FaceObservation) -> float:
     """dlib's HOG frontal-face score on the face crop scaled to 160 px (−1 when it finds none).
 
@@ -336,6 +371,10 @@ def passive_liveness(frames: Frames, audio: np.ndarray | None = None, sr: int = 
     details["planar_residual"] = None if planar is None else round(planar, 2)
     if planar is None or planar < PLANAR_RESIDUAL_MIN:
         reasons.append("the face moves like a flat picture (photo, print or screen), not a live face")
+    pattern = screen_pattern(frames, sig)
+    details["screen_pattern"] = None if pattern is None else round(pattern, 2)
+    if pattern is not None and pattern > SCREEN_PATTERN_MAX:
+        reasons.append("the face shows the regular pattern of a screen (moiré): it is being filmed off a display")
     idx = [i for i, o in enumerate(sig.observations) if o is not None]
     probe = [idx[0], idx[len(idx) // 2], idx[-1]]
     human = float(np.median([human_face_score(frames.images[i], sig.observations[i]) for i in probe]))
@@ -352,6 +391,7 @@ def passive_liveness(frames: Frames, audio: np.ndarray | None = None, sr: int = 
     # score: the weakest margin among the cues, squashed to 0..1 (0.5 = on the threshold)
     margins = [
         (planar or 0.0) / PLANAR_RESIDUAL_MIN - 1,
+        SCREEN_PATTERN_MAX - (pattern or 0.0),
         (human - HUMAN_FACE_MIN),
         (sig.present_ratio - MIN_PRESENT) * 5,
         (FACE_MATCH_THRESHOLD - (ident["max_distance"] or FACE_MATCH_THRESHOLD)) * 4,
