@@ -1,8 +1,11 @@
 """Envelope encryption, crypto-shredding and the blob backend contract."""
+import logging
 import os
+import time
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from avatar.store.blobs import BlobNotFound, FilesystemBlobs, StorageError
 from avatar.store.crypto import DecryptionError, Keyring, open_sealed
@@ -79,6 +82,36 @@ def test_rolled_back_transaction_leaves_no_blob(services):
         assert s.scalar(sa.select(sa.func.count(MediaObject.id))) == 0
 
 
+def _lose_connection_at_commit(engine, landed: bool):
+    """The next COMMIT fails as a dropped connection would; if `landed`, the server had committed."""
+    def commit(conn):
+        event.remove(engine, "commit", commit)
+        if landed:
+            conn.connection.dbapi_connection.commit()
+        raise sa.exc.OperationalError("COMMIT", None, ConnectionError("server closed the connection unexpectedly"))
+
+    event.listen(engine, "commit", commit)
+
+
+def test_commit_of_unknown_outcome_keeps_its_blobs_and_the_sweeper_removes_only_orphans(services, caplog):
+    media, db = services.media, services.db
+    keys = {}
+    for landed in (True, False):
+        _lose_connection_at_commit(db.engine, landed)
+        with caplog.at_level(logging.WARNING, "avatar.store.media"), pytest.raises(sa.exc.OperationalError):
+            with db.session_scope() as s:
+                keys[landed] = media.put(s, 7, "evidence", f"landed={landed}".encode(), "text/plain").storage_key
+        assert media.blobs.exists(keys[landed]) and keys[landed] in caplog.text  # kept, and said so
+    with db.session_scope() as s:
+        rows = s.scalars(sa.select(MediaObject)).all()
+        assert [r.storage_key for r in rows] == [keys[True]]
+        assert media.get(s, rows[0]) == b"landed=True"  # the commit that landed still has its file
+        assert media.sweep_orphans(s, grace_seconds=3600) == {"checked": 0, "deleted": 0}  # too recent
+        assert media.sweep_orphans(s, grace_seconds=0) == {"checked": 2, "deleted": 1}
+        assert media.get(s, rows[0]) == b"landed=True"
+    assert not media.blobs.exists(keys[False])
+
+
 def test_key_rotation_rewraps_without_touching_media(services):
     media, db = services.media, services.db
     with db.session_scope() as s:
@@ -110,6 +143,8 @@ def test_filesystem_backend_contract(tmp_path):
     blobs.write("1/a/x", b"two")  # atomic replace
     assert blobs.read("1/a/x") == b"two" and blobs.exists("1/a/x")
     assert not [p for p in (tmp_path / "m").rglob("*.tmp")]
+    assert list(blobs.keys(older_than=time.time() + 1)) == ["1/a/x"]
+    assert list(blobs.keys(older_than=time.time() - 60)) == []  # written just now
     blobs.delete("1/a/x")
     blobs.delete("1/a/x")  # idempotent
     with pytest.raises(BlobNotFound):

@@ -170,13 +170,14 @@ def test_expired_consent_is_revoked_by_the_periodic_job(services):
         services.media.put(s, subject, "face_ref", b"face", "image/png")
     last: dict = {}
     ids = enqueue_periodic(services, last)
-    assert len(ids) == 2 and enqueue_periodic(services, last) == []  # not again within the period
+    assert len(ids) == 3 and enqueue_periodic(services, last) == []  # not again within the period
     for job_id in ids:
         assert execute(services, job_id) == "succeeded"
     with services.db.session_scope() as s:
         assert s.get(Enrollment, enr).state == "expired"
         assert s.scalar(sa.select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == subject)) is None
         assert s.scalar(sa.select(Job.result).where(Job.name == "consent.expire")) == {"expired": [subject]}
+        assert s.scalar(sa.select(Job.result).where(Job.name == "media.sweep_orphans")) == {"checked": 0, "deleted": 0}
 
 
 def test_export_and_delete_account(client, auth, services):

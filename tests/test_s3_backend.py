@@ -53,6 +53,8 @@ def test_s3_backend_contract(s3_blobs):
     s3_blobs.write("1/a/x", b"one")
     s3_blobs.write("1/a/x", b"two")
     assert s3_blobs.read("1/a/x") == b"two" and s3_blobs.exists("1/a/x")
+    assert list(s3_blobs.keys(older_than=time.time() + 5)) == ["1/a/x"]
+    assert list(s3_blobs.keys(older_than=time.time() - 60)) == []
     s3_blobs.delete("1/a/x")
     s3_blobs.delete("1/a/x")
     assert not s3_blobs.exists("1/a/x")

@@ -1,4 +1,4 @@
-"""Housekeeping jobs: audit chain verification, purge of expired media."""
+"""Housekeeping jobs: audit chain verification, purge of expired media, sweep of orphaned blobs."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -32,6 +32,17 @@ def purge_expired_media(ctx: JobContext) -> dict:
     if purged:
         audit.record(db, "media.purged", details={"count": purged})
     return {"purged": purged}
+
+
+@job("media.sweep_orphans")
+def sweep_orphan_blobs(ctx: JobContext) -> dict:
+    """Deletes blobs that no media row names once they are an hour old (see MediaStore.sweep_orphans)."""
+    ctx.progress(1, "listing the media store")
+    with ctx.services.db.session_scope() as s:
+        result = ctx.services.media.sweep_orphans(s)
+    if result["deleted"]:
+        audit.record(ctx.services.db, "media.orphans_swept", details=result)
+    return result
 
 
 @job("consent.expire")

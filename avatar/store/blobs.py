@@ -11,7 +11,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,199}$")
 
@@ -41,6 +41,7 @@ class BlobBackend(Protocol):
     def read(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def keys(self, older_than: float) -> Iterator[str]: ...  # keys last written before this Unix time
 
 
 class FilesystemBlobs:
@@ -83,6 +84,13 @@ class FilesystemBlobs:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def keys(self, older_than: float) -> Iterator[str]:
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                path = Path(folder) / name
+                if not name.startswith(".") and path.stat().st_mtime < older_than:  # .tmp: a write under way
+                    yield path.relative_to(self.root).as_posix()
 
 
 class S3Blobs:
@@ -140,3 +148,10 @@ class S3Blobs:
             return True
         except ClientError:
             return False
+
+    def keys(self, older_than: float) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["LastModified"].timestamp() < older_than:
+                    yield obj["Key"][len(self.prefix):]

@@ -2,11 +2,17 @@
 
 put() encrypts under the subject's data key and writes the blob before the row is flushed;
 if the surrounding transaction rolls back, the blobs it wrote are deleted again, so a failed
-request leaves neither a row without a file nor a file without a row.
+request leaves neither a row without a file nor a file without a row. One exception: when the
+database connection fails while the COMMIT is under way, nobody here can know whether the rows
+landed, so the blobs are kept (deleting them could leave a saved row without its file) and
+sweep_orphans() removes them later if no row names them.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
+import sys
+import time
 import uuid
 from datetime import datetime
 
@@ -20,6 +26,9 @@ from avatar.store.db import utcnow
 from avatar.store.models import MediaObject, SubjectKey
 
 _PENDING = "avatar.pending_blobs"
+_COMMITTING = "avatar.committing"
+ORPHAN_GRACE_SECONDS = 3600  # a blob this old with no row is an orphan (no request or job takes this long)
+log = logging.getLogger(__name__)
 
 
 class MediaShredded(StorageError):
@@ -115,6 +124,22 @@ class MediaStore:
         session.flush()
         self.blobs.delete(media.storage_key)
 
+    def sweep_orphans(self, session: Session, grace_seconds: float = ORPHAN_GRACE_SECONDS,
+                      batch: int = 500) -> dict:
+        """Deletes blobs older than grace_seconds that no media row names: those kept after a
+        commit whose outcome was unknown, or left by a process killed between writing a blob and
+        rolling back. Blobs of rows marked deleted are not touched here."""
+        checked = deleted = 0
+        keys = self.blobs.keys(older_than=time.time() - grace_seconds)
+        while chunk := [k for _, k in zip(range(batch), keys)]:
+            known = set(session.scalars(sa.select(MediaObject.storage_key).where(MediaObject.storage_key.in_(chunk))))
+            for key in chunk:
+                if key not in known:
+                    self.blobs.delete(key)
+                    deleted += 1
+            checked += len(chunk)
+        return {"checked": checked, "deleted": deleted}
+
     def check_writable(self) -> None:
         key = f"health/{uuid.uuid4().hex}"
         self.blobs.write(key, b"ok")
@@ -129,13 +154,33 @@ def _track_pending(session: Session, blobs: BlobBackend, key: str) -> None:
     session.info.setdefault(_PENDING, []).append((blobs, key))
 
 
+@event.listens_for(Session, "before_commit")
+def _mark_committing(session: Session) -> None:
+    session.info[_COMMITTING] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _forget_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_COMMITTING, None)
+
+
+def _outcome_unknown(session: Session) -> bool:
+    """Is this rollback handling a lost database connection during a commit? Then the commit may
+    have landed (the server saw COMMIT, the answer was lost)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return bool(session.info.pop(_COMMITTING, False)) and isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
 
 
 @event.listens_for(Session, "after_rollback")
 def _delete_pending(session: Session) -> None:
+    if _outcome_unknown(session):
+        kept = [key for _, key in session.info.pop(_PENDING, [])]
+        if kept:
+            log.warning("database connection lost during commit: keeping %d blob(s) %s; "
+                        "sweep_orphans() removes them if the commit did not land", len(kept), kept)
+        return
     for blobs, key in session.info.pop(_PENDING, []):
         try:
             blobs.delete(key)
