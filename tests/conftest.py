@@ -3,6 +3,7 @@ runner, logged-in helpers, and the PostgreSQL/Redis services of the machine."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import uuid
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from avatar import create_app
+from avatar.demo.footage import FOOTAGE, fitting_seed
+from avatar.domain.challenges import draw, schedule
 from avatar.store.migrate import upgrade
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -30,6 +33,50 @@ def _service_missing(what: str, exc: Exception):
 def shared_data() -> Path:
     assert SHARED_DATA.is_dir(), f"test data not found at {SHARED_DATA}"
     return SHARED_DATA
+
+
+# -- captures for the seeded challenge, built once per test session (each takes seconds) ------
+SEED = fitting_seed()
+ACTIONS, CODE = draw(random.Random(SEED))
+PLAN = schedule(ACTIONS)
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    from tests.media_factory import tmpdir
+
+    return tmpdir()
+
+
+@pytest.fixture(scope="session")
+def passing_clip(shared_data, media_dir) -> bytes:
+    """Real footage of one man answering the seeded challenge (see avatar.demo.footage)."""
+    from tests.media_factory import assemble_capture
+
+    return assemble_capture(PLAN, CODE, shared_data / FOOTAGE, shared_data / "digits", media_dir / "pass.mp4").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
+    """Captures that must fail, by the check that refuses them."""
+    import numpy as np
+    import soundfile as sf
+
+    from tests.media_factory import assemble_capture, cut, encode_frames, frames_of, read_rgb, still_to_video
+
+    d = shared_data
+    silent = media_dir / "silent.wav"
+    sf.write(silent, np.zeros(16000 * 16, np.float32), 16000)
+    wrong_code = "".join(str((int(c) + 5) % 10) for c in CODE)
+    return {
+        "still image": still_to_video(read_rgb(d / "stills/s42.jpg"), media_dir / "still.mp4", seconds=PLAN["duration"],
+                                      motion="shake", audio=silent),
+        "another person's clip": cut(d / "video/d10.mp4", media_dir / "other.mp4", 0, PLAN["duration"], size=512),
+        "wrong order": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "order.mp4",
+                                        shuffle_actions=True),
+        "missing code": assemble_capture(PLAN, wrong_code, d / FOOTAGE, d / "digits", media_dir / "code.mp4"),
+        "silence": encode_frames(frames_of(media_dir / "pass.mp4", fps=25), media_dir / "silence.mp4", 25, audio=silent),
+    }
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avatar.analysis.evaluation import eval_voices
-from avatar.analysis.media import decode_audio
+from avatar.analysis.evaluation import audio_of_file, eval_voices
+from avatar.analysis.media import MediaError, decode_audio
 from avatar.analysis.voice import (
     SR, VoiceError, edit_distance, same_speaker, speaker_consistency, speaker_similarity, speaker_template,
     speech_quality, verify_code, voice_activity,
@@ -94,3 +94,15 @@ def test_edit_distance():
     assert edit_distance("482193", "482193") == 0
     assert edit_distance("482193", "48293") == 1
     assert edit_distance("", "123") == 3
+
+
+def test_audio_files_read_directly_match_the_upload_decoder(shared_data, tmp_path):
+    flac = next((shared_data / "voices").rglob("*.flac"))  # 16 kHz: read by soundfile
+    direct = audio_of_file(flac)
+    assert np.abs(direct - decode_audio(flac.read_bytes())).max() < 1e-4
+    narrow = shared_data / "digits" / "3_george_0.wav"  # 8 kHz: resampled by the decoder
+    assert audio_of_file(narrow).size == decode_audio(narrow.read_bytes()).size > 0
+    junk = tmp_path / "junk.flac"
+    junk.write_bytes(b"not audio at all")
+    with pytest.raises(MediaError):
+        audio_of_file(junk)

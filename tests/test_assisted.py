@@ -12,7 +12,7 @@ from avatar.store import audit
 from avatar.store.models import AuditEvent, Enrollment, FaceProfile, Role, User
 from tests.conftest import STRONG_PASSWORD, csrf_token
 from tests.test_enrollment_api import (  # noqa: F401
-    SEED, _consent, app, attack_clips, login, media_dir, passing_clip, run_capture,
+    SEED, _consent, app, login, run_capture,
 )
 
 

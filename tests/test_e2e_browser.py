@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from avatar.store.models import Enrollment
 from tests.conftest import STRONG_PASSWORD, make_app
 from tests.media_factory import FFMPEG
-from tests.test_enrollment_api import PLAN, SEED, attack_clips, media_dir, passing_clip  # noqa: F401
+from tests.conftest import PLAN, SEED
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]
 

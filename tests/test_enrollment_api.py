@@ -1,7 +1,6 @@
 """Enrollment through the JSON API with uploaded files: a passing capture assembled from real
 footage for a seeded challenge, every bad input, attack captures, lockout and the likeness guard."""
 import io
-import random
 from datetime import timedelta
 
 import numpy as np
@@ -10,27 +9,12 @@ import soundfile as sf
 import sqlalchemy as sa
 
 from avatar.config import Config, ConfigError
-from avatar.domain.challenges import draw, schedule
+from avatar.domain.challenges import draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
-from avatar.demo.footage import FOOTAGE, fitting_seed
-from tests.conftest import STRONG_PASSWORD, csrf_token, make_app
-from tests.media_factory import assemble_capture, digit_audio, encode_frames, frames_of, read_rgb, still_to_video, tmpdir
-
-SEED = fitting_seed()
-ACTIONS, CODE = draw(random.Random(SEED))
-PLAN = schedule(ACTIONS)
-
-
-@pytest.fixture(scope="module")
-def media_dir():
-    return tmpdir()
-
-
-@pytest.fixture(scope="module")
-def passing_clip(shared_data, media_dir):
-    return assemble_capture(PLAN, CODE, shared_data / FOOTAGE, shared_data / "digits", media_dir / "pass.mp4").read_bytes()
+from tests.conftest import ACTIONS, CODE, SEED, STRONG_PASSWORD, csrf_token, make_app
+from tests.media_factory import digit_audio
 
 
 @pytest.fixture
@@ -159,29 +143,6 @@ def test_expired_session_and_someone_elses_nonce(client, services, shared_data):
     login(client, services, "eve@example.org", "Eve Example")
     r = upload(client, other["nonce"], (shared_data / "video/d12.mp4").read_bytes())
     assert r.status_code == 404
-
-
-@pytest.fixture(scope="module")
-def attack_clips(shared_data, media_dir, passing_clip):
-    d = shared_data
-    silent = media_dir / "silent.wav"
-    sf.write(silent, np.zeros(16000 * 16, np.float32), 16000)
-    wrong_code = "".join(str((int(c) + 5) % 10) for c in CODE)
-    return {
-        "still image": still_to_video(read_rgb(d / "stills/s42.jpg"), media_dir / "still.mp4", seconds=PLAN["duration"],
-                                      motion="shake", audio=silent),
-        "another person's clip": _with_audio(d / "video/d10.mp4", media_dir / "other.mp4", PLAN["duration"]),
-        "wrong order": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "order.mp4",
-                                        shuffle_actions=True),
-        "missing code": assemble_capture(PLAN, wrong_code, d / FOOTAGE, d / "digits", media_dir / "code.mp4"),
-        "silence": encode_frames(frames_of(media_dir / "pass.mp4", fps=25), media_dir / "silence.mp4", 25, audio=silent),
-    }
-
-
-def _with_audio(src, out, seconds):
-    from tests.media_factory import cut
-
-    return cut(src, out, 0, seconds, size=512)
 
 
 @pytest.mark.slow

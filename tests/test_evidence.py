@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from avatar.store.models import AuditEvent, Enrollment
 from tests.conftest import STRONG_PASSWORD, csrf_token
 from tests.test_enrollment_api import (  # noqa: F401 - fixtures
-    SEED, _consent, app, login, media_dir, passing_clip, run_capture,
+    SEED, _consent, app, login, run_capture,
 )
 
 pytestmark = pytest.mark.slow

@@ -14,6 +14,21 @@ from avatar.analysis.voice import SPEAKER_MATCH_THRESHOLD, VoiceError, speaker_s
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm"}
 
 
+def audio_of_file(path: Path) -> np.ndarray:
+    """16 kHz mono float32 of an audio file. A file soundfile reads that is already at 16 kHz
+    (LibriSpeech FLAC, WAV) is read directly, ~100× faster than starting the upload decoder's two
+    ffmpeg processes; anything else goes through that decoder."""
+    import soundfile as sf
+
+    try:
+        if sf.info(str(path)).samplerate == 16000:
+            audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
+            return np.clip(audio.mean(axis=1), -1.0, 1.0)
+    except RuntimeError:  # a format libsndfile does not know (LibsndfileError): ffmpeg reads it
+        pass
+    return decode_audio(path.read_bytes())
+
+
 def face_template_of_file(path: Path) -> np.ndarray:
     """Template of the largest face in an image file (FaceError/MediaError if none)."""
     img = decode_image(path.read_bytes(), max_side=800)
@@ -83,7 +98,7 @@ def eval_voices(root: Path) -> dict:
     for p in files:
         speaker = p.name.split("-")[0] if "-" in p.name else p.relative_to(root).parts[0]
         try:
-            templates.append(speaker_template(decode_audio(p.read_bytes())))
+            templates.append(speaker_template(audio_of_file(p)))
             labels.append(speaker)
         except (VoiceError, MediaError):
             continue

@@ -5,6 +5,7 @@ enrollment path working, not a way around it (the server checks the result like 
 from __future__ import annotations
 
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int
 _CLEAR_TAKES: dict = {}
 
 
+@lru_cache(maxsize=2)  # the same footage answers every capture a process assembles; tracking it takes seconds
 def _footage_events(path: Path, fps: float = 25):
     from avatar.analysis.liveness import detect_events, track
     from avatar.analysis.media import decode_clip
