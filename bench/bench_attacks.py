@@ -4,7 +4,8 @@ Builds from ../shared/data, for several issued challenges (plans and codes that 
 of one man, d12, can answer):
 - bona fide: the man's footage answering the challenge, the code spoken by each of the 3 digit speakers;
 - attacks against him: his photo (a video frame) as a still video panned, zoomed, as a printed photo
-  tilted in a hand; his real (earlier) video played on a screen (perspective, moiré, glare); another
+  tilted in a hand; his real (earlier) video played on a screen (perspective, moiré, glare: see
+  tests/media_factory.screen_replay); another
   person's real clip; a replay of an earlier passing capture for a new challenge; the right answer
   with its frames shuffled in 0.4 s blocks; the right video with another speaker's digits read
   off the mouth openings; the right video with the code in synthetic speech (the offline
@@ -51,7 +52,8 @@ def check(path: Path, plan: dict, code: str) -> dict:
         frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
     v = verify_capture(frames, audio, plan, code)
     return {"passed": v.passed, "hint": v.hint,
-            "av_sync": ((v.checks.get("voice") or {}).get("av_sync") or {}).get("corr")}
+            "av_sync": ((v.checks.get("voice") or {}).get("av_sync") or {}).get("corr"),
+            "screen_pattern": (v.checks.get("presentation_attack") or {}).get("screen_pattern")}
 
 
 def synthetic_digits() -> dict[str, np.ndarray]:
@@ -133,6 +135,9 @@ def main() -> None:
         # lip-sync correlation per item: how far a stricter AV_SYNC_MIN could separate them
         "av_sync": {"bona_fide": [b["av_sync"] for b in bona],
                     **{kind: [i["av_sync"] for i in items] for kind, items in attacks.items()}},
+        # moiré cue per item (refused above SCREEN_PATTERN_MAX = 2.0)
+        "screen_pattern": {"bona_fide": [b["screen_pattern"] for b in bona],
+                           **{kind: [i["screen_pattern"] for i in items] for kind, items in attacks.items()}},
     }, indent=1))
 
 

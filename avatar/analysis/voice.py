@@ -220,7 +220,7 @@ def edit_distance(a: str, b: str) -> int:
 def verify_code(audio: np.ndarray, expected: str, max_edits: int = 2) -> CodeResult:
     """Was `expected` spoken? Verification of a known text, not open recognition: the digits
     decoded with a digit grammar must be within max_edits of it, or within max_edits + 1 when the
-    expected words also force-align to the audio (bench/bench_digits.py measures both error kinds)."""
+    expected words also force-align to the audio (bench/bench_accuracy.py measures both error kinds)."""
     if not expected.isdigit():
         raise ValueError("expected code must be digits")
     rec = recognize_digits(audio)
