@@ -203,3 +203,24 @@ class AuthActions:
 @pytest.fixture
 def auth(client, services):
     return AuthActions(client, services)
+
+
+FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
+
+
+def wait_for_jobs(services, ids, done=lambda row: row.state in FINAL_JOB_STATES, timeout: float = 60) -> dict:
+    """Polls the jobs' rows until done(row) holds for every one; {id: row}. On timeout an
+    AssertionError names each job's state, message and worker."""
+    import time
+
+    from avatar.store.models import Job
+
+    end = time.time() + timeout
+    while True:
+        with services.db.session_scope() as s:
+            rows = {i: s.get(Job, i) for i in ids}
+        if all(done(r) for r in rows.values()):
+            return rows
+        if time.time() > end:
+            raise AssertionError({i: (r.state, r.message, r.worker_id) for i, r in rows.items()})
+        time.sleep(0.2)

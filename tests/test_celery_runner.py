@@ -11,20 +11,9 @@ from avatar.jobs import enqueue
 from avatar.jobs.runners import RunnerUnavailable
 from avatar.store import audit
 from avatar.store.models import Job
-from tests.conftest import make_app
+from tests.conftest import make_app, wait_for_jobs
 
 pytestmark = pytest.mark.services
-
-
-def _wait_state(services, job_id, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        with services.db.session_scope() as s:
-            row = s.get(Job, job_id)
-            if row.state in ("succeeded", "failed", "cancelled"):
-                return row
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished: {row.state} {row.message}")
 
 
 def test_celery_worker_runs_jobs_from_the_same_api(tmp_path, pg_url, redis_url):
@@ -38,7 +27,7 @@ def test_celery_worker_runs_jobs_from_the_same_api(tmp_path, pg_url, redis_url):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         job_id = enqueue(services, "audit.verify", {})
-        row = _wait_state(services, job_id)
+        row = wait_for_jobs(services, [job_id])[job_id]
         assert row.state == "succeeded", row.error
         assert row.result["ok"] is True and row.result["events"] == 3
         assert row.worker_id and row.worker_id.split(":")[0]

@@ -24,7 +24,7 @@ from avatar.store import audit
 from avatar.store.db import utcnow
 from avatar.store.models import AuditEvent, Generation, Job, LivenessSession, MediaObject, SubjectKey, User
 from tests.conftest import (CSRF_FIELD, PG_ADMIN_URL, STRONG_PASSWORD, AuthActions, _service_missing, csrf_token,
-                            make_app, row_counts)
+                            make_app, row_counts, wait_for_jobs)
 from tests.likeness_factory import approved_likeness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,17 +145,6 @@ def _stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
         proc.wait(5)
 
 
-def _wait_jobs(services, ids, done, timeout=90):
-    end = time.time() + timeout
-    while time.time() < end:
-        with services.db.session_scope() as s:
-            rows = {i: s.get(Job, i) for i in ids}
-        if all(done(r) for r in rows.values()):
-            return rows
-        time.sleep(0.2)
-    raise AssertionError({i: (r.state, r.message, r.worker_id) for i, r in rows.items()})
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["threads", "celery"])
 def test_worker_killed_mid_job_is_retried_or_failed_cleanly(kind, tmp_path, request):
@@ -180,7 +169,7 @@ def test_worker_killed_mid_job_is_retried_or_failed_cleanly(kind, tmp_path, requ
     try:
         retried = enqueue(services, "test.slow_first_attempt", {"seconds": 120}, max_attempts=2)
         last_try = enqueue(services, "test.slow_first_attempt", {"seconds": 120}, max_attempts=1)
-        rows = _wait_jobs(services, [retried, last_try], lambda r: r.state == "running" and r.progress == 10)
+        rows = wait_for_jobs(services, [retried, last_try], lambda r: r.state == "running" and r.progress == 10, 90)
         dead = {i: r.worker_id for i, r in rows.items()}
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
@@ -188,7 +177,7 @@ def test_worker_killed_mid_job_is_retried_or_failed_cleanly(kind, tmp_path, requ
             assert {s.get(Job, i).state for i in dead} == {"running"}
 
         second = _start_worker(kind, env)
-        rows = _wait_jobs(services, [retried, last_try], lambda r: r.state in ("succeeded", "failed", "cancelled"))
+        rows = wait_for_jobs(services, [retried, last_try], timeout=90)
         assert rows[retried].state == "succeeded" and rows[retried].attempts == 2
         assert rows[retried].result == {"attempt": 2} and rows[retried].worker_id != dead[retried]
         assert rows[last_try].state == "failed" and rows[last_try].attempts == 1
