@@ -2,14 +2,16 @@
 
 Builds from ../shared/data, for several issued challenges (plans and codes that the recorded footage
 of one man, d12, can answer):
-- bona fide: the man's footage answering the challenge, the code spoken by each of the 3 digit speakers;
+- bona fide: the man's footage answering the challenge, the code spoken by each of the 3 digit speakers
+  (a digit that recurs in the code is another take, as when a person says it again);
 - attacks against him: his photo (a video frame) as a still video panned, zoomed, as a printed photo
   tilted in a hand; his real (earlier) video played on a screen (perspective, moiré, glare: see
   tests/media_factory.screen_replay); another
   person's real clip; a replay of an earlier passing capture for a new challenge; the right answer
   with its frames shuffled in 0.4 s blocks; the right video with another speaker's digits read
-  off the mouth openings; the right video with the code in synthetic speech (the offline
-  espeak-ng + pyworld backend) on the mouth openings.
+  off the mouth openings, once as a live speaker would say them (a new take for a recurring digit)
+  and once pieced together from one recording per digit; the right video with the code in
+  synthetic speech (the offline espeak-ng + pyworld backend) on the mouth openings.
 Runs the server's content check (avatar.analysis.challenge.verify_capture) on each; the session
 layer's single-use nonce and freshness checks, which also stop replays, are not part of it. JSON:
 APCER per attack type, BPCER, with counts, and the hint of every wrongly accepted item."""
@@ -51,8 +53,9 @@ def check(path: Path, plan: dict, code: str) -> dict:
     with MediaFile(path.read_bytes()) as mf:
         frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
     v = verify_capture(frames, audio, plan, code)
-    return {"passed": v.passed, "hint": v.hint,
-            "av_sync": ((v.checks.get("voice") or {}).get("av_sync") or {}).get("corr"),
+    voice = v.checks.get("voice") or {}
+    return {"passed": v.passed, "hint": v.hint, "av_sync": (voice.get("av_sync") or {}).get("corr"),
+            "repeated_sound": voice.get("repeated_sound"),
             "screen_pattern": (v.checks.get("presentation_attack") or {}).get("screen_pattern")}
 
 
@@ -110,16 +113,18 @@ def main() -> None:
         random.Random(k).shuffle(blocks)
         attack("frame_shuffled", encode_frames([f for b in blocks for f in b], tmp / f"shuffled-{k}.mp4", 25,
                                                audio=audio), plan, code)
-        # another speaker's digits read at an even pace over the statement, not on the lips
+        # another speaker's digits read at an even pace over the statement, not on the lips: as a live
+        # speaker would (every digit a different take) and pieced together from one recording per digit
         wav, _ = sf.read(audio, dtype="float32")
-        dub = np.zeros_like(wav)
-        at = int((plan["statement"]["start"] + 0.3) * SR)
-        for d in code:
-            clip = digit_audio(digits, d, "lucas")
-            dub[at: at + clip.size] += clip[: max(0, dub.size - at)]
-            at += clip.size + int(0.25 * SR)
-        sf.write(tmp / f"dub-{k}.wav", dub, SR)
-        attack("other_speaker_audio", encode_frames(frames, tmp / f"dub-{k}.mp4", 25, audio=tmp / f"dub-{k}.wav"), plan, code)
+        for kind, fresh in (("other_speaker_audio", True), ("spliced_recordings", False)):
+            dub = np.zeros_like(wav)
+            at = int((plan["statement"]["start"] + 0.3) * SR)
+            for j, d in enumerate(code):
+                clip = digit_audio(digits, d, "lucas", occurrence=code[:j].count(d) if fresh else 0)
+                dub[at: at + clip.size] += clip[: max(0, dub.size - at)]
+                at += clip.size + int(0.25 * SR)
+            sf.write(tmp / f"{kind}-{k}.wav", dub, SR)
+            attack(kind, encode_frames(frames, tmp / f"{kind}-{k}.mp4", 25, audio=tmp / f"{kind}-{k}.wav"), plan, code)
         attack("synthetic_speech_code", assemble_capture(plan, code, footage, digits, tmp / f"synth-{k}.mp4",
                                                          digit_clips=synth), plan, code)
     per_type = {kind: {"attempts": len(items), "accepted": sum(i["passed"] for i in items),
@@ -132,12 +137,10 @@ def main() -> None:
         "apcer_max": max(v["apcer"] for v in per_type.values()),
         "attacks": per_type,
         "accepted_attacks": [f"{kind}: {i['file']}" for kind, items in attacks.items() for i in items if i["passed"]],
-        # lip-sync correlation per item: how far a stricter AV_SYNC_MIN could separate them
-        "av_sync": {"bona_fide": [b["av_sync"] for b in bona],
-                    **{kind: [i["av_sync"] for i in items] for kind, items in attacks.items()}},
-        # moiré cue per item (refused above SCREEN_PATTERN_MAX = 2.0)
-        "screen_pattern": {"bona_fide": [b["screen_pattern"] for b in bona],
-                           **{kind: [i["screen_pattern"] for i in items] for kind, items in attacks.items()}},
+        # per item, the cues a threshold decides: lip sync (refused under AV_SYNC_MIN = 0.15), moiré
+        # (over SCREEN_PATTERN_MAX = 2.0), one recording used twice (over REPEATED_SOUND_MAX = 0.98)
+        **{cue: {"bona_fide": [b[cue] for b in bona], **{kind: [i[cue] for i in items] for kind, items in attacks.items()}}
+           for cue in ("av_sync", "screen_pattern", "repeated_sound")},
     }, indent=1))
 
 

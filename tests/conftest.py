@@ -39,6 +39,7 @@ def shared_data() -> Path:
 SEED = fitting_seed()
 ACTIONS, CODE = draw(random.Random(SEED))
 PLAN = schedule(ACTIONS)
+assert len(set(CODE)) < len(CODE), "the spliced-code attack needs a code with a repeated digit"
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +63,7 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
     import numpy as np
     import soundfile as sf
 
-    from tests.media_factory import assemble_capture, cut, encode_frames, frames_of, read_rgb, still_to_video
+    from tests.media_factory import assemble_capture, cut, digit_audio, encode_frames, frames_of, read_rgb, still_to_video
 
     d = shared_data
     silent = media_dir / "silent.wav"
@@ -75,6 +76,9 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
         "wrong order": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "order.mp4",
                                         shuffle_actions=True),
         "missing code": assemble_capture(PLAN, wrong_code, d / FOOTAGE, d / "digits", media_dir / "code.mp4"),
+        # one recording per digit, the repeated digit of the code played twice (pieced-together speech)
+        "spliced code": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "spliced.mp4",
+                                         digit_clips={c: digit_audio(d / "digits", c) for c in set(CODE)}),
         "silence": encode_frames(frames_of(media_dir / "pass.mp4", fps=25), media_dir / "silence.mp4", 25, audio=silent),
     }
 

@@ -6,8 +6,8 @@ import soundfile as sf
 from avatar.analysis.evaluation import audio_of_file, eval_voices
 from avatar.analysis.media import MediaError, decode_audio
 from avatar.analysis.voice import (
-    SR, VoiceError, edit_distance, same_speaker, speaker_consistency, speaker_similarity, speaker_template,
-    speech_quality, verify_code, voice_activity,
+    REPEATED_SOUND_MAX, SR, VoiceError, edit_distance, repeated_sound, same_speaker, speaker_consistency,
+    speaker_similarity, speaker_template, speech_quality, verify_code, voice_activity,
 )
 
 
@@ -106,3 +106,18 @@ def test_audio_files_read_directly_match_the_upload_decoder(shared_data, tmp_pat
     junk.write_bytes(b"not audio at all")
     with pytest.raises(MediaError):
         audio_of_file(junk)
+
+
+def test_a_recording_used_twice_is_found_and_natural_speech_is_not(shared_data, tmp_path):
+    from tests.media_factory import digit_audio, run
+
+    digits = shared_data / "digits"
+    pause = np.zeros(3000, np.float32)
+    natural = [utt(shared_data, speaker, k) for speaker in ("1688", "2033", "1998") for k in range(3)]
+    assert max(repeated_sound(a) for a in natural) < REPEATED_SOUND_MAX - 0.1
+    spoken = np.concatenate([np.concatenate([digit_audio(digits, "9", occurrence=k), pause]) for k in range(3)])
+    assert repeated_sound(spoken) < REPEATED_SOUND_MAX  # three takes: three different sounds
+    pieced = np.concatenate([np.concatenate([digit_audio(digits, c), pause]) for c in "59791"])
+    sf.write(tmp_path / "pieced.wav", pieced, SR)
+    run(["-i", str(tmp_path / "pieced.wav"), "-c:a", "aac", "-b:a", "32k", str(tmp_path / "pieced.m4a")])
+    assert repeated_sound(decode_audio((tmp_path / "pieced.m4a").read_bytes())) > REPEATED_SOUND_MAX  # "9" twice

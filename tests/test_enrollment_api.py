@@ -148,7 +148,7 @@ def test_expired_session_and_someone_elses_nonce(client, services, shared_data):
 @pytest.mark.slow
 @pytest.mark.parametrize("attack,hint", [
     ("still image", "oval"), ("another person's clip", "prompts"), ("wrong order", "prompts"),
-    ("missing code", "code"), ("silence", "statement"),
+    ("missing code", "code"), ("silence", "statement"), ("spliced code", "own voice"),
 ])
 def test_failing_captures_get_a_hint_not_scores(client, services, attack_clips, passing_clip, attack, hint):
     login(client, services)

@@ -16,7 +16,10 @@ from avatar.analysis.liveness import (
     detect_events, human_face_score, identity_and_planarity, screen_pattern, speech_envelope, track,
 )
 from avatar.analysis.media import Frames
-from avatar.analysis.voice import SPEAKER_MATCH_THRESHOLD, SR, VoiceError, speaker_consistency, verify_code, voice_activity, voiced_audio
+from avatar.analysis.voice import (
+    REPEATED_SOUND_MAX, SPEAKER_MATCH_THRESHOLD, SR, VoiceError, repeated_sound, speaker_consistency, verify_code,
+    voice_activity, voiced_audio,
+)
 
 EVENT_OF_ACTION = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up",
                    "blink_twice": "blink", "open_mouth": "mouth_open", "smile": "smile"}
@@ -24,7 +27,7 @@ WINDOW_BEFORE = 0.5  # an action may start this early (people anticipate the pro
 WINDOW_AFTER = 1.2  # …and this late after its prompt ends (reaction time)
 MIN_STATEMENT_SPEECH = 2.0  # seconds of voice in the statement window
 # lip–speech correlation in the statement window: real speech in the shared clips (d10, d11; 8 s windows
-# with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 7 challenges 0.20–0.47;
+# with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 7 challenges 0.19–0.47;
 # a frame-shuffled answer reached 0.12 (bench/bench_attacks.py)
 AV_SYNC_MIN = 0.15
 
@@ -71,6 +74,7 @@ BORDERLINE = {
     "screen_pattern": ("presentation_attack", "screen_pattern", SCREEN_PATTERN_MAX, SCREEN_PATTERN_MAX - 0.2),
     "identity_distance": ("identity", "max_distance", FACE_MATCH_THRESHOLD, FACE_MATCH_THRESHOLD - 0.1),
     "voice_consistency": ("voice", "min_similarity", SPEAKER_MATCH_THRESHOLD - 0.1, SPEAKER_MATCH_THRESHOLD - 0.05),
+    "repeated_sound": ("voice", "repeated_sound", REPEATED_SOUND_MAX, REPEATED_SOUND_MAX - 0.03),
 }
 
 
@@ -201,14 +205,18 @@ def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: s
             checks["voice"].update(one_speaker=False, error=str(exc))
         sync = av_sync(_window(sig, st["start"] - 0.5, st["end"] + 2), audio, SR)
         checks["voice"]["av_sync"] = sync
+        repeated = round(repeated_sound(statement_audio), 3)
+        checks["voice"]["repeated_sound"] = repeated
         checks["voice"]["ok"] = (in_statement >= MIN_STATEMENT_SPEECH and checks["voice"].get("one_speaker", False)
-                                 and sync["corr"] >= AV_SYNC_MIN)
+                                 and sync["corr"] >= AV_SYNC_MIN and repeated <= REPEATED_SOUND_MAX)
         if in_statement < MIN_STATEMENT_SPEECH:
             fail("code", f"only {in_statement:.1f} s of speech while the statement was shown")
         elif not checks["voice"].get("one_speaker", False):
             fail("voice", "more than one voice, or too little speech to tell")
         elif sync["corr"] < AV_SYNC_MIN:
             fail("voice", "the lips do not move with the speech")
+        if repeated > REPEATED_SOUND_MAX:
+            fail("voice", "the same recorded sound occurs twice: speech pieced together from recordings")
 
     face_template = None
     if best:

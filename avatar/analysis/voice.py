@@ -137,6 +137,46 @@ def speaker_consistency(audio: np.ndarray, segments: list[tuple[float, float]], 
             "windows": len(parts), "template": whole}
 
 
+# -- repeated recordings ----------------------------------------------------------------------
+# Normalized cross-correlation of 0.3 s windows that sound throughout with the rest of the audio: no
+# two stretches of natural speech match sample for sample (LibriSpeech ≤ 0.84, the shared clips'
+# speech ≤ 0.84, d12 captures whose recurring digits are different takes ≤ 0.85), while one recording
+# used twice stays ≥ 0.99, also after AAC at 32 kbit/s or Opus at 24 kbit/s (bench/bench_attacks.py).
+REPEATED_SOUND_MAX = 0.98
+
+
+def repeated_sound(audio: np.ndarray, window: float = 0.3, hop: float = 0.1) -> float:
+    """The highest normalized cross-correlation between a window of the audio that sounds
+    throughout and any other such stretch at least one window away (0 when there is none). Above
+    REPEATED_SOUND_MAX the same recording occurs twice: speech pieced together from recorded or
+    synthesized words (nobody says a word twice the same way, sample for sample)."""
+    from scipy.signal import butter, fftconvolve, sosfiltfilt
+
+    n = int(window * SR)
+    if audio.size < 2 * n:
+        return 0.0
+    x = sosfiltfilt(butter(4, 300, "highpass", fs=SR, output="sos"), np.asarray(audio, np.float64))  # no hum
+    peak = float(np.abs(x).max())
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+
+    def window_energy(m: int) -> np.ndarray:  # of x[t:t+m] for every t
+        return energy[m:] - energy[:-m]
+
+    whole = window_energy(n)
+    sounding = whole > (0.1 * peak) ** 2 * n  # loud overall…
+    third = window_energy(n // 3)
+    for k in range(3):  # …and no silence in any third of the window
+        sounding &= third[k * (n // 3): k * (n // 3) + whole.size] > (0.02 * peak) ** 2 * (n // 3)
+    best = 0.0
+    for start in np.flatnonzero(sounding[::int(hop * SR)]) * int(hop * SR):
+        chunk = x[start:start + n]
+        ncc = fftconvolve(x, chunk[::-1], mode="valid") / (np.sqrt(whole * whole[start]) + 1e-12)
+        other = sounding & (np.abs(np.arange(ncc.size) - start) >= n)
+        if other.any():
+            best = max(best, float(ncc[other].max()))
+    return best
+
+
 # -- quality ----------------------------------------------------------------------------------
 def speech_quality(audio: np.ndarray, segments: list[tuple[float, float]]) -> dict:
     """Voiced seconds, SNR estimate (speech vs non-speech energy, dB) and share of clipped samples."""

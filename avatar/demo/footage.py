@@ -30,9 +30,12 @@ def encode_frames(frames: list[np.ndarray], out: Path, fps: float = 25, audio: P
 SR = 16000
 
 
-def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int | None = None) -> np.ndarray:
-    """A real recording of one spoken digit at 16 kHz. Without take: the first take that the
-    recognizer gets right on its own (the 8 kHz recordings are often misheard, see MANIFEST)."""
+def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int | None = None,
+                occurrence: int = 0) -> np.ndarray:
+    """A real recording of one spoken digit at 16 kHz. Without take: the occurrence-th of the
+    speaker's takes, those the recognizer gets right on its own first (the 8 kHz recordings are
+    often misheard, see MANIFEST), so a digit that recurs in a code is a different recording each
+    time, as when a person says it again."""
     import librosa
     import soundfile as sf
 
@@ -48,9 +51,10 @@ def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int
         from avatar.analysis.voice import recognize_digits
 
         pad = np.zeros(3000, np.float32)
-        _CLEAR_TAKES[key] = next((t for t in range(10)
-                                  if recognize_digits(np.concatenate([pad, load(t), pad])).digits == digit), 0)
-    return load(_CLEAR_TAKES[key])
+        clear = [t for t in range(10) if recognize_digits(np.concatenate([pad, load(t), pad])).digits == digit]
+        _CLEAR_TAKES[key] = clear + [t for t in range(10) if t not in clear]
+    takes = _CLEAR_TAKES[key]
+    return load(takes[occurrence % len(takes)])
 
 
 _CLEAR_TAKES: dict = {}
@@ -101,7 +105,8 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     mouth = np.nan_to_num(sig.mouth_open)
     opens = _runs(mouth > 0.1, min_len=3)
     closed = [i for i in range(n_total) if mouth[i] < 0.04] or list(range(n_total))
-    clips = [digit_clips[d] if digit_clips else digit_audio(digits_dir, d, speaker) for d in code]
+    clips = [digit_clips[d] if digit_clips else digit_audio(digits_dir, d, speaker, occurrence=code[:j].count(d))
+             for j, d in enumerate(code)]
     head = len(lead) + sum(len(seg) for seg in segments)
     statement: list[int] = []
     placements = []
