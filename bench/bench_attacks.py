@@ -139,7 +139,8 @@ def main() -> None:
         "accepted_attacks": [f"{kind}: {i['file']}" for kind, items in attacks.items() for i in items if i["passed"]],
         # per item, the cues a threshold decides: lip sync (refused under AV_SYNC_MIN = 0.15), moiré
         # (over SCREEN_PATTERN_MAX = 2.0), one recording used twice (over REPEATED_SOUND_MAX = 0.98)
-        **{cue: {"bona_fide": [b[cue] for b in bona], **{kind: [i[cue] for i in items] for kind, items in attacks.items()}}
+        **{cue: {"bona_fide": [b[cue] for b in bona],
+                 **{kind: [i[cue] for i in items] for kind, items in attacks.items()}}
            for cue in ("av_sync", "screen_pattern", "repeated_sound")},
     }, indent=1))
 

@@ -1,9 +1,9 @@
 """Verification of an enrollment capture against its issued challenge.
 
 Checks, all on the server, on the recording alone: the actions happened in the issued order
-inside their time windows; one and the same human face throughout (no flat picture); the code
-was spoken; the voice is one speaker and the lips move with it. Returns per-check details for
-reviewers and one short hint for the user (never scores)."""
+inside their time windows; one and the same human face throughout (no flat picture, no screen's
+moiré); the code was spoken; the voice is one speaker, the lips move with it and no recorded sound
+occurs twice. Returns per-check details for reviewers and one short hint for the user (never scores)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -228,7 +228,8 @@ def recover_stale(services) -> list[int]:
     return requeued
 
 
-PERIODIC = {"consent.expire": 3600, "media.purge_expired": 3600, "media.sweep_orphans": 6 * 3600}  # job name -> seconds between runs
+# job name -> seconds between runs
+PERIODIC = {"consent.expire": 3600, "media.purge_expired": 3600, "media.sweep_orphans": 6 * 3600}
 
 
 def enqueue_periodic(services, last: dict[str, float], now: float | None = None) -> list[int]:

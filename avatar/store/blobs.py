@@ -88,8 +88,14 @@ class FilesystemBlobs:
     def keys(self, older_than: float) -> Iterator[str]:
         for folder, _, files in os.walk(self.root):
             for name in files:
+                if name.startswith("."):  # a .tmp file: a write under way
+                    continue
                 path = Path(folder) / name
-                if not name.startswith(".") and path.stat().st_mtime < older_than:  # .tmp: a write under way
+                try:
+                    written = path.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                if written < older_than:
                     yield path.relative_to(self.root).as_posix()
 
 

@@ -170,7 +170,8 @@ def _outcome_unknown(session: Session) -> bool:
     have landed (the server saw COMMIT, the answer was lost)."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    return bool(session.info.pop(_COMMITTING, False)) and isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
+    committing = bool(session.info.pop(_COMMITTING, False))
+    return committing and isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
 
 
 @event.listens_for(Session, "after_rollback")
