@@ -27,7 +27,7 @@ WINDOW_BEFORE = 0.5  # an action may start this early (people anticipate the pro
 WINDOW_AFTER = 1.2  # …and this late after its prompt ends (reaction time)
 MIN_STATEMENT_SPEECH = 2.0  # seconds of voice in the statement window
 # lip–speech correlation in the statement window: real speech in the shared clips (d10, d11; 8 s windows
-# with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 7 challenges 0.20–0.37;
+# with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 7 challenges 0.19–0.47;
 # a frame-shuffled answer reached 0.12 (bench/bench_attacks.py)
 AV_SYNC_MIN = 0.15
 

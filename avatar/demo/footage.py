@@ -95,14 +95,11 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
         if not evs:
             raise ValueError(f"footage has no {step['action']}")
         ev = evs[len(used) % len(evs)]
-        # a whole prompt's worth of frames (moved back from the footage's end if need be), so every
-        # later part of the capture, the statement included, starts when its prompt does
-        start = int(max(0, min(ev.start * fps - step_frames * 0.3, n_total - step_frames)))
+        start = int(max(0, ev.start * fps - step_frames * 0.3))
         segments.append(list(range(start, min(n_total, start + step_frames))))
         used.append(start)
     calm = [i for i in range(n_total) if not any(e.start - 0.5 <= i / fps <= e.end + 0.5 for e in events)]
-    calm = calm or list(range(n_total))
-    lead = [calm[i % len(calm)] for i in range(int(plan["actions"][0]["start"] * fps))]
+    lead = (calm or list(range(n_total)))[: int(plan["actions"][0]["start"] * fps)]
     # statement: for each digit a snippet where the mouth opens, between them a closed mouth;
     # each digit's audio sits on its opening, so lips and speech line up as in real reading
     mouth = np.nan_to_num(sig.mouth_open)
