@@ -4,10 +4,11 @@ import pytest
 import cv2
 import numpy as np
 
+from avatar.analysis.challenge import match_actions
 from avatar.analysis.checks import passive_check_bytes
 from avatar.analysis.face import observe_image
 from avatar.analysis.liveness import (
-    SAMPLE_FPS, SCREEN_PATTERN_MAX, av_sync, detect_events, identity_consistency, spectral_peak, track,
+    SAMPLE_FPS, SCREEN_PATTERN_MAX, Event, av_sync, detect_events, identity_consistency, spectral_peak, track,
 )
 from avatar.analysis.media import decode_clip
 from tests.media_factory import cut, encode_frames, frames_of, read_rgb, screen_replay, still_to_video, tmpdir
@@ -83,6 +84,20 @@ def test_events_of_a_clip_with_head_turns(shared_data):
     frames, _, _ = decode_clip((shared_data / "video/d12.mp4").read_bytes(), fps=SAMPLE_FPS)
     kinds = {e.kind for e in detect_events(track(frames))}
     assert {"turn_left", "turn_right", "blink", "mouth_open"} <= kinds
+
+
+def test_prompts_are_answered_by_held_actions_in_their_order():
+    plan = [{"action": "turn_left", "start": 1.0, "end": 3.0}, {"action": "smile", "start": 3.0, "end": 5.0},
+            {"action": "blink_twice", "start": 5.0, "end": 7.0}]
+    answer = [Event("turn_left", 1.6, 2.2, 22.0), Event("smile", 3.5, 4.3, 1.3), Event("blink", 5.5, 5.5, 0.1),
+              Event("blink", 6.0, 6.0, 0.1)]
+    assert match_actions(answer, plan)["ok"]
+    # a turn seen in two samples is the tracker's flicker or a glance, not a prompted turn
+    flicker = match_actions([Event("turn_left", 1.6, 1.7, 22.0)] + answer[1:], plan)
+    assert not flicker["ok"] and flicker["steps"][0] == {"action": "turn_left", "ok": False, "found": 0}
+    assert not match_actions(answer[:3], plan)["ok"]  # one blink
+    swapped = [Event("smile", 1.6, 2.2, 1.3), Event("turn_left", 3.5, 4.3, 22.0)] + answer[2:]
+    assert [s["ok"] for s in match_actions(swapped, plan)["steps"]] == [True, False, True]
 
 
 def test_spliced_clip_of_two_people_fails_identity(shared_data, work):

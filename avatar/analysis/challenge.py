@@ -25,9 +25,12 @@ EVENT_OF_ACTION = {"turn_left": "turn_left", "turn_right": "turn_right", "look_u
                    "blink_twice": "blink", "open_mouth": "mouth_open", "smile": "smile"}
 WINDOW_BEFORE = 0.5  # an action may start this early (people anticipate the prompt)…
 WINDOW_AFTER = 1.2  # …and this late after its prompt ends (reaction time)
+# a prompted turn, look, smile or open mouth is held: it must last this long (first to last sample);
+# shorter runs are the tracker's flicker or a passing expression, as recorded footage is full of them
+MIN_HELD = 0.2
 MIN_STATEMENT_SPEECH = 2.0  # seconds of voice in the statement window
 # lip–speech correlation in the statement window: real speech in the shared clips (d10, d11; 8 s windows
-# with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 7 challenges 0.19–0.47;
+# with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 7 challenges 0.20–0.37;
 # a frame-shuffled answer reached 0.12 (bench/bench_attacks.py)
 AV_SYNC_MIN = 0.15
 
@@ -96,15 +99,20 @@ def borderline_checks(checks: dict) -> list[str]:
     return out
 
 
+def answers(event: Event, action: str) -> bool:
+    """Could the event be the answer to a prompt for `action`? Its kind, and held (blinks are brief)."""
+    kind = EVENT_OF_ACTION[action]
+    return event.kind == kind and (kind == "blink" or event.end - event.start >= MIN_HELD - 1e-6)
+
+
 def match_actions(events: list[Event], plan: list[dict]) -> dict:
-    """For each issued step, the first fitting event inside its window and after the previous
+    """For each issued step, the first answering event inside its window and after the previous
     step's match. blink_twice needs two blinks in the window."""
     out, last = [], -1.0
     ok = True
     for step in plan:
-        kind = EVENT_OF_ACTION[step["action"]]
         lo, hi = step["start"] - WINDOW_BEFORE, step["end"] + WINDOW_AFTER
-        cands = [e for e in events if e.kind == kind and lo <= e.start <= hi and e.start > last]
+        cands = [e for e in events if answers(e, step["action"]) and lo <= e.start <= hi and e.start > last]
         need = 2 if step["action"] == "blink_twice" else 1
         if len(cands) >= need:
             t = cands[need - 1].start

@@ -78,10 +78,10 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     prompt window; then footage of the person talking, with the code's digits (one real speaker)
     placed on the mouth openings. shuffle_actions answers the prompts in the wrong order;
     digit_clips (16 kHz audio per digit) replaces the recorded digits, e.g. by synthetic speech."""
+    from avatar.analysis.challenge import answers
+
     frames, sig, events = _footage_events(footage, fps)
     n_total = len(frames)
-    kind = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up", "blink_twice": "blink",
-            "open_mouth": "mouth_open", "smile": "smile"}
     step_frames = int(round((plan["actions"][0]["end"] - plan["actions"][0]["start"]) * fps))
     used: list[int] = []
     segments = []
@@ -89,17 +89,20 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     if shuffle_actions:
         steps = steps[::-1]
     for step in steps:
-        evs = [e for e in events if e.kind == kind[step["action"]]]
+        evs = [e for e in events if answers(e, step["action"])]
         if step["action"] == "blink_twice":
             evs = [a for a, b in zip(evs, evs[1:]) if b.start - a.start < 1.2]
         if not evs:
             raise ValueError(f"footage has no {step['action']}")
         ev = evs[len(used) % len(evs)]
-        start = int(max(0, ev.start * fps - step_frames * 0.3))
+        # a whole prompt's worth of frames (moved back from the footage's end if need be), so every
+        # later part of the capture, the statement included, starts when its prompt does
+        start = int(max(0, min(ev.start * fps - step_frames * 0.3, n_total - step_frames)))
         segments.append(list(range(start, min(n_total, start + step_frames))))
         used.append(start)
     calm = [i for i in range(n_total) if not any(e.start - 0.5 <= i / fps <= e.end + 0.5 for e in events)]
-    lead = (calm or list(range(n_total)))[: int(plan["actions"][0]["start"] * fps)]
+    calm = calm or list(range(n_total))
+    lead = [calm[i % len(calm)] for i in range(int(plan["actions"][0]["start"] * fps))]
     # statement: for each digit a snippet where the mouth opens, between them a closed mouth;
     # each digit's audio sits on its opening, so lips and speech line up as in real reading
     mouth = np.nan_to_num(sig.mouth_open)
