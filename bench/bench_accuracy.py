@@ -11,22 +11,26 @@ from avatar.analysis.checks import passive_check_bytes
 from avatar.analysis.evaluation import eval_faces, eval_voices
 from avatar.analysis.voice import edit_distance, verify_code
 from tests.media_factory import read_rgb, still_to_video
-from tests.test_analysis_voice import _code_audio
+from tests.test_analysis_voice import _code_audio, _read_lead
 
 
-def spoken_codes(n: int = 30) -> dict:
+def spoken_codes(n: int = 30, statement: bool = False) -> dict:
+    """Codes joined from single-digit recordings; with statement, each is read after a sentence
+    and verified as the end of a statement."""
     rng = np.random.default_rng(1)
     hits = fa_random = fa_near = 0
     for k in range(n):
         code = "".join(str(d) for d in rng.integers(0, 10, 6))
         audio = _code_audio(DATA, code, ["george", "jackson", "lucas"][k % 3], rng)
-        hits += verify_code(audio, code).ok
+        if statement:
+            audio = np.concatenate([_read_lead(DATA, rng), audio])
+        hits += verify_code(audio, code, statement=statement).ok
         other = "".join(str(d) for d in rng.integers(0, 10, 6))
-        fa_random += verify_code(audio, other).ok and edit_distance(other, code) > 3
+        fa_random += verify_code(audio, other, statement=statement).ok and edit_distance(other, code) > 3
         near = list(code)
         for pos in rng.choice(6, 2, replace=False):
             near[pos] = str((int(near[pos]) + int(rng.integers(1, 10))) % 10)
-        fa_near += verify_code(audio, "".join(near)).ok
+        fa_near += verify_code(audio, "".join(near), statement=statement).ok
     return {"codes": n, "true_accept_rate": round(hits / n, 3), "false_accept_random_code": round(fa_random / n, 3),
             "false_accept_two_digits_changed": round(fa_near / n, 3)}
 
@@ -55,6 +59,7 @@ def main():
         "faces": eval_faces(DATA / "faces/pairs.csv", DATA / "faces"),
         "voices": eval_voices(DATA / "voices"),
         "spoken_codes": spoken_codes(),
+        "spoken_codes_after_a_sentence": spoken_codes(statement=True),
         "passive_liveness": passive(),
     })
 

@@ -90,6 +90,35 @@ def test_spoken_code_verification_accepts_true_and_refuses_other_codes(shared_da
     assert false_accepts == 0
 
 
+def _read_lead(shared_data, rng):
+    """3–5 s of real read speech (a LibriSpeech sentence) in the digits' telephone band: the words
+    a person reads before the code, on the same channel as the code."""
+    from scipy.signal import resample_poly
+
+    files = sorted((shared_data / "voices" / "singles").glob("*.flac"))
+    w, sr = sf.read(files[int(rng.integers(len(files)))], dtype="float32")
+    w = resample_poly(resample_poly(w[: int(rng.uniform(3, 5) * sr)], 1, 2), 2, 1).astype(np.float32)
+    return np.concatenate([w / (np.abs(w).max() + 1e-6) * 0.5, np.zeros(3200, np.float32)])
+
+
+def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_data):
+    """The capture's statement is words, then the code; a digits grammar hears the words as
+    digits too. Read as a statement, the code is compared with the end of what was heard."""
+    rng = np.random.default_rng(11)
+    hits = plain_hits = false_accepts = 0
+    n = 9
+    for k in range(n):
+        code = "".join(str(d) for d in rng.integers(0, 10, 6))
+        other = "".join(str(d) for d in rng.integers(0, 10, 6))
+        audio = np.concatenate([_read_lead(shared_data, rng),
+                                _code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)])
+        hits += verify_code(audio, code, statement=True).ok
+        plain_hits += verify_code(audio, code).ok
+        false_accepts += verify_code(audio, other, statement=True).ok and edit_distance(code, other) > 3
+    assert hits / n >= 0.6 and plain_hits <= 1
+    assert false_accepts == 0
+
+
 def test_edit_distance():
     assert edit_distance("482193", "482193") == 0
     assert edit_distance("482193", "48293") == 1

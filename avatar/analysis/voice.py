@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -197,6 +197,7 @@ def speech_quality(audio: np.ndarray, segments: list[tuple[float, float]]) -> di
 class DigitResult:
     digits: str
     confidence: float  # pocketsphinx posterior of the hypothesis, 0..1
+    starts: list[float] = field(default_factory=list)  # seconds into the audio where each digit begins
 
 
 @dataclass
@@ -229,8 +230,9 @@ def recognize_digits(audio: np.ndarray) -> DigitResult:
         dec.end_utt()
         hyp = dec.hyp()
         conf = float(np.clip(dec.get_prob(), 0, 1)) if hyp else 0.0
-    words = hyp.hypstr.split() if hyp else []
-    return DigitResult("".join(_WORD_TO_DIGIT[w] for w in words if w in _WORD_TO_DIGIT), conf)
+        words = [(g.word.split("(")[0], g.start_frame / 100) for g in dec.seg()] if hyp else []  # 10 ms frames
+    heard = [(_WORD_TO_DIGIT[w], t) for w, t in words if w in _WORD_TO_DIGIT]
+    return DigitResult("".join(d for d, _ in heard), conf, [t for _, t in heard])
 
 
 def _aligns(audio: np.ndarray, code: str) -> bool:
@@ -257,14 +259,20 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def verify_code(audio: np.ndarray, expected: str, max_edits: int = 2) -> CodeResult:
+def verify_code(audio: np.ndarray, expected: str, max_edits: int = 2, statement: bool = False) -> CodeResult:
     """Was `expected` spoken? Verification of a known text, not open recognition: the digits
     decoded with a digit grammar must be within max_edits of it, or within max_edits + 1 when the
-    expected words also force-align to the audio (bench/bench_accuracy.py measures both error kinds)."""
+    expected words also force-align to the audio (bench/bench_accuracy.py measures both error kinds).
+    statement: the audio is a statement read aloud that ends in the code; its other words decode
+    as digits too, so the code is compared with the end of what was heard (the closest tail)."""
     if not expected.isdigit():
         raise ValueError("expected code must be digits")
     rec = recognize_digits(audio)
-    dist = edit_distance(rec.digits, expected)
+    tails = range(len(rec.digits)) if statement and rec.digits else [0]
+    first = min(tails, key=lambda k: (edit_distance(rec.digits[k:], expected), k))
+    dist = edit_distance(rec.digits[first:], expected)
+    if first:  # align the code where its tail begins
+        audio = audio[max(0, int((rec.starts[first] - 0.3) * SR)):]
     aligned = _aligns(audio, expected) if dist <= max_edits + 1 else False
     ok = dist <= max_edits or (aligned and dist <= max_edits + 1)
-    return CodeResult(ok, rec.digits, expected, dist, aligned, round(rec.confidence, 3))
+    return CodeResult(ok, rec.digits[first:], expected, dist, aligned, round(rec.confidence, 3))
