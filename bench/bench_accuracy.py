@@ -58,8 +58,8 @@ def main():
     emit("accuracy", {
         "faces": eval_faces(DATA / "faces/pairs.csv", DATA / "faces"),
         "voices": eval_voices(DATA / "voices"),
-        "spoken_codes": spoken_codes(),
-        "spoken_codes_after_a_sentence": spoken_codes(statement=True),
+        "spoken_codes": spoken_codes(60),
+        "spoken_codes_after_a_sentence": spoken_codes(60, statement=True),
         "passive_liveness": passive(),
     })
 
