@@ -31,7 +31,7 @@ MIN_HELD = 0.2
 MIN_STATEMENT_SPEECH = 2.0  # seconds of voice in the statement window
 # lip–speech correlation in the statement window: real speech in the shared clips (d10, d11; 8 s windows
 # with ≥ 2 s of speech) 0.20–0.42, captures assembled from d12 answering 6 challenges 0.21–0.36; another
-# speaker's digits read at an even pace over the right face ≤ −0.10; frame-shuffled answers reach 0.23, so
+# speaker's digits read at an even pace over the right face ≤ −0.09; frame-shuffled answers reach 0.23, so
 # the action order, not this, refuses them (bench/bench_attacks.py)
 AV_SYNC_MIN = 0.15
 
