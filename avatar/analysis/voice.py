@@ -150,7 +150,8 @@ def repeated_sound(audio: np.ndarray, window: float = 0.3, hop: float = 0.1) -> 
     throughout and any other such stretch at least one window away (0 when there is none). Above
     REPEATED_SOUND_MAX the same recording occurs twice: speech pieced together from recorded or
     synthesized words (nobody says a word twice the same way, sample for sample)."""
-    from scipy.signal import butter, fftconvolve, sosfiltfilt
+    from scipy.fft import irfft, next_fast_len, rfft
+    from scipy.signal import butter, sosfiltfilt
 
     n = int(window * SR)
     if audio.size < 2 * n:
@@ -167,11 +168,15 @@ def repeated_sound(audio: np.ndarray, window: float = 0.3, hop: float = 0.1) -> 
     third = window_energy(n // 3)
     for k in range(3):  # …and no silence in any third of the window
         sounding &= third[k * (n // 3): k * (n // 3) + whole.size] > (0.02 * peak) ** 2 * (n // 3)
+    size = next_fast_len(x.size + n - 1)
+    spectrum = rfft(x, size)  # once: each window's correlation with the whole is one product with it
+    offsets = np.arange(whole.size)
     best = 0.0
     for start in np.flatnonzero(sounding[::int(hop * SR)]) * int(hop * SR):
         chunk = x[start:start + n]
-        ncc = fftconvolve(x, chunk[::-1], mode="valid") / (np.sqrt(whole * whole[start]) + 1e-12)
-        other = sounding & (np.abs(np.arange(ncc.size) - start) >= n)
+        corr = irfft(spectrum * rfft(chunk[::-1], size), size)[n - 1: n - 1 + whole.size]
+        ncc = corr / (np.sqrt(whole * whole[start]) + 1e-12)
+        other = sounding & (np.abs(offsets - start) >= n)
         if other.any():
             best = max(best, float(ncc[other].max()))
     return best
@@ -269,8 +274,7 @@ def verify_code(audio: np.ndarray, expected: str, max_edits: int = 2, statement:
         raise ValueError("expected code must be digits")
     rec = recognize_digits(audio)
     tails = range(len(rec.digits)) if statement and rec.digits else [0]
-    first = min(tails, key=lambda k: (edit_distance(rec.digits[k:], expected), k))
-    dist = edit_distance(rec.digits[first:], expected)
+    dist, first = min((edit_distance(rec.digits[k:], expected), k) for k in tails)
     if first:  # align the code where its tail begins
         audio = audio[max(0, int((rec.starts[first] - 0.3) * SR)):]
     aligned = _aligns(audio, expected) if dist <= max_edits + 1 else False
