@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 from _common import DATA, ROOT, emit
+from tests.ports import free_port
 
 from avatar.demo.footage import fitting_seed
 
@@ -137,12 +137,6 @@ def user_loop(base: str, email: str, captures: Captures, deadline: float, rec: R
                     rec.verdicts[(job.json().get("result") or {}).get("passed")] += 1
                 break
         rec.call("enroll_status", http.get, f"{base}/api/enroll/status", headers=headers)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(base: str, timeout: float = 120) -> None:

@@ -212,7 +212,8 @@ def auth(client, services):
 FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
 
 
-def wait_for_jobs(services, ids, done=lambda row: row.state in FINAL_JOB_STATES, timeout: float = 60) -> dict:
+def wait_for_jobs(services, ids, done=lambda row: row.state in FINAL_JOB_STATES, timeout: float = 60,
+                  poll: float = 0.2) -> dict:
     """Polls the jobs' rows until done(row) holds for every one; {id: row}. On timeout an
     AssertionError names each job's state, message and worker."""
     import time
@@ -227,4 +228,4 @@ def wait_for_jobs(services, ids, done=lambda row: row.state in FINAL_JOB_STATES,
             return rows
         if time.time() > end:
             raise AssertionError({i: (r.state, r.message, r.worker_id) for i, r in rows.items()})
-        time.sleep(0.2)
+        time.sleep(poll)

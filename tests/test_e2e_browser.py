@@ -1,7 +1,6 @@
 """Enrollment in real headless Chromium: fake camera and microphone fed from files made from
 ../shared/data (DESIGN.md), the page's own getUserMedia + MediaRecorder upload, the server's verdict."""
 import shutil
-import socket
 import subprocess
 import threading
 
@@ -13,20 +12,15 @@ from avatar.store.models import Enrollment
 from tests.conftest import STRONG_PASSWORD, make_app
 from tests.media_factory import FFMPEG
 from tests.conftest import PLAN, SEED
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def live_server(tmp_path):
     app = make_app(tmp_path, CHALLENGE_SEED=SEED, JOB_RUNNER="threads")
-    port = _free_port()
+    port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

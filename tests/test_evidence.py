@@ -60,9 +60,10 @@ def test_evidence_page_renders_in_chromium(app, client, services, reviewed, tmp_
     from selenium.webdriver.support.ui import WebDriverWait
     from werkzeug.serving import make_server
 
-    from tests.test_e2e_browser import _free_port, browser
+    from tests.ports import free_port
+    from tests.test_e2e_browser import browser
 
-    port = _free_port()
+    port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{port}"

@@ -3,7 +3,6 @@ file verifies (and still does after re-encoding, resizing and trimming), a tampe
 manifest, foreign media reads as not generated, and revocation mid-job delivers nothing."""
 import json
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from avatar.jobs.runners import ThreadRunner
 from avatar.store.blobs import BlobNotFound
 from avatar.store.db import utcnow
 from avatar.store.models import Generation, Job, MediaObject, User
+from tests.conftest import wait_for_jobs
 from tests.likeness_factory import approved_likeness, face_template
 from tests.media_factory import FFMPEG
 
@@ -158,22 +158,12 @@ def test_revocation_mid_job_delivers_nothing(services, shared_data):
     gen_id, job_id = _request(services, subject)
     services.runner = ThreadRunner(services, threads=1, poll_seconds=0.1).start()
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            with services.db.session_scope() as s:
-                job = s.get(Job, job_id)
-                if job.progress >= 45 or job.state != "queued" and job.state != "running":
-                    break
-            time.sleep(0.05)
+        job = wait_for_jobs(services, [job_id], lambda row: row.progress >= 45 or row.state not in ("queued", "running"),
+                            timeout=120, poll=0.05)[job_id]
         assert job.state == "running", job.state  # caught while rendering
         with services.db.session_scope() as s:
             review.revoke(s, services.media, s.get(User, subject), subject, "stop it now")
-        while time.time() < deadline:
-            with services.db.session_scope() as s:
-                job = s.get(Job, job_id)
-                if job.state not in ("queued", "running"):
-                    break
-            time.sleep(0.1)
+        wait_for_jobs(services, [job_id], timeout=120, poll=0.1)
     finally:
         services.runner.stop()
         services.runner = None

@@ -14,7 +14,7 @@ from avatar.store import audit
 from avatar.store.blobs import BlobNotFound
 from avatar.store.crypto import DecryptionError, open_sealed
 from avatar.store.models import Enrollment, Generation, Job, MediaObject, Role, SubjectKey, User
-from tests.conftest import STRONG_PASSWORD
+from tests.conftest import STRONG_PASSWORD, wait_for_jobs
 
 STARTED = threading.Event()
 
@@ -79,12 +79,7 @@ def test_revocation_stops_a_running_job_and_shreds_media(services):
         with services.db.session_scope() as s:
             out = review.revoke(s, services.media, s.get(User, subject), subject, "I withdraw my consent")
         assert out["jobs_cancelled"] >= 1 and out["jobs_stopping"] == 1 and out["outputs_revoked"] == 1
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with services.db.session_scope() as s:
-                if s.get(Job, job_id).state != "running":
-                    break
-            time.sleep(0.1)
+        wait_for_jobs(services, [job_id], lambda row: row.state != "running", timeout=10, poll=0.1)
         with services.db.session_scope() as s:
             assert s.get(Job, job_id).state == "cancelled" and s.get(Job, job_id).result is None
             assert s.get(Job, queued).state == "cancelled"

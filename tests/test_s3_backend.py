@@ -13,17 +13,12 @@ from avatar.store.blobs import BlobNotFound, S3Blobs
 from avatar.store.crypto import Keyring
 from avatar.store.media import MediaShredded, MediaStore
 from avatar.store.models import MediaObject
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    port = _free_port()
+    port = free_port()
     server = Path(sys.executable).with_name("moto_server")
     proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
