@@ -5,6 +5,17 @@ import logging
 from typing import Any, Mapping
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+
+
+class _BoundedJSON(DefaultJSONProvider):
+    """Request bodies nested too deeply for the parser are invalid JSON (a 400), not a crash."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, start_jobs: bool | None = None) -> Flask:
@@ -19,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, start_jobs: bool
     cfg = Config.from_env(overrides=dict(test_config or {}))
     app = Flask(__name__, instance_path=cfg.INSTANCE_PATH, template_folder="../templates",
                 static_folder="../static")
+    app.json = _BoundedJSON(app)
     app.config.update(
         SECRET_KEY=cfg.secret_key(),
         TESTING=cfg.TESTING,

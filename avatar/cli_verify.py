@@ -9,12 +9,6 @@ from pathlib import Path
 import click
 
 
-def trusted_keys(svc) -> list[str]:
-    from avatar.synthesis.label.manifest import public_key_b64
-
-    return [public_key_b64(svc.signing_key)]
-
-
 @click.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--manifest", "manifest_path", type=click.Path(exists=True, dir_okay=False),
@@ -23,25 +17,26 @@ def trusted_keys(svc) -> list[str]:
 def verify_command(file: str, manifest_path: str | None, as_json: bool):
     """Check FILE for our watermark and provenance manifest."""
     from avatar.cli import _services
-    from avatar.domain.verification import verify
+    from avatar.domain.verification import ManifestError, parse_manifest, verify
 
     data = Path(file).read_bytes()
     sidecar = Path(manifest_path) if manifest_path else Path(file + ".manifest.json")
     manifest = None
     if sidecar.exists():
         try:
-            manifest = json.loads(sidecar.read_text())
-        except ValueError as exc:
-            raise click.ClickException(f"{sidecar}: not JSON ({exc})") from exc
+            manifest = parse_manifest(sidecar.read_bytes())
+        except ManifestError as exc:
+            raise click.ClickException(f"{sidecar}: {exc}") from exc
     svc = _services()
     try:
         with svc.db.session_scope() as s:
-            report = verify(s, data, trusted_keys(svc), manifest)
+            report = verify(s, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest)
     finally:
         svc.close()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
+        click.echo(report["finding"])
         click.echo(f"generated here: {'yes' if report['generated'] else 'no'}; generation {report['generation_id']}; "
                    f"manifest {'valid' if report['manifest_valid'] else 'not valid'}; "
                    f"{'REVOKED' if report['revoked'] else 'not revoked'}")

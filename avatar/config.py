@@ -42,6 +42,7 @@ class Config:
     S3_SECRET_KEY: str = ""
     SECRET_KEY: str = ""  # default: generated into INSTANCE_PATH/secret_key
     MASTER_KEY: str = ""  # base64 of 32 bytes; default: generated into INSTANCE_PATH/master.key
+    WATERMARK_KEY: str = ""  # base64 of 32 bytes; default: generated into INSTANCE_PATH/watermark.key
     JOB_RUNNER: str = "threads"  # threads | celery | none
     JOB_THREADS: int = 2
     JOB_LEASE_SECONDS: int = 60
@@ -52,6 +53,9 @@ class Config:
     LOGIN_MAX_FAILURES: int = 5
     LOGIN_LOCK_MINUTES: int = 15
     LOGIN_RATE_PER_MINUTE: int = 20
+    REGISTER_RATE_PER_HOUR: int = 10  # new accounts per address
+    VERIFY_RATE_PER_MINUTE: int = 10  # anonymous file checks per address
+    VERIFY_CONCURRENCY: int = 2  # file checks at once per process
     SERVICE_NAME: str = "Avatar"
     GUARD_BACKEND: str = "numpy"  # or faiss (1:N likeness search)
     VIDEO_BACKEND: str = "offline"  # talking-head backend (avatar.synthesis.video.BACKENDS)
@@ -112,14 +116,25 @@ class Config:
 
     def master_key(self) -> bytes:
         if self.MASTER_KEY:
-            try:
-                key = base64.b64decode(self.MASTER_KEY, validate=True)
-            except ValueError as exc:
-                raise ConfigError("AVATAR_MASTER_KEY is not valid base64") from exc
-            if len(key) != 32:
-                raise ConfigError("AVATAR_MASTER_KEY must decode to 32 bytes")
-            return key
+            return _b64_key("MASTER_KEY", self.MASTER_KEY)
         return _instance_secret(Path(self.INSTANCE_PATH) / "master.key", 32)
+
+    def watermark_key(self) -> bytes:
+        """The installation's secret for its watermarks (patterns and MAC). Not the master key:
+        `avatar keys rotate` leaves it alone, so every output ever made stays readable."""
+        if self.WATERMARK_KEY:
+            return _b64_key("WATERMARK_KEY", self.WATERMARK_KEY)
+        return _instance_secret(Path(self.INSTANCE_PATH) / "watermark.key", 32)
+
+
+def _b64_key(name: str, value: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"AVATAR_{name} is not valid base64") from exc
+    if len(key) != 32:
+        raise ConfigError(f"AVATAR_{name} must decode to 32 bytes")
+    return key
 
 
 def _coerce(name: str, default, raw: str):

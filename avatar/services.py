@@ -12,8 +12,16 @@ from avatar.store.media import MediaStore
 
 class Services:
     def __init__(self, config: Config):
+        from pathlib import Path
+
+        from avatar.analysis.media import set_temp_dir, sweep_temp_dir
+
         self.config = config
         self.db = Database(config.DATABASE_URL)
+        # decoders' temporary copies stay inside the instance; a killed process's are swept here
+        tmp = Path(config.INSTANCE_PATH) / "tmp"
+        set_temp_dir(tmp)
+        sweep_temp_dir(tmp)
         self.runner = None  # set by jobs.runners.start_runner()
 
     @cached_property
@@ -46,6 +54,10 @@ class Services:
         return ConsentGate(self.db, self.media)
 
     @cached_property
+    def watermark_key(self) -> bytes:
+        return self.config.watermark_key()
+
+    @cached_property
     def signing_key(self):
         """The Ed25519 key that signs provenance manifests (instance/manifest-ed25519.pem)."""
         from pathlib import Path
@@ -53,6 +65,12 @@ class Services:
         from avatar.synthesis.label.manifest import load_or_create_key
 
         return load_or_create_key(Path(self.config.INSTANCE_PATH) / "manifest-ed25519.pem")
+
+    def trusted_manifest_keys(self) -> list[str]:
+        """The public keys whose manifests count as this installation's (base64, raw Ed25519)."""
+        from avatar.synthesis.label.manifest import public_key_b64
+
+        return [public_key_b64(self.signing_key)]
 
     def close(self) -> None:
         if self.runner is not None:

@@ -62,7 +62,7 @@ def main() -> None:
     frames = list(MeshTalkingHead().frames(grant, speech))
     t_frames = time.perf_counter() - t
     t = time.perf_counter()
-    data = render_video(iter(frames), speech, "0badc0de")
+    data = render_video(iter(frames), speech, "0badc0de", bytes(32))
     t_render = time.perf_counter() - t
     emit("talking_head_offline", {
         "speech_seconds": round(speech.seconds, 2), "speech_rtf": round(t_speech / speech.seconds, 3),

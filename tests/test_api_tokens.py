@@ -9,8 +9,9 @@ from tests.conftest import csrf_token
 from tests.likeness_factory import approved_likeness
 
 
-def _new_token(client, name="laptop script"):
-    r = client.post("/account/tokens", data={"csrf_token": csrf_token(client, "/account/tokens"), "name": name})
+def _new_token(client, name="laptop script", scopes=("generations",)):
+    r = client.post("/account/tokens", data={"csrf_token": csrf_token(client, "/account/tokens"), "name": name,
+                                             "scope": list(scopes)})
     assert r.status_code == 200
     return re.search(r"(avt_[\w-]+)", r.get_data(as_text=True)).group(1)
 

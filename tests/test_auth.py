@@ -26,12 +26,16 @@ def test_register_login_logout(client, auth, services):
     assert _actions(services) == ["account.registered", "auth.login", "auth.logout"]
 
 
-def test_register_existing_email_is_refused(auth, services):
-    auth.register()
-    resp = auth.register(email="ADA@example.org ")
-    assert resp.status_code == 409 and b"already exists" in resp.data
+def test_register_existing_email_gets_the_same_answer_and_changes_nothing(client, auth, services):
+    first = auth.register()
+    again = auth.register(email="ADA@example.org ", password="Another-strong-pass-77")
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert b"Registration received" in client.get(again.headers["Location"]).data
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count(User.id))) == 1
+    assert auth.login().status_code == 302  # the first password still holds
+    assert _actions(services)[:2] == ["account.registered", "account.register_taken"]
 
 
 @pytest.mark.parametrize("password,message", [
@@ -60,14 +64,58 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(auth):
     assert b"Wrong email or password" in a.data and b"Wrong email or password" in b.data
 
 
-def test_lockout_after_repeated_failures(auth, services):
+def _login_from(client, address: str, email: str, password: str = STRONG_PASSWORD):
+    token = csrf_token(client, "/auth/login")
+    return client.post("/auth/login", data={"email": email, "password": password, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_lockout_is_per_account_and_address_and_tells_nothing(client, auth, services):
     auth.register()
-    for _ in range(4):
-        assert auth.login(password="Wrong-password-123").status_code == 400
-    assert auth.login(password="Wrong-password-123").status_code == 429
-    locked = auth.login()  # even the right password is refused while locked
-    assert locked.status_code == 429 and b"Try again in" in locked.data
+    for email in ("ada@example.org", "nobody@example.org"):  # a real and an unknown account alike
+        answers = [_login_from(client, "10.0.0.66", email, "Wrong-password-123") for _ in range(5)]
+        assert [r.status_code for r in answers] == [400] * 4 + [429]
+        locked = _login_from(client, "10.0.0.66", email)  # even the right password, from there
+        assert locked.status_code == 429 and b"Try again in 15 minutes" in locked.data
     assert "auth.login_failed" in _actions(services)
+    # the owner, from their own address, is not locked out by someone else's failures
+    assert _login_from(client, "10.0.0.7", "ada@example.org").status_code == 302
+
+
+def test_a_locked_answer_costs_a_password_hash_like_any_other(client, auth, monkeypatch):
+    """Same time either way: the locked path verifies a password too (counted, not timed, so a
+    busy machine cannot make this flaky)."""
+    from avatar.domain import accounts
+
+    auth.register()
+    for _ in range(5):
+        _login_from(client, "10.0.0.66", "ada@example.org", "Wrong-password-123")
+    calls = []
+    real = accounts.verify_password
+    monkeypatch.setattr(accounts, "verify_password", lambda h, p: calls.append(h) or real(h, p))
+    assert _login_from(client, "10.0.0.66", "ada@example.org").status_code == 429
+    assert _login_from(client, "10.0.0.67", "nobody@example.org", "Wrong-password-123").status_code == 400
+    assert len(calls) == 2 and calls[0] is None and calls[1] is None  # the dummy hash both times
+
+
+def test_an_account_cannot_be_locked_from_many_addresses_for_long(client, auth, services):
+    """Many addresses together slow guessing on one account to one try a minute; they cannot lock
+    the owner out for longer than that."""
+    from datetime import timedelta
+
+    from avatar.domain import throttle
+    from avatar.store.models import LoginThrottle
+
+    auth.register()
+    for i in range(throttle.ACCOUNT_LIMIT):
+        _login_from(client, f"10.1.{i // 4}.{i % 4}", "ada@example.org", "Wrong-password-123")
+    assert _login_from(client, "10.9.9.9", "ada@example.org").status_code == 429  # backing off now
+    with services.db.session_scope() as s:
+        locks = [r.locked_until for r in s.scalars(sa.select(LoginThrottle)) if r.locked_until]
+        assert locks and max(locks) - min(locks) <= timedelta(minutes=1)
+        for row in s.scalars(sa.select(LoginThrottle)):
+            row.locked_until = None  # the minute has passed
+    assert _login_from(client, "10.9.9.9", "ada@example.org").status_code == 302
 
 
 def test_login_rate_limit_per_client(app, auth):

@@ -73,7 +73,7 @@ def test_delegation_page_grants_and_revokes(client, services, people):
 
 
 @pytest.mark.parametrize("fields,message", [
-    ({"email": "nobody@example.org"}, "registers first"),
+    ({"email": "nobody@example.org"}, "register first"),
     ({"email": "subject@example.org"}, "someone else"),
     ({"modality": ()}, "speech, video"),
     ({"modality": ("hologram",)}, "speech, video"),

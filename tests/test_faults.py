@@ -181,7 +181,9 @@ def test_worker_killed_mid_job_is_retried_or_failed_cleanly(kind, tmp_path, requ
         assert rows[retried].state == "succeeded" and rows[retried].attempts == 2
         assert rows[retried].result == {"attempt": 2} and rows[retried].worker_id != dead[retried]
         assert rows[last_try].state == "failed" and rows[last_try].attempts == 1
-        assert f"worker {dead[last_try]} stopped during attempt 1; no attempts left" == rows[last_try].error
+        assert rows[last_try].error == f"the worker stopped during attempt 1; no attempts left\nworker {dead[last_try]}"
+        shown = rows[last_try].public_dict()["error"]  # what the owner sees names no host, pid or thread
+        assert shown == "the worker stopped during attempt 1; no attempts left"
         time.sleep(2)  # a late duplicate (e.g. a redelivered Celery message) would start another attempt
         with services.db.session_scope() as s:
             assert s.get(Job, retried).attempts == 2 and s.get(Job, last_try).attempts == 1

@@ -137,7 +137,8 @@ def test_dead_worker_on_last_attempt_fails_cleanly(services):
     assert recover_stale(services) == []
     with services.db.session_scope() as s:
         row = s.get(Job, job_id)
-        assert row.state == "failed" and "dead-host:1" in row.error
+        assert row.state == "failed" and "dead-host:1" in row.error  # for operators
+        assert "dead-host" not in str(row.public_dict())  # not for the job's owner
 
 
 def test_running_job_keeps_its_lease(threaded):

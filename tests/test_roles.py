@@ -10,6 +10,7 @@ LEVELS = ["anonymous", "user", "reviewer", "admin"]
 ACCESS = {  # endpoint -> the least role that may use it
     "static": "anonymous", "main.index": "anonymous", "health.healthz": "anonymous", "health.readyz": "anonymous",
     "auth.login": "anonymous", "auth.register": "anonymous", "auth.logout": "user",
+    "auth.change_password": "user", "auth.confirm": "user",
     "main.account": "user", "review.delete_own": "user", "review.export_own": "user", "review.revoke_own": "user",
     "enroll.overview": "user", "enroll.capture": "user", "enroll.consent": "user", "enroll.status": "user",
     "enroll.new_session": "user", "enroll.upload_recording": "user", "enroll.upload_paragraph": "user",
@@ -78,6 +79,8 @@ def test_role_checks_on_every_route(app, clients, level):
             assert b"flash error" in r.data, what  # the consent gate refused the empty request: not a role check
         elif allowed and endpoint == "api_generations.create_generation" and r.status_code == 403:
             assert "modality" in r.get_json()["error"], what  # the gate again
+        elif allowed and endpoint.startswith("review.") and r.status_code == 403 and level != "user":
+            assert b"your own enrollment" in r.data, what  # enrollment 1 is this reviewer's own (made above)
         elif allowed:
             assert r.status_code not in (401, 403) and not to_login and r.status_code < 500, what
         elif level == "anonymous":

@@ -3,19 +3,33 @@
 ffprobe/ffmpeg (Debian's ffmpeg) do the demuxing and decoding, so browser webm (VP8/VP9/Opus),
 mp4/mov (H.264/AAC), wav, flac, mp3, ogg, jpg and png all go through one path. Every failure
 (corrupt, empty, truncated, wrong type, over a limit) raises MediaError with a clear message.
+
+Nothing in a file is trusted to bound the work it causes. A container's duration header may be
+missing (MediaRecorder writes none) or false, so the length is measured by demuxing the packets
+(no decoding) up to just past the limit; every ffmpeg call also stops reading at the limit, and
+its output is read into a buffer of fixed size (frames × frame size, seconds × sample rate), so a
+one-hour file costs no more than one at the limit. Temporary copies live in a private folder
+(set_temp_dir, the instance's tmp/ in the app) and carry their process id, so a killed
+process's leftovers are swept at the next start (sweep_temp_dir).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16000
 IMAGE_CODECS = {"mjpeg", "png", "webp", "bmp", "tiff"}
+TEMP_PREFIX = "avatar-media-"
+_temp_dir: str | None = None  # None: the system's temporary folder
 
 
 class MediaError(ValueError):
@@ -65,6 +79,92 @@ def _run(cmd: list[str], data: bytes | None = None, timeout: float = 60) -> subp
         raise MediaError("decoding took too long; the file may be damaged") from exc
 
 
+class _Decoder:
+    """An ffmpeg process whose raw output is read in fixed-size pieces: never more than asked
+    for is held, and the process is killed at the deadline or when the reader stops early."""
+
+    def __init__(self, cmd: list[str], timeout: float):
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL)
+        except FileNotFoundError as exc:
+            raise MediaError(f"{cmd[0]} is not installed (Debian package ffmpeg)") from exc
+        self.timed_out = False
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.proc.kill()
+
+    def read_into(self, buf: memoryview) -> int:
+        """Fills buf as far as the output goes; returns the bytes read."""
+        got = 0
+        while got < len(buf):
+            n = self.proc.stdout.readinto(buf[got:])
+            if not n:
+                break
+            got += n
+        if self.timed_out:
+            raise MediaError("decoding took too long; the file may be damaged")
+        return got
+
+    def close(self) -> None:
+        self._timer.cancel()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.stdout.close()
+        self.proc.wait()
+
+    def __enter__(self) -> "_Decoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def set_temp_dir(path: str | os.PathLike | None) -> None:
+    """Where MediaFile keeps its temporary copies (created 0700); None: the system default."""
+    global _temp_dir
+    if path is not None:
+        Path(path).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)
+    _temp_dir = None if path is None else str(path)
+
+
+def sweep_temp_dir(path: str | os.PathLike, older_than_seconds: float = 24 * 3600) -> int:
+    """Deletes temporary copies left by processes that are gone (killed mid-decode), and any
+    older than older_than_seconds. Returns how many were deleted."""
+    deleted = 0
+    folder = Path(path)
+    if not folder.is_dir():
+        return 0
+    now = time.time()
+    for f in folder.glob(TEMP_PREFIX + "*"):
+        pid = f.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        try:
+            stale = not pid.isdigit() or not _alive(int(pid)) or now - f.stat().st_mtime > older_than_seconds
+            if stale:
+                f.unlink()
+                deleted += 1
+        except FileNotFoundError:
+            pass
+    return deleted
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class MediaFile:
     """An upload held in a private temporary file for ffmpeg (which needs to seek in mp4/mov)."""
 
@@ -74,7 +174,7 @@ class MediaFile:
         if len(data) > limits.max_bytes:
             raise MediaError(f"the file is too large ({len(data) // 1048576} MB; limit {limits.max_bytes // 1048576} MB)")
         self.limits = limits
-        fd, self.path = tempfile.mkstemp(prefix="avatar-media-")
+        fd, self.path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=_temp_dir)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         try:
@@ -126,54 +226,99 @@ class MediaFile:
                 p.duration = _f(audio.get("duration"))
         if p.duration > self.limits.max_seconds:
             raise MediaError(f"the recording is too long ({p.duration:.0f} s; limit {self.limits.max_seconds:.0f} s)")
+        if not p.is_image:
+            # the header may be missing or lie: measure what the packets span, reading no further
+            # than just past the limit
+            measured = self._measured_seconds()
+            if measured > self.limits.max_seconds:
+                raise MediaError(f"the recording is too long (over {self.limits.max_seconds:.0f} s)")
+            p.duration = max(min(p.duration, self.limits.max_seconds), measured)
         return p
 
+    def _measured_seconds(self) -> float:
+        """The time span of the packets up to limit + 1 s, by demuxing only (stream copy to a
+        null output; cheap even for large files). Timestamps may be forged too: the decoders
+        below are bounded by output size as well."""
+        read = self.limits.max_seconds + 1.0
+        out = _run(["ffmpeg", "-v", "error", "-nostdin", "-t", f"{read:.3f}", "-i", self.path, "-map", "0:v?",
+                    "-map", "0:a?", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
+                   timeout=30)
+        times = [int(v) for v in _OUT_TIME.findall(out.stdout.decode("ascii", "replace")) if v.isdigit()]
+        return max(times, default=0) / 1e6
+
     # -- video --------------------------------------------------------------------------------
-    def frames(self, fps: float | None = None, max_side: int = 640, max_frames: int = 2000) -> Frames:
-        """Decoded frames, optionally resampled to fps, scaled so the longer side ≤ max_side."""
+    def _frame_decoder(self, fps: float | None, max_side: int, max_frames: int,
+                       seconds: float | None) -> tuple[_Decoder, int, int, int]:
         p = self.probe
         if not p.has_video:
             raise MediaError("the file has no video")
         scale = min(1.0, max_side / max(p.width, p.height))
         w, h = _even(p.width * scale), _even(p.height * scale)
         vf = [f"scale={w}:{h}:flags=area"]
+        seconds = min(seconds or self.limits.max_seconds, self.limits.max_seconds)
         if fps:
             vf.insert(0, f"fps={fps}")
-        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", self.path, "-an", "-vf", ",".join(vf),
-               "-frames:v", str(max_frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-        out = _run(cmd, timeout=120)
+        max_frames = min(max_frames, int(np.ceil(seconds * (fps or min(p.fps or 30.0, 60.0)))) + 1)
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-t", f"{seconds + 0.5:.3f}", "-i", self.path, "-an",
+               "-vf", ",".join(vf), "-frames:v", str(max_frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        return _Decoder(cmd, timeout=120), w, h, max_frames
+
+    def frames(self, fps: float | None = None, max_side: int = 640, max_frames: int = 2000,
+               seconds: float | None = None) -> Frames:
+        """Decoded frames, optionally resampled to fps, scaled so the longer side ≤ max_side;
+        at most max_frames, and (with fps) no more than the limit's (or `seconds`') worth."""
+        dec, w, h, max_frames = self._frame_decoder(fps, max_side, max_frames, seconds)
         frame_bytes = w * h * 3
-        n = len(out.stdout) // frame_bytes
+        buf = np.empty((max_frames, h, w, 3), np.uint8)  # pages are committed only as written
+        with dec:
+            got = dec.read_into(memoryview(buf.reshape(-1)))
+        n = got // frame_bytes
         if n == 0:
             raise MediaError("no picture could be decoded; the file may be damaged or truncated")
-        arr = np.frombuffer(out.stdout[: n * frame_bytes], dtype=np.uint8).reshape(n, h, w, 3)
-        rate = fps or p.fps or 25.0
+        arr = buf[:n]
+        rate = fps or self.probe.fps or 25.0
         times = np.arange(n, dtype=np.float64) / rate
-        return Frames(images=list(arr), times=times, fps=p.fps or rate)
+        return Frames(images=list(arr), times=times, fps=self.probe.fps or rate)
 
-    def clip(self, fps: float, max_side: int = 512, need_audio: bool = False) -> tuple[Frames, np.ndarray | None]:
+    def iter_frames(self, fps: float, max_side: int = 640, seconds: float | None = None):
+        """(time, RGB frame) one at a time, for analyses that keep a summary per frame: memory
+        stays at one frame whatever the length read."""
+        dec, w, h, max_frames = self._frame_decoder(fps, max_side, 1 << 30, seconds)
+        with dec:
+            for i in range(max_frames):
+                frame = np.empty((h, w, 3), np.uint8)
+                if dec.read_into(memoryview(frame.reshape(-1))) < frame.size:
+                    return
+                yield i / fps, frame
+
+    def clip(self, fps: float, max_side: int = 512, need_audio: bool = False,
+             seconds: float | None = None) -> tuple[Frames, np.ndarray | None]:
         """Frames at fps and the audio (None when absent; MediaError when need_audio), decoded
-        by two ffmpeg processes at once."""
+        by two ffmpeg processes at once; both stop at the limit (or `seconds`)."""
         from concurrent.futures import ThreadPoolExecutor
 
         if need_audio and not self.probe.has_audio:
             raise MediaError("the recording has no audio track")
         with ThreadPoolExecutor(1) as pool:
-            audio = pool.submit(self.audio) if self.probe.has_audio else None
-            frames = self.frames(fps=fps, max_side=max_side)
+            audio = pool.submit(self.audio, seconds) if self.probe.has_audio else None
+            frames = self.frames(fps=fps, max_side=max_side, seconds=seconds)
             return frames, (audio.result() if audio else None)
 
     # -- audio --------------------------------------------------------------------------------
-    def audio(self) -> np.ndarray:
-        """The audio as 16 kHz mono float32 in [-1, 1]."""
+    def audio(self, seconds: float | None = None) -> np.ndarray:
+        """The audio as 16 kHz mono float32 in [-1, 1]: at most the limit's (or `seconds`') worth."""
         if not self.probe.has_audio:
             raise MediaError("the file has no audio track")
-        out = _run(["ffmpeg", "-v", "error", "-nostdin", "-i", self.path, "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
-                    "-f", "f32le", "pipe:1"], timeout=120)
-        samples = np.frombuffer(out.stdout[: len(out.stdout) // 4 * 4], dtype=np.float32)
+        seconds = min(seconds or self.limits.max_seconds, self.limits.max_seconds)
+        buf = np.empty(int(seconds * SAMPLE_RATE), np.float32)
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-t", f"{seconds + 0.5:.3f}", "-i", self.path, "-vn", "-ac", "1",
+               "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
+        with _Decoder(cmd, timeout=120) as dec:
+            got = dec.read_into(memoryview(buf).cast("B"))
+        samples = buf[: got // 4]
         if samples.size == 0:
             raise MediaError("no sound could be decoded; the file may be damaged or truncated")
-        return np.clip(samples, -1.0, 1.0).copy()
+        return np.clip(samples, -1.0, 1.0)
 
 
 def decode_clip(data: bytes, fps: float, max_side: int = 512, limits: Limits = Limits(),
@@ -206,6 +351,9 @@ def wav_bytes(audio: np.ndarray, sr: int = 16000) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, audio, sr, format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+_OUT_TIME = re.compile(r"out_time_us=(\d+)")
 
 
 def _f(v) -> float:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from avatar.domain import Conflict, DomainError, TooManyAttempts
+from avatar.domain import Conflict, DomainError, TooManyAttempts, throttle
 from avatar.domain.passwords import check_strength, hash_password, needs_rehash, verify_password
 from avatar.store.db import utcnow
 from avatar.store.models import Role, User
@@ -38,9 +38,10 @@ def register(session: Session, email: str, full_name: str, password: str, role: 
     email = normalize_email(email)
     full_name = validate_name(full_name)
     check_strength(password, email, full_name)
+    password_hash = hash_password(password)  # before the lookup: a taken email answers in the same time
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict("An account with this email already exists.")
-    user = User(email=email, full_name=full_name, password_hash=hash_password(password), role=role.value,
+    user = User(email=email, full_name=full_name, password_hash=password_hash, role=role.value,
                 pseudonym=secrets.token_hex(8))
     session.add(user)
     try:
@@ -51,46 +52,60 @@ def register(session: Session, email: str, full_name: str, password: str, role: 
     return user
 
 
-def authenticate(session: Session, email: str, password: str, max_failures: int = 5,
+def authenticate(session: Session, email: str, password: str, address: str = "", max_failures: int = 5,
                  lock_minutes: int = 15) -> User:
-    """Returns the user for a correct email/password. After max_failures wrong passwords in a
-    row the account is locked for lock_minutes (also against the right password). Raises
-    DomainError with one message for unknown email and wrong password alike."""
-    try:
-        email = normalize_email(email)
-    except DomainError:
+    """Returns the user for a correct email/password. Failures are throttled per account and
+    address, per address and per account (domain.throttle); known and unknown emails get the same
+    answers in the same time (a password is hashed on every path). Raises DomainError with one
+    message for unknown email and wrong password alike, TooManyAttempts while throttled."""
+    keys = throttle.rules(email, address, max_failures, lock_minutes)
+    wait = throttle.locked_for(session, keys)
+    if wait is not None:
         verify_password(None, password)
-        raise DomainError("Wrong email or password.")
-    user = session.scalar(sa.select(User).where(User.email == email))
-    now = utcnow()
-    if user is not None and user.locked_until and user.locked_until > now:
-        minutes = int((user.locked_until - now).total_seconds() // 60) + 1
-        raise TooManyAttempts(f"Too many failed logins. Try again in {minutes} minutes.")
+        raise TooManyAttempts(f"Too many failed log-ins. Try again in {_minutes(wait)}.")
+    try:
+        user = session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+    except DomainError:
+        user = None
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= max_failures:
-                user.locked_until = now + timedelta(minutes=lock_minutes)
-                user.failed_logins = 0
-                session.flush()
-                raise TooManyAttempts(f"Too many failed logins. Try again in {lock_minutes} minutes.")
-            session.flush()
+        if throttle.record_failure(session, keys):
+            raise TooManyAttempts(f"Too many failed log-ins. Try again in {_minutes(throttle.locked_for(session, keys))}.")
         raise DomainError("Wrong email or password.")
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    throttle.record_success(session, keys)
+    user.last_login_at = utcnow()
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     session.flush()
     return user
 
 
+def _minutes(wait: timedelta | None) -> str:
+    n = max(1, int(((wait or timedelta()).total_seconds() + 59) // 60))
+    return "1 minute" if n == 1 else f"{n} minutes"
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """Needs the current password; the new one passes the strength rules. Ends every session
+    of the account (the caller renews the one that asked)."""
+    if not verify_password(user.password_hash, current):
+        raise DomainError("The current password is not right.")
+    check_strength(new, user.email, user.full_name)
+    if verify_password(user.password_hash, new):
+        raise DomainError("Choose a password other than the current one.")
+    user.password_hash = hash_password(new)
+    user.end_sessions()
+    session.flush()
+
+
 def set_role(session: Session, user: User, role: str) -> None:
     try:
-        user.role = Role(role).value
+        new = Role(role).value
     except ValueError as exc:
         raise DomainError(f"Unknown role {role!r}.") from exc
+    if new != user.role:
+        user.role = new
+        user.end_sessions()  # a session carries what its role allowed when it began
     session.flush()
 
 

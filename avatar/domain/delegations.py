@@ -28,10 +28,11 @@ def create(session: Session, subject: User, delegate_email: str, modalities: lis
            days: int, authenticated_at: datetime | None, now: datetime | None = None) -> Delegation:
     now = now or utcnow()
     if authenticated_at is None or now - authenticated_at > RECENT_AUTH:
-        raise ReauthRequired("Log in again to delegate your likeness (your last log-in is over 15 minutes old).")
+        raise ReauthRequired("Confirm your password to delegate your likeness (your last log-in is over 15 minutes old).")
     delegate = session.scalar(sa.select(User).where(User.email == normalize_email(delegate_email or "")))
     if delegate is None or not delegate.is_active:
-        raise DomainError("No active account has that email; the person registers first.")
+        raise DomainError("A delegation can only go to an active account: check the email, or ask the person to "
+                          "register first.")
     if delegate.id == subject.id:
         raise DomainError("You can always use your own likeness; delegate to someone else.")
     modalities, purposes = sorted(set(modalities)), sorted(set(purposes))

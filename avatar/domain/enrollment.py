@@ -144,13 +144,19 @@ def claim_session(session: Session, user: User, nonce: str, now: datetime | None
     return ls
 
 
+LENGTH_SLACK = 5.0  # seconds a recording may run past its challenge (the page stops it on time)
+
+
 def check_freshness(ls: LivenessSession, duration: float) -> None:
-    """The recording must fit between issue and upload: it cannot have started before issue."""
+    """The recording must fit between issue and upload (it cannot have started before issue) and
+    last about as long as the challenge."""
     elapsed = (ls.uploaded_at - ls.issued_at).total_seconds()
     if duration > elapsed + 2.0:
         raise DomainError("The recording is older than this challenge.")
     if duration < ls.plan.get("duration", 0) - 1.5:
         raise DomainError("The recording is shorter than the challenge.")
+    if duration > ls.plan.get("duration", 0) + LENGTH_SLACK:
+        raise DomainError("The recording is longer than the challenge; record again and let the page stop it.")
 
 
 def record_failure(session: Session, user: User, ls: LivenessSession, result: dict, now: datetime | None = None) -> bool:

@@ -43,6 +43,8 @@ def check(session, requester_id: int, subject_id: int, modality: str, purpose: s
           now: datetime | None = None) -> tuple[Enrollment, Consent, Delegation | None]:
     """Every condition except recent authentication; raises GateRefused naming the first that fails."""
     now = now or utcnow()
+    if not 0 < subject_id < 2 ** 63:
+        _refuse("No such person.")
     if modality not in MODALITY_SCOPES:
         _refuse(f"Unknown modality {modality!r}: choose speech or video.")
     if purpose not in PURPOSES_LABELS:

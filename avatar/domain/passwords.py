@@ -1,6 +1,10 @@
 """Password hashing (argon2id) and strength rules."""
 from __future__ import annotations
 
+import re
+import string
+from functools import lru_cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -13,10 +17,22 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-0a8f7e")
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
-_COMMON = {
-    "password1234", "123456789012", "qwertyuiop12", "letmein12345", "iloveyou1234",
-    "passwordpassword", "administrator", "welcome12345", "000000000000", "111111111111",
-}
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of real leaks (zxcvbn's list, MIT), lower case."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def _is_common(password: str) -> bool:
+    """A common password itself, or one padded with digits and symbols ("Password2024!")."""
+    lowered = password.lower()
+    cores = {lowered, lowered.strip(string.digits + string.punctuation + " "),
+             re.sub(r"^[\d\W_]+|[\d\W_]+$", "", lowered)}
+    return any(c in common_passwords() for c in cores if len(c) >= 3)
 
 
 class WeakPassword(DomainError):
@@ -29,7 +45,7 @@ def check_strength(password: str, email: str = "", name: str = "") -> None:
     if len(password) > MAX_LENGTH:
         raise WeakPassword(f"Password must be at most {MAX_LENGTH} characters.")
     lowered = password.lower()
-    if lowered in _COMMON or len(set(password)) < 5:
+    if _is_common(password) or len(set(password)) < 5:
         raise WeakPassword("Password is too common or repetitive.")
     local = email.split("@")[0].lower()
     if len(local) >= 4 and local in lowered:

@@ -52,7 +52,7 @@ def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: 
     consents end, queued and running generation jobs are cancelled, outputs are marked revoked and
     deleted, and the subject's data key is destroyed, so none of their media can be read again.
     The subject may do it themselves; otherwise only an admin, or the system (actor None) when
-    consent expires."""
+    consent expires. Unless the system acts, every session of the subject's account ends."""
     if actor is not None and actor.id != subject_id and not actor.has_role(Role.ADMIN):
         raise Forbidden("Only the person or an admin can revoke.")
     now = utcnow()
@@ -77,6 +77,9 @@ def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: 
     revoked_outputs = session.execute(sa.update(Generation).where(
         Generation.subject_id == subject_id, Generation.revoked_at.is_(None)).values(revoked_at=now)).rowcount
     shredded = media.shred_subject(session, subject_id)
+    subject = session.get(User, subject_id)
+    if actor is not None and subject is not None:  # a withdrawal ends the account's sessions too
+        subject.end_sessions()
     session.flush()
     return {"enrollments": len(enrollments), "jobs_cancelled": cancelled, "jobs_stopping": stopping,
             "outputs_revoked": revoked_outputs, "media_shredded": shredded}

@@ -1,4 +1,6 @@
-"""Per-user API tokens: shown once, stored only as SHA-256, revocable, at most 10 live per user."""
+"""Per-user API tokens: shown once, stored only as SHA-256, revocable, at most 10 live per user,
+each limited to the scopes chosen when it was made. A token reaches only the API endpoints named
+in ENDPOINT_SCOPES; account pages, exports, deletion and token management need a browser session."""
 from __future__ import annotations
 
 import hashlib
@@ -13,22 +15,38 @@ from avatar.store.models import ApiToken, User
 
 PREFIX = "avt_"
 MAX_LIVE = 10
+SCOPES = {
+    "generations": "create, follow and download generations of likenesses you may use",
+    "enroll": "drive the enrollment API (challenges, recording and paragraph uploads)",
+}
+ANY = "*"  # any live token, whatever its scopes
+ENDPOINT_SCOPES = {
+    "api_generations.list_generations": "generations", "api_generations.create_generation": "generations",
+    "api_generations.get_generation": "generations", "api_generations.download": "generations",
+    "api_generations.manifest": "generations", "api_generations.openapi": ANY, "generate.verify_api": ANY,
+    "api.job_status": ANY, "api.job_cancel": ANY,  # a job is the caller's own, made under some scope
+    "enroll.new_session": "enroll", "enroll.upload_recording": "enroll", "enroll.upload_paragraph": "enroll",
+    "enroll.status": "enroll",
+}
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+def create(session: Session, user: User, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
     name = " ".join((name or "").split())[:80]
     if not name:
         raise DomainError("Give the token a name (where it will be used).")
+    scopes = sorted(set(scopes or []))
+    if not scopes or not set(scopes) <= set(SCOPES):
+        raise DomainError(f"Choose what the token may do: {', '.join(SCOPES)}.")
     live = session.scalar(sa.select(sa.func.count(ApiToken.id)).where(
         ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)))
     if live >= MAX_LIVE:
         raise DomainError(f"You have {MAX_LIVE} live tokens; revoke one first.")
     plain = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, token_sha256=_digest(plain))
+    row = ApiToken(user_id=user.id, name=name, token_sha256=_digest(plain), scopes=scopes)
     session.add(row)
     session.flush()
     return row, plain
@@ -43,8 +61,9 @@ def revoke(session: Session, user: User, token_id: int) -> ApiToken:
     return row
 
 
-def authenticate(session: Session, plain: str) -> User | None:
-    """The active user holding this live token (its last use is recorded), or None."""
+def authenticate(session: Session, plain: str) -> tuple[User, set[str]] | None:
+    """The active user holding this live token and the token's scopes (ANY included; its last
+    use is recorded), or None."""
     if not plain.startswith(PREFIX) or len(plain) > 100:
         return None
     row = session.scalar(sa.select(ApiToken).where(ApiToken.token_sha256 == _digest(plain),
@@ -56,4 +75,4 @@ def authenticate(session: Session, plain: str) -> User | None:
         return None
     row.last_used_at = utcnow()
     session.commit()
-    return user
+    return user, set(row.scopes or []) | {ANY}

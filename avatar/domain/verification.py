@@ -1,5 +1,14 @@
-"""`avatar verify`: is this file one of our outputs, which generation, is it revoked, and does its
-signed manifest hold for exactly these bytes?"""
+"""`avatar verify`, the verify page and POST /api/verify: is this file one of this installation's
+outputs, which generation, is it revoked, and does its signed manifest hold for exactly these bytes?
+
+"Generated here" means one of three things, and nothing else: a watermark keyed with this
+installation's watermark key names a generation recorded here; the file is byte for byte one this
+installation delivered; or a manifest signed by this installation's key verifies for these bytes.
+A mark or manifest that does not resolve that way is reported as what it is, never as ours.
+
+Reading is bounded whatever the file claims: the first READ_SECONDS of picture and sound are
+analysed one frame at a time (the marks repeat every 1.6 s), so a long upload costs no more than
+a short one."""
 from __future__ import annotations
 
 import hashlib
@@ -8,51 +17,102 @@ import sqlalchemy as sa
 
 from avatar.store.models import Generation
 
+READ_SECONDS = 30.0
+MAX_FILE_SECONDS = 3600.0  # longer files are refused; shorter ones are read for READ_SECONDS only
+VIDEO_FPS = 10
+VIDEO_SIDE = 384
 
-def read_marks(data: bytes) -> dict:
-    """Watermarks found in the file's audio and video (either may be absent)."""
-    from avatar.analysis.media import Limits, MediaError, MediaFile
+
+class ManifestError(ValueError):
+    """The manifest is not a JSON object of the expected shape; the message says why."""
+
+
+def parse_manifest(raw: bytes | str) -> dict:
+    """A manifest from untrusted bytes: JSON, an object with a "claims" object, nested no deeper
+    than a manifest ever is."""
+    import json
+
+    if len(raw) > 64 * 1024:
+        raise ManifestError("the manifest is larger than 64 KB")
+    try:
+        doc = json.loads(raw)
+    except RecursionError as exc:
+        raise ManifestError("the manifest is nested too deeply") from exc
+    except ValueError as exc:
+        raise ManifestError("the manifest is not JSON") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("claims"), dict):
+        raise ManifestError("the manifest is not an avatar manifest (no claims object)")
+    return doc
+
+
+def read_marks(data: bytes, key: bytes) -> dict:
+    """Watermarks of this installation found in the file's audio and video (either may be absent)."""
+    from avatar.analysis.media import SAMPLE_RATE, Limits, MediaError, MediaFile
     from avatar.synthesis.label import audio_mark, video_mark
 
     out = {"audio": None, "video": None}
     try:
-        with MediaFile(data, Limits(max_seconds=600, max_pixels=3840 * 2160)) as mf:
+        with MediaFile(data, Limits(max_seconds=MAX_FILE_SECONDS, max_pixels=3840 * 2160)) as mf:
             probe = mf.probe
             if probe.has_video and not probe.is_image:
-                frames, audio = mf.clip(10, max_side=640)
-                out["video"] = video_mark.detect(frames.images, frames.times)
-            else:
-                audio = mf.audio() if probe.has_audio else None
+                times, scores = [], []
+                for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
+                    times.append(t)
+                    scores.append(video_mark.block_scores(frame, key))
+                out["video"] = video_mark.detect_scores(scores, times, key)
+            audio = mf.audio(seconds=READ_SECONDS) if probe.has_audio else None
             if audio is not None and audio.size:
-                out["audio"] = audio_mark.detect(audio, 16000)
+                out["audio"] = audio_mark.detect(audio, SAMPLE_RATE, key)
     except MediaError as exc:
         out["error"] = str(exc)
     return out
 
 
-def verify(session, data: bytes, trusted_keys: list[str], manifest: dict | None = None) -> dict:
+def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, manifest: dict | None = None) -> dict:
     from avatar.synthesis.label import manifest as manifests
 
-    marks = read_marks(data)
+    marks = read_marks(data, watermark_key)
     found = [m for m in (marks["video"], marks["audio"]) if m and m["found"]]
     wm_id = found[0]["watermark_id"] if found else None
-    gen = session.scalar(sa.select(Generation).where(Generation.watermark_id == wm_id)) if wm_id else None
+    gen = by_mark = session.scalar(sa.select(Generation).where(Generation.watermark_id == wm_id)) if wm_id else None
+    by_bytes = None
     if gen is None and manifest is None:  # the exact file we delivered, even where no mark is readable
         digest = hashlib.sha256(data).hexdigest()
-        gen = session.scalar(sa.select(Generation).where(Generation.content_sha256 == digest))
+        gen = by_bytes = session.scalar(sa.select(Generation).where(Generation.content_sha256 == digest))
     check = None
     if manifest is None and gen is not None:
         manifest = gen.manifest
     if manifest is not None:
         check = manifests.verify(manifest, data, trusted_keys)
-        if gen is None and check["signature_ok"] and check["trusted_key"]:
-            gen = session.get(Generation, manifest["claims"].get("generation_id"))
+        if gen is None and check["valid"]:
+            gen_id = manifest["claims"].get("generation_id")
+            gen = session.get(Generation, gen_id) if isinstance(gen_id, int) and 0 < gen_id < 2 ** 63 else None
+    manifest_valid = bool(check and check["valid"])
+    generated = by_mark is not None or by_bytes is not None or manifest_valid
     return {
-        "generated": bool(found) or bool(check and check["valid"]),
+        "generated": generated,
+        "finding": _finding(by_mark, by_bytes, wm_id, check, gen),
         "generation_id": gen.id if gen is not None else None,
         "watermark": {"id": wm_id, **{k: v for k, v in marks.items() if k != "error"}},
-        "manifest_valid": bool(check and check["valid"]),
+        "manifest_valid": manifest_valid,
         "manifest": check,
         "revoked": bool(gen is not None and gen.revoked_at is not None),
         **({"error": marks["error"]} if "error" in marks else {}),
     }
+
+
+def _finding(by_mark, by_bytes, wm_id, check, gen) -> str:
+    """One sentence saying what was found, for the page, the API and the CLI alike."""
+    if by_mark is not None:
+        return f"This installation's watermark names generation {by_mark.id}, made here."
+    if by_bytes is not None:
+        return f"These are exactly the bytes of generation {by_bytes.id}, delivered here."
+    if check and check["valid"]:
+        tail = f" (generation {gen.id})" if gen is not None else " (its generation is no longer on record)"
+        return "A manifest signed by this installation's key verifies for exactly this file" + tail + "."
+    if wm_id is not None:
+        return ("A watermark keyed for this installation was read, but no generation here has its id "
+                f"({wm_id}): not confirmed as made here.")
+    if check is not None:
+        return f"The manifest given does not prove this file was made here: {check['reason']}."
+    return "No watermark or manifest of this installation was found."

@@ -74,19 +74,33 @@ class JobContext:
                 raise JobCancelled("cancelled")
 
 
-def enqueue(services, name: str, payload: dict | None = None, *, owner_id: int | None = None,
-            subject_id: int | None = None, max_attempts: int = 3) -> int:
-    """Creates a queued job (committed) and tells the runner. Returns the job id."""
+def add_job(session, name: str, payload: dict | None = None, *, owner_id: int | None = None,
+            subject_id: int | None = None, max_attempts: int = 3) -> Job:
+    """A queued job in the caller's transaction (flushed, so it has an id): it is saved together
+    with whatever the caller saves, or not at all. After the commit, hand it to the runner with
+    submit(); until then no worker hears of it (the runners also pick up queued rows on their own)."""
     if name not in REGISTRY:
         raise KeyError(f"unknown job {name!r}")
-    with services.db.session_scope() as s:
-        row = Job(name=name, payload=payload or {}, owner_id=owner_id, subject_id=subject_id,
-                  max_attempts=max_attempts, message="queued")
-        s.add(row)
-        s.flush()
-        job_id = row.id
+    row = Job(name=name, payload=payload or {}, owner_id=owner_id, subject_id=subject_id,
+              max_attempts=max_attempts, message="queued")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def submit(services, job_id: int) -> None:
+    """Tells the runner about a committed job (RunnerUnavailable if its broker is down: the job
+    stays queued in the database and is sent again when the broker is back)."""
     if services.runner is not None:
         services.runner.submit(job_id)
+
+
+def enqueue(services, name: str, payload: dict | None = None, *, owner_id: int | None = None,
+            subject_id: int | None = None, max_attempts: int = 3) -> int:
+    """Creates a queued job in its own transaction (committed) and tells the runner. Returns the id."""
+    with services.db.session_scope() as s:
+        job_id = add_job(s, name, payload, owner_id=owner_id, subject_id=subject_id, max_attempts=max_attempts).id
+    submit(services, job_id)
     return job_id
 
 
@@ -210,10 +224,14 @@ def recover_stale(services) -> list[int]:
                 # a busy machine (or a locked database) delayed this process's heartbeat; the job is alive
                 row.lease_until = now + timedelta(seconds=services.config.JOB_LEASE_SECONDS)
                 continue
+            # what the job's owner sees names no host, process or thread; operators find the
+            # worker on the error's second line (never shown by public_dict) and in the log
+            log.warning("job %s: worker %s stopped during attempt %s", row.id, row.worker_id, row.attempts)
             if row.attempts >= row.max_attempts:
                 row.state = JobState.FAILED.value
                 row.finished_at = now
-                row.error = f"worker {row.worker_id} stopped during attempt {row.attempts}; no attempts left"
+                row.error = (f"the worker stopped during attempt {row.attempts}; no attempts left\n"
+                             f"worker {row.worker_id}")
                 row.message = "failed"
             elif row.cancel_requested:
                 row.state = JobState.CANCELLED.value
@@ -221,7 +239,7 @@ def recover_stale(services) -> list[int]:
                 row.message = "cancelled"
             else:
                 row.state = JobState.QUEUED.value
-                row.message = f"requeued: worker {row.worker_id} stopped"
+                row.message = "requeued: the worker stopped"
                 requeued.append(row.id)
             row.lease_until = None
             row.worker_id = None

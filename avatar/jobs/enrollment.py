@@ -38,11 +38,12 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
     verdict = None
     try:
         with MediaFile(data, _limits()) as mf:
+            # the length measured from the packets (MediaRecorder's webm has no duration header)
+            with svc.db.session_scope() as s:
+                rules.check_freshness(s.get(LivenessSession, ls_id), mf.probe.duration)
             ctx.progress(20, "analysing face and voice")
-            frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
-        # browser recordings (MediaRecorder webm) carry no duration header: measure what decoded
-        with svc.db.session_scope() as s:
-            rules.check_freshness(s.get(LivenessSession, ls_id), len(frames) / SAMPLE_FPS)
+            # no more than the challenge's length is decoded, whatever the file holds
+            frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=plan.get("duration", 30) + rules.LENGTH_SLACK)
         verdict = verify_capture(frames, audio, plan, code)
         failure = None if verdict.passed else verdict.hint
         report = verdict.report()

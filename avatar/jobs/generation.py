@@ -85,10 +85,10 @@ def render_generation(ctx: JobContext) -> dict:
                 if i % 10 == 0:
                     ctx.progress(40 + int(50 * i / n), f"rendering frame {i} of {n}")
 
-            data, mime, backend = render_video(head.frames(grant, speech), speech, wm, on_frame=on_frame), \
-                "video/mp4", f"{speech.backend}+{head.name}"
+            data = render_video(head.frames(grant, speech), speech, wm, svc.watermark_key, on_frame=on_frame)
+            mime, backend = "video/mp4", f"{speech.backend}+{head.name}"
         else:
-            data, mime, backend = render_speech(speech, wm), "audio/wav", speech.backend
+            data, mime, backend = render_speech(speech, wm, svc.watermark_key), "audio/wav", speech.backend
         grant.ensure_valid()  # last check before anything is written
     except (GateRefused, GrantError) as exc:
         raise PermanentJobError(f"consent no longer allows this: {exc}") from exc

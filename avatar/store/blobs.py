@@ -28,6 +28,10 @@ class StorageFull(StorageError):
     pass
 
 
+class StorageUnavailable(StorageError):
+    """The store cannot be written now (permissions, a read-only mount, a broken folder)."""
+
+
 def check_key(key: str) -> str:
     if not _KEY_RE.match(key) or ".." in key:
         raise ValueError(f"invalid storage key {key!r}")
@@ -56,11 +60,27 @@ class FilesystemBlobs:
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    def _private_dirs(self, folder: Path) -> None:
+        """Creates the missing folders between root and folder, each 0700 (a subject's media
+        folder is nobody else's business), whatever the umask."""
+        missing = []
+        while folder != self.root and not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for f in reversed(missing):
+            try:
+                f.mkdir(mode=0o700)
+            except FileExistsError:
+                if not f.is_dir():
+                    raise
+                continue
+            os.chmod(f, 0o700)
+
     def write(self, key: str, data: bytes) -> None:
         final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
         try:
+            self._private_dirs(final.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -71,7 +91,7 @@ class FilesystemBlobs:
             tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull("media store is full; nothing was written") from exc
-            raise StorageError(f"could not write media: {exc.strerror}") from exc
+            raise StorageUnavailable(f"could not write media: {exc.strerror}") from exc
 
     def read(self, key: str) -> bytes:
         try:
@@ -80,7 +100,13 @@ class FilesystemBlobs:
             raise BlobNotFound(key) from exc
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        if key.startswith("health/"):  # the readiness probe's own folder goes with its blob
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

@@ -27,8 +27,24 @@ class Base(DeclarativeBase):
     )
 
 
+def _private_sqlite_file(url: sa.URL) -> None:
+    """The database file (and so its -wal and -shm files, which SQLite creates with the same
+    mode) readable by this user only: it holds wrapped keys, templates' metadata and the audit."""
+    import os
+
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(p) and os.stat(p).st_mode & 0o077:
+            os.chmod(p, 0o600)
+
+
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
+        _private_sqlite_file(sa.make_url(url))
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

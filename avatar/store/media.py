@@ -141,7 +141,9 @@ class MediaStore:
         return {"checked": checked, "deleted": deleted}
 
     def check_writable(self) -> None:
-        key = f"health/{uuid.uuid4().hex}"
+        """Writes, reads back and deletes a blob in a folder of its own, as a first upload of a
+        new subject would (so a media folder that refuses new folders fails here too)."""
+        key = f"health/{uuid.uuid4().hex}/probe"
         self.blobs.write(key, b"ok")
         try:
             if self.blobs.read(key) != b"ok":

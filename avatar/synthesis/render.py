@@ -20,18 +20,19 @@ class RenderError(Exception):
     pass
 
 
-def labeled_audio(speech: Speech, watermark_id: str) -> np.ndarray:
+def labeled_audio(speech: Speech, watermark_id: str, key: bytes) -> np.ndarray:
     if speech.sr != audio_mark.SR:
         raise RenderError(f"speech must be at {audio_mark.SR} Hz")
-    return audio_mark.embed(speech.audio, speech.sr, watermark_id)
+    return audio_mark.embed(speech.audio, speech.sr, watermark_id, key)
 
 
-def render_speech(speech: Speech, watermark_id: str) -> bytes:
-    """24 kHz 16-bit WAV with the audio watermark."""
-    return wav_bytes(labeled_audio(speech, watermark_id), speech.sr)
+def render_speech(speech: Speech, watermark_id: str, key: bytes) -> bytes:
+    """24 kHz 16-bit WAV with the audio watermark (key: the installation's watermark key)."""
+    return wav_bytes(labeled_audio(speech, watermark_id, key), speech.sr)
 
 
-def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str, size: int = 512, fps: int = FPS,
+def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str, key: bytes, size: int = 512,
+                 fps: int = FPS,
                  on_frame: Callable[[int], None] | None = None, title: str = "AI-generated") -> bytes:
     """H.264 (yuv420p) + AAC MP4: every frame stamped and watermarked, the speech watermarked."""
     ffmpeg = shutil.which("ffmpeg")
@@ -39,7 +40,7 @@ def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str
         raise RenderError("ffmpeg is not installed")
     with tempfile.TemporaryDirectory(prefix="avatar-render-") as tmp:
         wav, mp4 = Path(tmp) / "speech.wav", Path(tmp) / "out.mp4"
-        wav.write_bytes(render_speech(speech, watermark_id))
+        wav.write_bytes(render_speech(speech, watermark_id, key))
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}",
                "-r", str(fps), "-i", "-", "-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
                "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
@@ -50,7 +51,7 @@ def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str
             for i, frame in enumerate(frames):
                 if frame.shape[:2] != (size, size):
                     raise RenderError("frame size does not match")
-                marked = video_mark.embed(visible.stamp(frame), watermark_id, i / fps)
+                marked = video_mark.embed(visible.stamp(frame), watermark_id, i / fps, key)
                 proc.stdin.write(np.ascontiguousarray(marked).tobytes())
                 if on_frame is not None:
                     on_frame(i)

@@ -46,7 +46,7 @@ def create_generation():
     if not isinstance(body, dict):
         return jsonify({"error": "Send a JSON object."}), 400
     subject_id = body.get("subject_id", current_user.id)
-    if not isinstance(subject_id, int) or not all(isinstance(body.get(k, ""), str)
+    if not isinstance(subject_id, int) or isinstance(subject_id, bool) or not all(isinstance(body.get(k, ""), str)
                                                   for k in ("modality", "purpose", "script")):
         return jsonify({"error": "modality, purpose and script are strings; subject_id is an integer."}), 400
     token = bool(g.get("token_auth"))

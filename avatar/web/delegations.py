@@ -12,7 +12,7 @@ from avatar.store.models import User
 from avatar.web import services
 from avatar.web.forms import EmptyForm
 from avatar.web.generate import _authenticated_at
-from avatar.web.security import audit_event
+from avatar.web.security import audit_event, rate_limited
 
 bp = Blueprint("delegations", __name__)
 
@@ -25,13 +25,15 @@ def index():
     if request.method == "POST":
         if not EmptyForm().validate_on_submit():
             abort(400, "Invalid form.")
+        if rate_limited("delegate", f"user:{current_user.id}"):
+            abort(429, "Too many delegation attempts; try again in an hour.")
         try:
             row = rules.create(db.session, current_user, request.form.get("email", ""),
                                request.form.getlist("modality"), request.form.getlist("purpose"),
                                request.form.get("days", type=int) or 0, _authenticated_at())
         except ReauthRequired as exc:
             flash(str(exc), "error")
-            return redirect(url_for("auth.login", next=url_for("delegations.index")), 303)
+            return redirect(url_for("auth.confirm", next=url_for("delegations.index")), 303)
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")

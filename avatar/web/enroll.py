@@ -12,8 +12,8 @@ from avatar.domain import DomainError
 from avatar.domain import enrollment as rules
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.guard import screen
-from avatar.jobs import enqueue
-from avatar.store.models import FaceProfile, LivenessSession, User, VoiceProfile
+from avatar.jobs import add_job, submit
+from avatar.store.models import FaceProfile, User, VoiceProfile
 from avatar.store.templates import load_template
 from avatar.web import services
 from avatar.web.forms import ConsentForm
@@ -110,16 +110,18 @@ def upload_recording(nonce: str):
     svc = services()
     db = svc.db
     person = subject()
+    # one transaction: the challenge used up, the recording, its job and the audit event are saved
+    # together or not at all; the runner hears of the job only after the commit
     ls = rules.claim_session(db.session, person, nonce)
     rec = svc.media.put(db.session, person.id, "evidence", data, request.files["recording"].mimetype or "video/webm")
     ls.recording_media_id = rec.id
-    db.session.commit()
-    job_id = enqueue(svc, "enrollment.verify", {"liveness_session_id": ls.id}, owner_id=current_user.id,
-                     subject_id=person.id, max_attempts=2)
-    db.session.execute(sa.update(LivenessSession).where(LivenessSession.id == ls.id).values(job_id=job_id))
+    job = add_job(db.session, "enrollment.verify", {"liveness_session_id": ls.id}, owner_id=current_user.id,
+                  subject_id=person.id, max_attempts=2)
+    ls.job_id = job.id
     audit_event("enrollment.capture_uploaded", target_type="enrollment", target_id=ls.enrollment_id,
-                details={"liveness_session": ls.id, "bytes": len(data), "job": job_id})
-    return jsonify({"job_id": job_id, "status_url": url_for("api.job_status", job_id=job_id)}), 202
+                details={"liveness_session": ls.id, "bytes": len(data), "job": job.id})
+    submit(svc, job.id)
+    return jsonify({"job_id": job.id, "status_url": url_for("api.job_status", job_id=job.id)}), 202
 
 
 @bp.post("/api/enroll/paragraph")
@@ -137,11 +139,11 @@ def upload_paragraph():
     if vp is None or enr.state != "captured":
         abort(409, "Complete the live capture (with your voice) first.")
     up = svc.media.put(db.session, person.id, "evidence", data, request.files["audio"].mimetype or "audio/webm")
-    db.session.commit()
-    job_id = enqueue(svc, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": up.id},
-                     owner_id=current_user.id, subject_id=person.id, max_attempts=1)
-    audit_event("enrollment.voice_extra_uploaded", target_type="enrollment", target_id=enr.id, details={"job": job_id})
-    return jsonify({"job_id": job_id}), 202
+    job = add_job(db.session, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": up.id},
+                  owner_id=current_user.id, subject_id=person.id, max_attempts=1)
+    audit_event("enrollment.voice_extra_uploaded", target_type="enrollment", target_id=enr.id, details={"job": job.id})
+    submit(svc, job.id)
+    return jsonify({"job_id": job.id}), 202
 
 
 @bp.route("/enroll/consent", methods=["GET", "POST"])

@@ -51,7 +51,7 @@ def init_errors(app: Flask) -> None:
         elif exc.description and exc.description != type(exc).description:
             message = exc.description
         resp = render_error(exc.code or 500, message)
-        if exc.code == 429 and getattr(g, "retry_after", None):
+        if exc.code in (429, 503) and getattr(g, "retry_after", None):
             body, status = resp
             return body, status, {"Retry-After": str(g.retry_after)}
         return resp
@@ -69,7 +69,14 @@ def init_errors(app: Flask) -> None:
         return render_error(503, "Your request is saved, but the job queue is unreachable right now; "
                                  "it will be processed when the queue is back.")
 
-    from avatar.store.blobs import StorageFull
+    from avatar.store.blobs import StorageFull, StorageUnavailable
+
+    @app.errorhandler(StorageUnavailable)
+    def _storage_unavailable(exc):
+        log.error("media store not writable on %s %s: %s", request.method, request.path, exc)
+        app.extensions["avatar"].db.session.rollback()  # also deletes any blob this request wrote
+        return render_error(503, "The media store cannot be written right now; nothing you sent was saved. "
+                                 "Try again later.")
 
     @app.errorhandler(StorageFull)
     def _storage_full(exc):

@@ -57,3 +57,9 @@ class AssistedForm(FlaskForm):
     last4 = StringField("Last 4 characters of the document number", validators=[DataRequired(), Length(min=4, max=4)])
     attest = BooleanField("I have checked this document in person, and its photo and name match the person in "
                           "front of me.", validators=[DataRequired("Confirm that you checked the document.")])
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")])

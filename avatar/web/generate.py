@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
@@ -13,7 +12,7 @@ from avatar.domain import DomainError
 from avatar.domain import generation as rules
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.gate import ReauthRequired
-from avatar.jobs import enqueue
+from avatar.jobs import add_job, submit as submit_job
 from avatar.store.db import utcnow
 from avatar.store.media import MediaShredded
 from avatar.store.models import Generation, Job, MediaObject, User
@@ -51,7 +50,7 @@ def index():
                    spoken_notice=request.form.get("notice") == "y")
         except ReauthRequired as exc:
             flash(str(exc), "error")
-            return redirect(url_for("auth.login", next=url_for("generate.index")), 303)
+            return redirect(url_for("auth.confirm", next=url_for("generate.index")), 303)
         except DomainError as exc:
             flash(str(exc), "error")
             status = exc.status
@@ -79,14 +78,14 @@ def submit(subject_id: int, modality: str, purpose: str, script: str, authentica
     except DomainError:
         db.session.rollback()
         raise
-    db.session.commit()
-    job_id = enqueue(svc, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
-                     subject_id=gen.subject_id, max_attempts=2)
-    db.session.execute(sa.update(Generation).where(Generation.id == gen.id).values(job_id=job_id))
+    job = add_job(db.session, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
+                  subject_id=gen.subject_id, max_attempts=2)
+    gen.job_id = job.id
     audit_event("generation.requested", target_type="generation", target_id=gen.id,
                 details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose,
-                         "job": job_id, "watermark_id": gen.watermark_id, "via": via})
-    return gen, job_id
+                         "job": job.id, "watermark_id": gen.watermark_id, "via": via})  # all in one commit
+    submit_job(svc, job.id)
+    return gen, job.id
 
 
 def _deliverable(generation_id: int) -> Generation:
@@ -127,24 +126,27 @@ def manifest(generation_id: int):
 
 
 def _verify_upload() -> dict:
-    from avatar.cli_verify import trusted_keys
-    from avatar.domain.verification import verify
+    """Anonymous and hostile by assumption: rate-limited per address, a bounded number at once
+    per process, the manifest parsed with limits, the file read for a bounded window."""
+    from avatar.domain.verification import ManifestError, parse_manifest, verify
+    from avatar.web.security import anonymous_work_slot
 
     f = request.files.get("file")
     if f is None:
         abort(400, "Send the file to check as form field 'file'.")
-    data = f.read()
-    if not data:
-        abort(400, "The uploaded file is empty.")
     manifest = None
     m = request.files.get("manifest")
     if m is not None and m.filename:
         try:
-            manifest = json.loads(m.read())
-        except ValueError:
-            abort(400, "The manifest is not JSON.")
+            manifest = parse_manifest(m.read(64 * 1024 + 1))
+        except ManifestError as exc:
+            abort(400, f"Unusable manifest: {exc}.")
+    data = f.read()
+    if not data:
+        abort(400, "The uploaded file is empty.")
     svc = services()
-    report = verify(svc.db.session, data, trusted_keys(svc), manifest)
+    with anonymous_work_slot("verify"):
+        report = verify(svc.db.session, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest)
     if "error" in report:
         abort(400, f"Unreadable file: {report['error']}.")
     return report

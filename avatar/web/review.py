@@ -13,7 +13,7 @@ from avatar.store.media import MediaShredded
 from avatar.store.models import Enrollment, MediaObject, User
 from avatar.web import services
 from avatar.web.forms import DecisionForm, EmptyForm, PasswordConfirmForm, ReasonForm
-from avatar.web.security import audit_event, role_required
+from avatar.web.security import audit_event, fresh_login_required, renew_login, role_required
 
 bp = Blueprint("review", __name__)
 
@@ -27,12 +27,24 @@ def queue():
     return render_template("review/queue.html", rows=rows)
 
 
+def _reviewable(enrollment_id: int) -> Enrollment:
+    """The enrollment, for a reviewer who is neither its subject nor the admin who recorded it.
+
+    :raise 404: no such enrollment
+    :raise 403: one's own (or one's assisted) enrollment: its evidence stays closed to oneself
+    """
+    enr = services().db.session.get(Enrollment, enrollment_id) or abort(404)
+    if current_user.id in (enr.user_id, enr.assisted_by_id):
+        abort(403, "You cannot review your own enrollment, nor one you recorded.")
+    return enr
+
+
 @bp.route("/review/<int:enrollment_id>", methods=["GET", "POST"])
 @role_required("reviewer", "admin")
 def decide(enrollment_id: int):
     """Approve or reject with a required reason; never one's own enrollment."""
     db = services().db
-    enr = db.session.get(Enrollment, enrollment_id) or abort(404)
+    enr = _reviewable(enrollment_id)
     form = DecisionForm()
     if form.validate_on_submit():
         try:
@@ -68,7 +80,7 @@ def _evidence_page(enr: Enrollment, form, status: int):
 
 def _capture_or_404(enrollment_id: int):
     svc = services()
-    enr = svc.db.session.get(Enrollment, enrollment_id) or abort(404)
+    enr = _reviewable(enrollment_id)
     ls = evidence.last_capture(svc.db.session, enr) or abort(404)
     return svc, enr, ls
 
@@ -98,7 +110,7 @@ def statement(enrollment_id: int):
 def guard_match(enrollment_id: int):
     """The reference image of the identity the likeness guard matched."""
     svc = services()
-    enr = svc.db.session.get(Enrollment, enrollment_id) or abort(404)
+    enr = _reviewable(enrollment_id)
     hit = (enr.guard or {}).get("face") or abort(404)
     obj = svc.db.session.get(MediaObject, hit.get("reference_media_id") or 0) or abort(404)
     try:
@@ -119,12 +131,14 @@ def revoke_own():
     svc = services()
     out = rules.revoke(svc.db.session, svc.media, current_user, current_user.id, "withdrawn by the subject")
     audit_event("enrollment.revoked", target_type="user", target_id=current_user.id, details={"by": "subject", **out})
-    flash("Your consent is withdrawn. Your face and voice data can no longer be used or read.", "info")
+    renew_login(current_user)  # every other session ended; this one goes on
+    flash("Your consent is withdrawn. Your face and voice data can no longer be used or read. "
+          "Your other sessions were logged out.", "info")
     return redirect(url_for("main.account"), 303)
 
 
 @bp.get("/account/export")
-@login_required
+@fresh_login_required
 def export_own():
     """Everything stored about the signed-in person: data.json and their media, decrypted."""
     from avatar.domain.account_data import export_zip

@@ -1,6 +1,8 @@
 """Login manager, CSRF, security headers, roles, rate limits and audit helpers for views."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import wraps
 
 from flask import Flask, abort, current_app, g, request
@@ -27,15 +29,28 @@ def init_security(app: Flask) -> None:
     login_manager.init_app(app)
     cfg = app.config["AVATAR"]
     app.extensions["avatar_login_limiter"] = RateLimiter(cfg.LOGIN_RATE_PER_MINUTE, 60)
+    app.extensions["avatar_limiters"] = {
+        "register": RateLimiter(cfg.REGISTER_RATE_PER_HOUR, 3600),
+        "delegate": RateLimiter(10, 3600),  # delegation attempts per account (each may name any email)
+    }
+    app.extensions["avatar_anonymous_work"] = {
+        "verify": (RateLimiter(cfg.VERIFY_RATE_PER_MINUTE, 60), threading.BoundedSemaphore(cfg.VERIFY_CONCURRENCY)),
+    }
 
     @login_manager.user_loader
-    def _load(user_id: str):
+    def _load(session_id: str):
+        """The session's user, if the account is active and the session was issued under its
+        current session version (User.get_id): log-out, a password or role change, revocation
+        and deletion raise the version and so end every session issued before."""
         from avatar.web import services
 
-        if not user_id.isdigit():
+        user_id, _, version = session_id.partition(".")
+        if not user_id.isdigit() or not version.isdigit() or len(user_id) > 18:
             return None
         user = services().db.session.get(User, int(user_id))
-        return user if user is not None and user.is_active else None
+        if user is None or not user.is_active or user.session_version != int(version):
+            return None
+        return user
 
     @app.before_request
     def _token_or_csrf():
@@ -51,9 +66,14 @@ def init_security(app: Flask) -> None:
             from avatar.domain.tokens import authenticate
             from avatar.web import services
 
-            user = authenticate(services().db.session, header[7:].strip())
-            if user is None:
+            found = authenticate(services().db.session, header[7:].strip())
+            if found is None:
                 return jsonify({"error": "Invalid or revoked API token."}), 401
+            user, scopes = found
+            needed = scope_of(request.endpoint)
+            if needed is None or needed not in scopes:
+                what = f"the '{needed}' scope" if needed else "a browser session, not a token"
+                return jsonify({"error": f"This API token may not do this: it needs {what}."}), 403
             g._login_user = user  # this request only; the session is not touched
             g.token_auth = True
             return None
@@ -86,6 +106,67 @@ def init_security(app: Flask) -> None:
         return resp
 
 
+def scope_of(endpoint: str | None) -> str | None:
+    """The token scope an API endpoint needs (domain.tokens.SCOPES); None: tokens may not call it."""
+    from avatar.domain.tokens import ENDPOINT_SCOPES
+
+    return ENDPOINT_SCOPES.get(endpoint or "")
+
+
+def renew_login(user: User) -> None:
+    """After the account's session version was raised on purpose by this request (a password
+    change, a withdrawal), keeps this one session: it is re-issued under the new version."""
+    from flask import session
+    from flask_login import login_user
+
+    auth_time = session.get("auth_time")
+    login_user(getattr(user, "_get_current_object", lambda: user)())  # never the current_user proxy itself
+    if auth_time:
+        session["auth_time"] = auth_time
+
+
+def fresh_login_required(view):
+    """The view needs a log-in (or the password confirmed) within RECENT_AUTH; otherwise the user
+    confirms their password first (/auth/confirm), or the API answers 401."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        import time
+
+        from flask import jsonify, redirect, session, url_for
+
+        from avatar.domain.gate import RECENT_AUTH
+
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        t = session.get("auth_time")
+        if not g.get("token_auth") and (not t or time.time() - t > RECENT_AUTH.total_seconds()):
+            message = "Confirm your password first: this needs a log-in within the last 15 minutes."
+            if request.path.startswith("/api/"):
+                return jsonify({"error": message, "status": 401}), 401
+            target = request.full_path.rstrip("?") if request.method == "GET" else request.referrer or request.path
+            return redirect(url_for("auth.confirm", next=_local_path(target)), 303)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _local_path(url: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "/")
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def rate_limited(kind: str, key: str | None = None) -> bool:
+    """True when this address (or key) went over the configured rate for `kind`."""
+    limiter: RateLimiter = current_app.extensions["avatar_limiters"][kind]
+    key = key or client_ip()
+    allowed = limiter.allow(key)
+    g.retry_after = None if allowed else limiter.retry_after(key)
+    return not allowed
+
+
 def client_ip() -> str:
     return request.remote_addr or "unknown"
 
@@ -105,6 +186,23 @@ def role_required(*roles: str):
         return wrapper
 
     return deco
+
+
+@contextmanager
+def anonymous_work_slot(kind: str):
+    """Costly work that anyone may ask for (verifying a file): at most the configured number per
+    minute from one address (429 with Retry-After) and at once in this process (503: busy)."""
+    limiter, slots = current_app.extensions["avatar_anonymous_work"][kind]
+    if not limiter.allow(client_ip()):
+        g.retry_after = limiter.retry_after(client_ip())
+        abort(429, "Too many checks from your address; wait a minute.")
+    if not slots.acquire(timeout=5):
+        g.retry_after = 10
+        abort(503, "The service is busy checking other files; try again in a few seconds.")
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def login_rate_limited() -> bool:

@@ -10,7 +10,7 @@ from avatar.domain import tokens as rules
 from avatar.store.models import ApiToken
 from avatar.web import services
 from avatar.web.forms import EmptyForm
-from avatar.web.security import audit_event
+from avatar.web.security import audit_event, fresh_login_required
 
 bp = Blueprint("tokens", __name__)
 
@@ -18,20 +18,35 @@ bp = Blueprint("tokens", __name__)
 @bp.route("/account/tokens", methods=["GET", "POST"])
 @login_required
 def index():
+    """The user's tokens; making one needs a log-in within 15 minutes (a token outlives it)."""
+    if request.method == "POST":
+        return _create()
+    return _page(None, 200)
+
+
+@fresh_login_required
+def _create():
     db = services().db
     created, status = None, 200
-    if request.method == "POST":
-        try:
-            row, created = rules.create(db.session, current_user, request.form.get("name", ""))
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            status = exc.status
-        else:
-            audit_event("token.created", target_type="api_token", target_id=row.id, details={"name": row.name})
+    try:
+        row, created = rules.create(db.session, current_user, request.form.get("name", ""),
+                                    request.form.getlist("scope"))
+    except DomainError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        status = exc.status
+    else:
+        audit_event("token.created", target_type="api_token", target_id=row.id,
+                    details={"name": row.name, "scopes": row.scopes})
+    return _page(created, status)
+
+
+def _page(created: str | None, status: int):
+    db = services().db
     rows = db.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == current_user.id)
                               .order_by(ApiToken.id.desc())).all()
-    return render_template("account_tokens.html", rows=rows, created=created, form=EmptyForm()), status
+    return render_template("account_tokens.html", rows=rows, created=created, form=EmptyForm(),
+                           scopes=rules.SCOPES), status
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

@@ -27,8 +27,9 @@ class User(Base):
     is_active: so.Mapped[bool] = so.mapped_column(default=True)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     last_login_at: so.Mapped[Optional[datetime]]
-    failed_logins: so.Mapped[int] = so.mapped_column(default=0)
-    locked_until: so.Mapped[Optional[datetime]]
+    # Part of every session's identity (get_id): raising it ends every session of the account at
+    # its next request (log-out, password or role change, revocation, deletion).
+    session_version: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
     # Set by the enrollment rules after repeated failed liveness attempts.
     enroll_locked_until: so.Mapped[Optional[datetime]]
     # Pseudonymous id used in manifests and exports instead of the email.
@@ -48,7 +49,12 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session cookie holds: the id and the session version it was issued under."""
+        return f"{self.id}.{self.session_version}"
+
+    def end_sessions(self) -> None:
+        """Every session issued so far stops working at its next request."""
+        self.session_version = (self.session_version or 0) + 1
 
 
 class ApiToken(Base):
@@ -61,5 +67,21 @@ class ApiToken(Base):
     name: so.Mapped[str] = so.mapped_column(sa.String(80))
     token_sha256: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    # what the token may do (avatar.domain.tokens.SCOPES); endpoints outside them answer 403
+    scopes: so.Mapped[list] = so.mapped_column(sa.JSON, default=lambda: ["generations"],
+                                               server_default='["generations"]')
     last_used_at: so.Mapped[Optional[datetime]]
     revoked_at: so.Mapped[Optional[datetime]]
+
+
+class LoginThrottle(Base):
+    """Failed log-ins counted per key: an account from one address, an account from anywhere,
+    or one address against any account. Keys are SHA-256 of the parts, so no email is stored
+    and known and unknown addresses are counted alike."""
+
+    __tablename__ = "login_throttles"
+
+    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    failures: so.Mapped[int] = so.mapped_column(default=0)
+    window_start: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    locked_until: so.Mapped[Optional[datetime]]

@@ -54,8 +54,10 @@ def verify(manifest: dict, content: bytes, trusted_keys: list[str]) -> dict:
     out = {"valid": False, "signature_ok": False, "content_matches": False, "trusted_key": False, "reason": None}
     try:
         claims, sig, pub = manifest["claims"], base64.b64decode(manifest["signature"]), manifest["public_key"]
+        if not isinstance(claims, dict) or not isinstance(pub, str):
+            raise TypeError("claims must be an object")
         Ed25519PublicKey.from_public_bytes(base64.b64decode(pub)).verify(sig, _canonical(claims))
-    except (KeyError, TypeError, ValueError, InvalidSignature):
+    except (KeyError, TypeError, ValueError, RecursionError, InvalidSignature):
         out["reason"] = "the signature does not verify"
         return out
     out["signature_ok"] = True
