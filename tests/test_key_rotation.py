@@ -44,10 +44,12 @@ def test_rotate_the_key_file(app, services):
     before = _blobs(services, ids)
     master = os.path.join(app.config["AVATAR"].INSTANCE_PATH, "master.key")
     old = read_key_file(Path(master))
+    watermark_key = services.watermark_key
     r = CliRunner().invoke(main, ["keys", "rotate"], env=_env(app))
     assert r.exit_code == 0, r.output
     assert "2 data keys re-wrapped" in r.output and f"retired-{key_id(old)}" in r.output
     new = _fresh(_env(app))
+    assert new.watermark_key == watermark_key  # every output ever made stays readable
     assert new.keyring.current_id != key_id(old) and oct(os.stat(master).st_mode & 0o777) == "0o600"
     with new.db.session_scope() as s:
         assert {k.master_key_id for k in s.scalars(sa.select(SubjectKey).where(SubjectKey.wrapped_key.is_not(None)))} \

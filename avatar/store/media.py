@@ -173,7 +173,11 @@ def _outcome_unknown(session: Session) -> bool:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     committing = bool(session.info.pop(_COMMITTING, False))
-    return committing and isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
+    exc = sys.exc_info()[1]
+    if not committing or not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    # SQLite refusing the COMMIT for its write lock is a known outcome: nothing landed
+    return not any(m in str(exc) for m in ("database is locked", "database is busy"))
 
 
 @event.listens_for(Session, "after_rollback")
