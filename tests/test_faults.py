@@ -23,9 +23,10 @@ from avatar.jobs.core import execute
 from avatar.store import audit
 from avatar.store.db import utcnow
 from avatar.store.models import AuditEvent, Generation, Job, LivenessSession, MediaObject, SubjectKey, User
-from tests.conftest import (CSRF_FIELD, PG_ADMIN_URL, STRONG_PASSWORD, AuthActions, _service_missing, csrf_token,
+from tests.conftest import (CSRF_FIELD, PG_ADMIN_URL, STRONG_PASSWORD, AuthActions, csrf_token,
                             make_app, row_counts, wait_for_jobs)
 from tests.likeness_factory import approved_likeness
+from tests.mounts import tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 8 MB filesystem (tmpfs) for the media store, so that writes fail with ENOSPC."""
-    mnt = tmp_path / "media"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode:
-        _service_missing("mounting a small tmpfs (needs root)", RuntimeError(r.stderr.strip()))
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tmpfs(tmp_path / "media", "size=8m,mode=0700") as mnt:
+        yield mnt
 
 
 def _fill(disk: Path) -> Path:

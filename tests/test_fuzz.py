@@ -125,4 +125,6 @@ def test_forms_fuzz(app, services, user_client, email, name, password, script, p
         assert r.status_code < 500, (url, r.status_code)
     after = _counts(services)
     assert after["Generation"] == before["Generation"] and after["Delegation"] == before["Delegation"]
-    assert after["User"] == before["User"] + registered and after["MediaObject"] == before["MediaObject"]
+    # a taken email gets the same 302 as a new one, and adds no account
+    assert after["User"] - before["User"] in ((0, 1) if registered else (0,))
+    assert after["MediaObject"] == before["MediaObject"]

@@ -72,6 +72,6 @@ def test_generation_needs_a_recent_login(client, auth, services, shared_data):
     with client.session_transaction() as sess:
         sess["auth_time"] = int(time.time()) - 16 * 60
     r = _ask(client)
-    assert r.status_code == 303 and "/auth/login" in r.headers["Location"]
+    assert r.status_code == 303 and "/auth/confirm" in r.headers["Location"]
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count(Generation.id))) == 0

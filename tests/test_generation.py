@@ -110,6 +110,9 @@ def test_speech_generation_and_audio_watermark(app, services, shared_data, tmp_p
     assert report["generated"] and report["manifest_valid"] and report["generation_id"] == gen_id, report
 
 
+WM_KEY, OTHER_KEY = bytes(range(32)), bytes(range(32, 64))  # two installations' watermark keys
+
+
 def test_audio_watermark_survives_transcoding_and_trimming(tmp_path, shared_data):
     """On a real 15 s utterance: MP3, OGG, AAC and a trimmed MP3 all still carry the id."""
     import soundfile as sf
@@ -119,13 +122,14 @@ def test_audio_watermark_survives_transcoding_and_trimming(tmp_path, shared_data
     from avatar.synthesis.label import audio_mark
 
     speech = decode_audio((shared_data / "voices/1688/1688-142285-0000.flac").read_bytes())
-    marked = audio_mark.embed(resample_poly(speech, 3, 2).astype(np.float32), 24000, "deadbeef")
+    marked = audio_mark.embed(resample_poly(speech, 3, 2).astype(np.float32), 24000, "deadbeef", WM_KEY)
     sf.write(tmp_path / "m.wav", marked, 24000)
-    assert audio_mark.detect(speech, 16000)["found"] is False
+    assert audio_mark.detect(speech, 16000, WM_KEY)["found"] is False
+    assert audio_mark.detect(marked, 24000, OTHER_KEY)["found"] is False  # another installation reads nothing
     for name, args in [("m.mp3", ["-b:a", "64k"]), ("m.ogg", ["-c:a", "libvorbis", "-q:a", "0"]),
                        ("m.m4a", ["-c:a", "aac", "-b:a", "48k"]), ("t.mp3", ["-ss", "0.73", "-b:a", "96k"])]:
         out = _transform(tmp_path / "m.wav", tmp_path / name, *args)
-        found = audio_mark.detect(decode_audio(out.read_bytes()), 16000)
+        found = audio_mark.detect(decode_audio(out.read_bytes()), 16000, WM_KEY)
         assert found["found"] and found["watermark_id"] == "deadbeef", name
 
 
@@ -144,11 +148,13 @@ def test_audio_watermark_on_short_clips_after_mp3(tmp_path, shared_data):
         path = sorted((shared_data / "voices" / speaker).glob("*.flac"))[1]
         speech = resample_poly(decode_audio(path.read_bytes()), 3, 2).astype(np.float32)[: 6 * 24000]
         wm = f"5e{i:02x}c0de"
-        sf.write(tmp_path / "m.wav", audio_mark.embed(speech, 24000, wm), 24000)
+        sf.write(tmp_path / "m.wav", audio_mark.embed(speech, 24000, wm, WM_KEY), 24000)
         sf.write(tmp_path / "o.wav", speech, 24000)
-        read = audio_mark.detect(decode_audio(_transform(tmp_path / "m.wav", tmp_path / "m.mp3", "-b:a", "64k").read_bytes()), 16000)
+        read = audio_mark.detect(decode_audio(_transform(tmp_path / "m.wav", tmp_path / "m.mp3", "-b:a", "64k").read_bytes()),
+                                 16000, WM_KEY)
         found += read["watermark_id"] == wm
-        plain = audio_mark.detect(decode_audio(_transform(tmp_path / "o.wav", tmp_path / "o.mp3", "-b:a", "64k").read_bytes()), 16000)
+        plain = audio_mark.detect(decode_audio(_transform(tmp_path / "o.wav", tmp_path / "o.mp3", "-b:a", "64k").read_bytes()),
+                                  16000, WM_KEY)
         assert plain["found"] is False
     assert found >= 3
 

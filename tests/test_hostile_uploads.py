@@ -17,8 +17,9 @@ from scipy.signal import resample_poly
 
 from avatar.analysis.media import Limits, MediaError, MediaFile, decode_audio, sweep_temp_dir, wav_bytes
 from avatar.store.models import AuditEvent, Generation, Job, LivenessSession, MediaObject
-from tests.conftest import AuthActions, _service_missing, csrf_token, make_app, row_counts
+from tests.conftest import AuthActions, csrf_token, make_app, row_counts
 from tests.hostile_media import long_webm, nested_json
+from tests.mounts import tmpfs
 
 
 @pytest.fixture(scope="module")
@@ -195,14 +196,8 @@ def test_an_upload_is_one_transaction_whichever_step_fails(tmp_path, shared_data
 # -- a media folder that cannot be written ----------------------------------------------------------------
 @pytest.fixture
 def read_only_media(tmp_path):
-    mnt = tmp_path / "media-ro"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode:
-        _service_missing("mounting a read-only tmpfs (needs root)", RuntimeError(r.stderr.strip()))
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tmpfs(tmp_path / "media-ro", "ro,size=1m,mode=0700") as mnt:
+        yield mnt
 
 
 def test_an_unwritable_media_folder_gives_503_and_readiness_says_so(tmp_path, read_only_media, shared_data):

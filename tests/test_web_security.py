@@ -66,7 +66,7 @@ def two_users(services, shared_data):
         s.flush()
         gen.job_id = job.id
         ids = {"generation_id": gen.id, "job_id": job.id,
-               "token_id": new_token(s, s.get(User, subject), "laptop")[0].id,
+               "token_id": new_token(s, s.get(User, subject), "laptop", ["generations"])[0].id,
                "delegation_id": delegate(s, s.get(User, subject), "helper@example.org", ["speech"], ["personal"], 30,
                                          utcnow()).id}
     return subject, other, helper, ids

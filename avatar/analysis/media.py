@@ -266,30 +266,26 @@ class MediaFile:
     def frames(self, fps: float | None = None, max_side: int = 640, max_frames: int = 2000,
                seconds: float | None = None) -> Frames:
         """Decoded frames, optionally resampled to fps, scaled so the longer side ≤ max_side;
-        at most max_frames, and (with fps) no more than the limit's (or `seconds`') worth."""
-        dec, w, h, max_frames = self._frame_decoder(fps, max_side, max_frames, seconds)
-        frame_bytes = w * h * 3
-        buf = np.empty((max_frames, h, w, 3), np.uint8)  # pages are committed only as written
-        with dec:
-            got = dec.read_into(memoryview(buf.reshape(-1)))
-        n = got // frame_bytes
-        if n == 0:
+        at most max_frames, and no more than the limit's (or `seconds`') worth."""
+        images = [frame for _, frame in self.iter_frames(fps, max_side, seconds, max_frames)]
+        if not images:
             raise MediaError("no picture could be decoded; the file may be damaged or truncated")
-        arr = buf[:n]
         rate = fps or self.probe.fps or 25.0
-        times = np.arange(n, dtype=np.float64) / rate
-        return Frames(images=list(arr), times=times, fps=self.probe.fps or rate)
+        times = np.arange(len(images), dtype=np.float64) / rate
+        return Frames(images=images, times=times, fps=self.probe.fps or rate)
 
-    def iter_frames(self, fps: float, max_side: int = 640, seconds: float | None = None):
-        """(time, RGB frame) one at a time, for analyses that keep a summary per frame: memory
-        stays at one frame whatever the length read."""
-        dec, w, h, max_frames = self._frame_decoder(fps, max_side, 1 << 30, seconds)
+    def iter_frames(self, fps: float | None, max_side: int = 640, seconds: float | None = None,
+                    max_frames: int = 1 << 30):
+        """(time, RGB frame) one at a time, read straight from ffmpeg into each frame's array:
+        an analysis that keeps a summary per frame holds one frame whatever the length read."""
+        dec, w, h, max_frames = self._frame_decoder(fps, max_side, max_frames, seconds)
+        rate = fps or self.probe.fps or 25.0
         with dec:
             for i in range(max_frames):
                 frame = np.empty((h, w, 3), np.uint8)
                 if dec.read_into(memoryview(frame.reshape(-1))) < frame.size:
                     return
-                yield i / fps, frame
+                yield i / rate, frame
 
     def clip(self, fps: float, max_side: int = 512, need_audio: bool = False,
              seconds: float | None = None) -> tuple[Frames, np.ndarray | None]:

@@ -27,24 +27,28 @@ class Base(DeclarativeBase):
     )
 
 
-def _private_sqlite_file(url: sa.URL) -> None:
+def _private_sqlite_file(path: str | None, create: bool) -> None:
     """The database file (and so its -wal and -shm files, which SQLite creates with the same
-    mode) readable by this user only: it holds wrapped keys, templates' metadata and the audit."""
+    mode) readable by this user only: it holds wrapped keys, templates' metadata and the audit.
+    create: make the file (0600) before SQLite does, if its folder exists."""
     import os
 
-    path = url.database
     if not path or path == ":memory:" or path.startswith("file:"):
         return
-    if not os.path.exists(path):
+    if create and not os.path.exists(path) and os.path.isdir(os.path.dirname(os.path.abspath(path))):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     for p in (path, path + "-wal", path + "-shm"):
-        if os.path.exists(p) and os.stat(p).st_mode & 0o077:
-            os.chmod(p, 0o600)
+        try:
+            if os.stat(p).st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        _private_sqlite_file(sa.make_url(url))
+        path = sa.make_url(url).database
+        _private_sqlite_file(path, create=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -54,6 +58,7 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            _private_sqlite_file(path, create=False)  # also a file SQLite made itself
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -28,14 +28,15 @@ def queue():
 
 
 def _reviewable(enrollment_id: int) -> Enrollment:
-    """The enrollment, for a reviewer who is neither its subject nor the admin who recorded it.
+    """The enrollment, for a reviewer who is not its subject (the admin who recorded an assisted
+    enrollment may look, having seen it all, but not decide: domain.review).
 
     :raise 404: no such enrollment
-    :raise 403: one's own (or one's assisted) enrollment: its evidence stays closed to oneself
+    :raise 403: one's own enrollment: its evidence stays closed to oneself
     """
     enr = services().db.session.get(Enrollment, enrollment_id) or abort(404)
-    if current_user.id in (enr.user_id, enr.assisted_by_id):
-        abort(403, "You cannot review your own enrollment, nor one you recorded.")
+    if current_user.id == enr.user_id:
+        abort(403, "You cannot review your own enrollment.")
     return enr
 
 

@@ -1,0 +1,155 @@
+"""Hostile uploads against a real `avatar serve` (embedded default: SQLite, local media, job
+threads): per file, the HTTP status, the seconds until the answer (and, for an accepted enrollment
+upload, until its verification job ended) and the peak memory growth of the server's process tree
+(the app and the ffmpeg processes it starts, RSS sampled every 20 ms) over its idle size.
+
+Files: a one-hour webm whose Duration element was voided (what MediaRecorder writes has none),
+the same at 590 s and at 80 s (inside the enrollment limit), a 60 s 1280×720 H.264 clip of tens of
+MB, a 10-minute WAV whose header claims 1 s, and a manifest nested 20,000 deep. Targets (issue 23):
+every answer in seconds, growth ≤ ~300 MB per upload.
+
+    python bench/bench_hostile.py
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import requests
+from _common import ROOT, emit
+from bench_load import AVATAR, CSRF_FIELD, PASSWORD, create_users, start, stop, wait_ready
+from tests.hostile_media import FFMPEG, long_wav_lying_header, long_webm, nested_json
+from tests.ports import free_port
+
+
+class TreeMemory:
+    """Peak RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int):
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def now(self) -> int:
+        total = 0
+        for p in [self.root, *self.root.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self):
+        self.peak = self.now()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def make_files(d: Path) -> dict[str, Path]:
+    files = {"webm_1h_no_duration": long_webm(d / "hour.webm", 3600),
+             "webm_590s_no_duration": long_webm(d / "590.webm", 590),
+             "webm_80s_no_duration": long_webm(d / "80.webm", 80),
+             "wav_10min_header_says_1s": long_wav_lying_header(d / "lying.wav", 600)}
+    big = d / "big720p.mp4"
+    subprocess.run(FFMPEG + ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=60", "-f", "lavfi",
+                             "-i", "sine=f=300:d=60", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10",
+                             "-c:a", "aac", "-shortest", str(big)], check=True, capture_output=True)
+    files["mp4_60s_720p"] = big
+    return files
+
+
+def login(base: str, email: str) -> tuple[requests.Session, dict]:
+    http = requests.Session()
+    token = CSRF_FIELD.search(http.get(f"{base}/auth/login").text).group(1)
+    http.post(f"{base}/auth/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    token = CSRF_FIELD.search(http.get(f"{base}/account").text).group(1)
+    return http, {"X-CSRFToken": token}
+
+
+def measure(server: int, fn) -> dict:
+    time.sleep(1.0)  # let the previous request's memory settle
+    with TreeMemory(server) as mem:
+        idle = mem.peak
+        t = time.monotonic()
+        out = fn()
+        seconds = time.monotonic() - t
+    return {**out, "seconds": round(seconds, 2), "peak_growth_mb": round((mem.peak - idle) / 2 ** 20, 1)}
+
+
+def main() -> None:
+    run_dir = Path(tempfile.mkdtemp(prefix="avatar-hostile-"))
+    files = make_files(run_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVATAR_")}
+    env.update({"AVATAR_INSTANCE_PATH": str(run_dir / "instance"), "PYTHONPATH": str(ROOT),
+                "AVATAR_SECURE_COOKIES": "false", "AVATAR_JOB_RUNNER": "threads",
+                "AVATAR_VERIFY_RATE_PER_MINUTE": "1000"})
+    subprocess.run(AVATAR + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    email = create_users(env, 1)[0]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start(AVATAR + ["serve", "--host", "127.0.0.1", "--port", str(port)], env, run_dir / "serve.log")
+    results = []
+    try:
+        wait_ready(base)
+        http, headers = login(base, email)
+
+        def verify(path: Path, manifest: bytes | None = None):
+            def call():
+                parts = {"file": (path.name, path.read_bytes())}
+                if manifest is not None:
+                    parts["manifest"] = ("m.json", io.BytesIO(manifest))
+                r = requests.post(f"{base}/api/verify", files=parts, timeout=600)
+                return {"status": r.status_code, "answer": (r.json().get("error") or r.json().get("finding"))[:90]}
+            return call
+
+        def enroll(path: Path):
+            def call():
+                nonce = http.post(f"{base}/api/enroll/sessions", headers=headers).json()["nonce"]
+                r = http.post(f"{base}/api/enroll/sessions/{nonce}/recording", headers=headers,
+                              files={"recording": (path.name, path.read_bytes())}, timeout=600)
+                out = {"status": r.status_code}
+                if r.status_code != 202:
+                    return {**out, "answer": r.json().get("error", "")[:90]}
+                job = r.json()["job_id"]
+                while True:
+                    j = http.get(f"{base}/api/jobs/{job}").json()
+                    if j["state"] in ("succeeded", "failed", "cancelled"):
+                        return {**out, "job": j["state"], "answer": str((j.get("result") or {}).get("hint") or j.get("error"))[:90]}
+                    time.sleep(0.2)
+            return call
+
+        for name, path in files.items():
+            results.append({"file": name, "route": "POST /api/verify (anonymous)",
+                            "bytes": path.stat().st_size, **measure(proc.pid, verify(path))})
+        for name in ("webm_1h_no_duration", "webm_80s_no_duration", "mp4_60s_720p"):
+            results.append({"file": name, "route": "POST /api/enroll/sessions/<nonce>/recording (+ its job)",
+                            "bytes": files[name].stat().st_size, **measure(proc.pid, enroll(files[name]))})
+        results.append({"file": "manifest nested 20,000 deep", "route": "POST /api/verify (anonymous)",
+                        **measure(proc.pid, verify(files["wav_10min_header_says_1s"], nested_json(20_000)))})
+    finally:
+        stop(proc)
+    for r in results:
+        print(json.dumps(r))
+    emit("hostile_uploads", {"items": len(results), "max_seconds": max(r["seconds"] for r in results),
+                             "max_peak_growth_mb": max(r["peak_growth_mb"] for r in results),
+                             "server_errors": sum(r["status"] >= 500 for r in results)})
+
+
+if __name__ == "__main__":
+    main()
