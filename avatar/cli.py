@@ -50,8 +50,25 @@ def serve(host: str, port: int, threads: int):
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"avatar: serving on http://{host}:{port} (jobs: {app.config['AVATAR'].JOB_RUNNER})")
+    _oversize_answers_like_the_app(app.config["MAX_CONTENT_LENGTH"])
     waitress_serve(app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
                    ident="avatar")
+
+
+def _oversize_answers_like_the_app(limit: int) -> None:
+    """Waitress refuses a body over the limit itself, before the app sees it (so it never spools
+    one to disk); make that refusal the app's JSON 413 instead of waitress's plain text."""
+    import json
+
+    from waitress import parser, utilities
+
+    class TooLarge(utilities.RequestEntityTooLarge):
+        def to_response(self, ident=None):
+            body = json.dumps({"error": f"The upload is too large: the limit is {limit // (1024 * 1024)} MB.",
+                               "status": 413}).encode()
+            return f"{self.code} {self.reason}", [("Content-Type", "application/json")], body
+
+    parser.RequestEntityTooLarge = TooLarge
 
 
 @main.group()
