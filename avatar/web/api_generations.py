@@ -124,7 +124,13 @@ def openapi():
             "/api/jobs/{job_id}/cancel": {"post": {**_op("Cancel a job", responses={"202": {"description": "Asked"}}),
                                                   "parameters": id_param("job_id")}},
             "/api/enroll/status": {"get": _op("Where your enrollment stands")},
-            "/api/verify": {"post": _op("Was this file generated here? (anyone)", auth=False, body=multipart)},
+            "/api/verify": {"post": _op("Was this file generated here? (anyone; the first 30 s are read)", auth=False,
+                                        body=multipart, responses={
+                "200": {"description": "The report: generated, finding (one sentence), generation_id, watermark, "
+                                       "manifest_valid, manifest, revoked"},
+                "400": {"description": "Unreadable file or manifest"}, "413": {"description": "Over the upload limit"},
+                "429": {"description": "Too many checks from this address (Retry-After)"},
+                "503": {"description": "Busy with other checks (Retry-After)"}})},
             "/api/openapi.json": {"get": _op("This document", auth=False)},
         },
     }
