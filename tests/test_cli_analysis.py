@@ -63,3 +63,25 @@ def test_eval_voices_json_on_a_small_set(shared_data, tmp_path):
     r = json.loads(out)
     assert rc == 0 and r["speakers"] == 2 and r["utterances"] == 6 and set(r) >= {"eer", "threshold"}
     assert r["eer"] <= 0.2
+
+
+def test_eval_codes_json_on_real_readers(shared_data, tmp_path):
+    for f in sorted((shared_data / "digits_read").glob("*.wav"))[1:5]:
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+        (tmp_path / f.with_suffix(".txt").name).write_text(f.with_suffix(".txt").read_text())
+    rc, out, err = avatar("eval", "codes", "--dir", str(tmp_path), "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert set(r) >= {"n", "accepted", "false_accepts_random", "false_accepts_two_changed", "seconds_per_item"}
+    assert r["n"] == 4 and r["accepted"] >= 3 and r["false_accepts_random"] == r["false_accepts_two_changed"] == 0
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "no_text"])
+def test_eval_codes_on_an_unusable_folder_is_a_clear_error(tmp_path, make):
+    folder = tmp_path / "codes"
+    if make != "missing":
+        folder.mkdir()
+    if make == "no_text":
+        (folder / "a.wav").write_bytes(b"RIFF")
+    rc, _, err = avatar("eval", "codes", "--dir", str(folder), "--json")
+    assert rc == 1 and ("not a readable folder" in err or "no STEM.wav" in err), err

@@ -200,7 +200,7 @@ def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: s
         code_result = verify_code(statement_audio, code, statement=True) if in_statement >= 0.5 else None
         checks["code"] = {"ok": bool(code_result and code_result.ok),
                           **({"recognized": code_result.recognized, "expected": code,
-                              "edit_distance": code_result.edit_distance, "aligned": code_result.aligned}
+                              "edit_distance": code_result.edit_distance}
                              if code_result else {"recognized": ""})}
         if not checks["code"]["ok"]:
             fail("code", "the code was not heard")

@@ -116,3 +116,52 @@ def eval_voices(root: Path) -> dict:
             "default_threshold": SPEAKER_MATCH_THRESHOLD}
 
 
+
+
+DIGIT_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+DIGIT_WORDS["oh"] = "0"
+
+
+def _code_of(text: str) -> str:
+    """The digits of a transcript written as words ("three zero four") or numerals."""
+    return "".join(DIGIT_WORDS.get(t, t if t.isdigit() else "") for t in text.lower().replace(",", " ").split())
+
+
+def eval_codes(root: Path, seed: int = 0) -> dict:
+    """The spoken-code check on STEM.wav + STEM.txt pairs (the digits read, as words), with the
+    rule enrollment uses: each file's true code, one random other code and the true code with two
+    digits changed (seeded). Raises ValueError for a folder with no usable pair."""
+    import random
+    import time
+
+    from avatar.analysis.voice import verify_code
+
+    pairs = [(w, w.with_suffix(".txt")) for w in sorted(Path(root).glob("*.wav")) if w.with_suffix(".txt").is_file()]
+    if not pairs:
+        raise ValueError(f"{root}: no STEM.wav with its STEM.txt")
+    rng = random.Random(seed)
+    n = accepted = fa_random = fa_two = 0
+    refused, seconds = [], 0.0
+    for wav, txt in pairs:
+        code = _code_of(txt.read_text(errors="replace"))
+        if len(code) < 3:
+            raise ValueError(f"{txt}: no digits to read")
+        try:
+            audio = audio_of_file(wav)
+        except MediaError as exc:
+            raise ValueError(f"{wav}: {exc}") from exc
+        other = "".join(rng.choice("0123456789") for _ in code)
+        two = list(code)
+        for i in rng.sample(range(len(code)), 2):
+            two[i] = rng.choice([d for d in "0123456789" if d != two[i]])
+        t = time.perf_counter()
+        ok = verify_code(audio, code)
+        seconds += time.perf_counter() - t
+        n += 1
+        accepted += ok.ok
+        if not ok.ok:
+            refused.append({"file": wav.name, "expected": code, "heard": ok.recognized})
+        fa_random += verify_code(audio, other).ok
+        fa_two += verify_code(audio, "".join(two)).ok
+    return {"n": n, "accepted": accepted, "false_accepts_random": fa_random, "false_accepts_two_changed": fa_two,
+            "seconds_per_item": round(seconds / n, 3), "refused": refused}

