@@ -118,12 +118,10 @@ def eval_voices(root: Path) -> dict:
 
 
 
-DIGIT_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
-DIGIT_WORDS["oh"] = "0"
-
-
 def _code_of(text: str) -> str:
     """The digits of a transcript written as words ("three zero four") or numerals."""
+    from avatar.analysis.speech_recognition import DIGIT_WORDS
+
     return "".join(DIGIT_WORDS.get(t, t if t.isdigit() else "") for t in text.lower().replace(",", " ").split())
 
 

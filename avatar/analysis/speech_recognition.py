@@ -22,8 +22,8 @@ import numpy as np
 SR = 16000
 MAX_EDITS = 1  # digits_read/: 23 of 25 real readers within one edit; see README thresholds
 TRAILING_DIGITS = 1  # stray digits heard after the code (words after it never count)
-_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
-_WORDS["oh"] = "0"  # homophones ("to", "for") would turn the statement's own words into digits
+DIGIT_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+DIGIT_WORDS["oh"] = "0"  # homophones ("to", "for") would turn the statement's own words into digits
 _REPEAT = {"double": 2, "triple": 3}
 _lock = threading.Lock()
 _model = None
@@ -76,7 +76,7 @@ def _digits(words: list[tuple[str, float]]) -> list[HeardDigit]:
             if tok in _REPEAT:
                 repeat = _REPEAT[tok]
                 continue
-            digit = tok if tok.isdigit() else _WORDS.get(tok)
+            digit = tok if tok.isdigit() else DIGIT_WORDS.get(tok)
             if digit is not None:
                 out.extend(HeardDigit(digit, start) for _ in range(repeat))
             repeat = 1
