@@ -153,6 +153,7 @@ def admin_ensure(email: str):
 @click.option("--loglevel", default="info", show_default=True)
 def worker(concurrency: int, loglevel: str):
     """Runs a Celery worker (AVATAR_JOB_RUNNER=celery, AVATAR_BROKER_URL=redis://…)."""
+    from avatar.jobs import definitions  # noqa: F401 - this process enqueues periodic jobs: it knows them all
     from avatar.jobs.celery_app import make_celery
 
     svc = _services()
@@ -178,8 +179,13 @@ def _start_requeue_thread(svc, celery) -> None:
         stop = threading.Event()
         periodic_last: dict[str, float] = {}
         while not stop.wait(svc.config.JOB_POLL_SECONDS * 5):
+            ids = []
+            for step in (recover_stale, lambda s: enqueue_periodic(s, periodic_last)):
+                try:  # one failing step does not keep the others from running
+                    ids += step(svc)
+                except Exception as exc:  # noqa: BLE001 - database or broker briefly down
+                    click.echo(f"requeue: {exc}", err=True)
             try:
-                ids = recover_stale(svc) + enqueue_periodic(svc, periodic_last)
                 cutoff = utcnow() - timedelta(seconds=svc.config.JOB_LEASE_SECONDS)
                 with svc.db.session_scope() as s:
                     ids += s.scalars(sa.select(Job.id).where(Job.state == JobState.QUEUED.value,

@@ -171,3 +171,45 @@ def test_unknown_job_name_is_refused(services):
         enqueue(services, "no.such.job", {})
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count(Job.id))) == 0
+
+
+def test_periodic_jobs_are_enqueued_by_a_process_that_never_imported_them(tmp_path):
+    """`avatar worker`'s requeue loop runs in a process that never imported the job definitions
+    (issue 20): the periodic jobs must be enqueued there all the same."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from avatar.store.migrate import upgrade
+
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    upgrade(db)
+    code = ("import sys\nfrom avatar.config import Config\nfrom avatar.services import Services\n"
+            "from avatar.jobs.core import REGISTRY, enqueue_periodic\n"
+            "assert 'consent.expire' not in REGISTRY\n"
+            f"svc = Services(Config.from_env({{}}, {{'INSTANCE_PATH': {str(tmp_path / 'inst')!r}, "
+            f"'DATABASE_URL': {db!r}, 'JOB_RUNNER': 'none'}}))\n"
+            "print(len(enqueue_periodic(svc, {})))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "3", out.stderr[-2000:]
+
+
+def test_a_periodic_job_that_fails_to_enqueue_is_retried_and_does_not_stop_the_others(services, monkeypatch):
+    from avatar.jobs import core
+
+    real = core.enqueue
+
+    def broken(svc, name, *a, **k):
+        if name == "consent.expire":
+            raise RuntimeError("broker unreachable")
+        return real(svc, name, *a, **k)
+
+    monkeypatch.setattr(core, "enqueue", broken)
+    last: dict[str, float] = {}
+    assert len(core.enqueue_periodic(services, last, now=1e9)) == 2
+    assert "consent.expire" not in last  # not recorded as enqueued
+    monkeypatch.setattr(core, "enqueue", real)
+    ids = core.enqueue_periodic(services, last, now=1e9 + 1)  # the next pass tries it again
+    with services.db.session_scope() as s:
+        assert [s.get(Job, i).name for i in ids] == ["consent.expire"]

@@ -73,7 +73,10 @@ class ThreadRunner:
         while not self._stop.wait(self.poll_seconds):
             try:
                 recover_stale(self.services)
-                enqueue_periodic(self.services, periodic_last)
+            except Exception:  # noqa: BLE001 - database briefly unavailable: try next round
+                log.warning("job poller could not recover stale jobs", exc_info=True)
+            enqueue_periodic(self.services, periodic_last)  # logs its own failures, job by job
+            try:
                 with self.services.db.session_scope() as s:
                     ids = s.scalars(sa.select(Job.id).where(Job.state == JobState.QUEUED.value)
                                     .order_by(Job.id).limit(50)).all()
