@@ -153,7 +153,6 @@ def admin_ensure(email: str):
 @click.option("--loglevel", default="info", show_default=True)
 def worker(concurrency: int, loglevel: str):
     """Runs a Celery worker (AVATAR_JOB_RUNNER=celery, AVATAR_BROKER_URL=redis://…)."""
-    from avatar.jobs import definitions  # noqa: F401 - this process enqueues periodic jobs: it knows them all
     from avatar.jobs.celery_app import make_celery
 
     svc = _services()

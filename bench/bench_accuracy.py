@@ -33,14 +33,14 @@ def spoken_codes(n: int = 30, statement: bool = False) -> dict:
         if statement:
             audio = np.concatenate([_read_lead(DATA, rng), audio])
         t = time.perf_counter()
-        hits += verify_code(audio, code, statement=statement).ok
+        hits += verify_code(audio, code).ok
         seconds += time.perf_counter() - t
         other = "".join(str(d) for d in rng.integers(0, 10, 6))
-        fa_random += verify_code(audio, other, statement=statement).ok and edit_distance(other, code) > 3
+        fa_random += verify_code(audio, other).ok and edit_distance(other, code) > 3
         near = list(code)
         for pos in rng.choice(6, 2, replace=False):
             near[pos] = str((int(near[pos]) + int(rng.integers(1, 10))) % 10)
-        fa_near += verify_code(audio, "".join(near), statement=statement).ok
+        fa_near += verify_code(audio, "".join(near)).ok
     return {"codes": n, "true_accept_rate": round(hits / n, 3), "false_accept_random_code": round(fa_random / n, 3),
             "false_accept_two_digits_changed": round(fa_near / n, 3), "seconds_per_item": round(seconds / n, 3)}
 

@@ -112,8 +112,8 @@ def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_d
         other = "".join(str(d) for d in rng.integers(0, 10, 6))
         audio = np.concatenate([_read_lead(shared_data, rng),
                                 _code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)])
-        hits += verify_code(audio, code, statement=True).ok
-        false_accepts += verify_code(audio, other, statement=True).ok and edit_distance(code, other) > 3
+        hits += verify_code(audio, code).ok
+        false_accepts += verify_code(audio, other).ok and edit_distance(code, other) > 3
     assert hits / n >= 0.6, hits
     assert false_accepts == 0
 

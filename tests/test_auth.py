@@ -119,7 +119,7 @@ def test_an_account_cannot_be_locked_from_many_addresses_for_long(client, auth, 
 
 
 def test_login_rate_limit_per_client(app, auth):
-    app.extensions["avatar_login_limiter"].limit = 3
+    app.extensions["avatar_limiters"]["login"].limit = 3
     for _ in range(3):
         auth.login(email="nobody@example.org")
     assert auth.login(email="nobody@example.org").status_code == 429

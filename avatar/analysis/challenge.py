@@ -197,7 +197,7 @@ def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: s
         statement_audio = audio[lo:hi]
         segments = voice_activity(audio)
         in_statement = sum(min(b, hi / SR) - max(a, lo / SR) for a, b in segments if b > lo / SR and a < hi / SR)
-        code_result = verify_code(statement_audio, code, statement=True) if in_statement >= 0.5 else None
+        code_result = verify_code(statement_audio, code) if in_statement >= 0.5 else None
         checks["code"] = {"ok": bool(code_result and code_result.ok),
                           **({"recognized": code_result.recognized, "expected": code,
                               "edit_distance": code_result.edit_distance}

@@ -116,8 +116,6 @@ def eval_voices(root: Path) -> dict:
             "default_threshold": SPEAKER_MATCH_THRESHOLD}
 
 
-
-
 def _code_of(text: str) -> str:
     """The digits of a transcript written as words ("three zero four") or numerals."""
     from avatar.analysis.speech_recognition import DIGIT_WORDS

@@ -205,12 +205,12 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def verify_code(audio: np.ndarray, expected: str, max_edits: int | None = None, statement: bool = False) -> CodeResult:
+def verify_code(audio: np.ndarray, expected: str, max_edits: int | None = None) -> CodeResult:
     """Was `expected` spoken? Verification of a known text, not open recognition, with Whisper
     (analysis.speech_recognition): the digits of the free transcript must end in the code, within
-    MAX_EDITS (the statement's words before it and words said after it do not count). `statement`
-    is kept for callers: the rule is the same either way. bench/bench_accuracy.py and `avatar eval
-    codes` measure both error kinds."""
+    MAX_EDITS (the statement's words before it and words said after it do not count), whether the
+    audio is the code alone or the whole statement. bench/bench_accuracy.py and `avatar eval codes`
+    measure both error kinds."""
     from avatar.analysis import speech_recognition as asr
 
     if not expected.isdigit():

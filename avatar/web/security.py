@@ -28,14 +28,13 @@ def init_security(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     cfg = app.config["AVATAR"]
-    app.extensions["avatar_login_limiter"] = RateLimiter(cfg.LOGIN_RATE_PER_MINUTE, 60)
-    app.extensions["avatar_limiters"] = {
+    app.extensions["avatar_limiters"] = {  # rate_limited(kind): per address unless a key is given
+        "login": RateLimiter(cfg.LOGIN_RATE_PER_MINUTE, 60),
         "register": RateLimiter(cfg.REGISTER_RATE_PER_HOUR, 3600),
         "delegate": RateLimiter(10, 3600),  # delegation attempts per account (each may name any email)
+        "verify": RateLimiter(cfg.VERIFY_RATE_PER_MINUTE, 60),
     }
-    app.extensions["avatar_anonymous_work"] = {
-        "verify": (RateLimiter(cfg.VERIFY_RATE_PER_MINUTE, 60), threading.BoundedSemaphore(cfg.VERIFY_CONCURRENCY)),
-    }
+    app.extensions["avatar_work_slots"] = {"verify": threading.BoundedSemaphore(cfg.VERIFY_CONCURRENCY)}
 
     @login_manager.user_loader
     def _load(session_id: str):
@@ -192,10 +191,9 @@ def role_required(*roles: str):
 def anonymous_work_slot(kind: str):
     """Costly work that anyone may ask for (verifying a file): at most the configured number per
     minute from one address (429 with Retry-After) and at once in this process (503: busy)."""
-    limiter, slots = current_app.extensions["avatar_anonymous_work"][kind]
-    if not limiter.allow(client_ip()):
-        g.retry_after = limiter.retry_after(client_ip())
+    if rate_limited(kind):
         abort(429, "Too many checks from your address; wait a minute.")
+    slots = current_app.extensions["avatar_work_slots"][kind]
     if not slots.acquire(timeout=5):
         g.retry_after = 10
         abort(503, "The service is busy checking other files; try again in a few seconds.")
@@ -207,10 +205,7 @@ def anonymous_work_slot(kind: str):
 
 def login_rate_limited() -> bool:
     """True when this client has sent too many login attempts in the last minute."""
-    limiter: RateLimiter = current_app.extensions["avatar_login_limiter"]
-    allowed = limiter.allow(client_ip())
-    g.retry_after = None if allowed else limiter.retry_after(client_ip())
-    return not allowed
+    return rate_limited("login")
 
 
 def audit_event(action: str, *, target_type: str | None = None, target_id: int | None = None,

@@ -19,7 +19,6 @@ import numpy as np
 WEAKEST = 10
 SYNC = np.array([1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0], np.int8)
 N_BITS = 64
-KEY_BYTES = 32
 
 
 def new_watermark_id() -> str:
