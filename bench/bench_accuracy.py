@@ -2,7 +2,8 @@
 people reading their numbers on their own devices in digits_read/, and 8 kHz digit codes joined
 from digits/, alone and after a read sentence), and passive liveness on real clips and still attacks.
 
-    python bench/bench_accuracy.py [codes]   # codes: only the spoken-code figures
+    python bench/bench_accuracy.py [codes|flat]   # codes: only the spoken-code figures;
+                                                  # flat: only the flat-picture cue in webcam framings
 """
 import sys
 import tempfile
@@ -13,9 +14,12 @@ import numpy as np
 from _common import DATA, emit
 
 from avatar.analysis.checks import passive_check_bytes
+from avatar.analysis.face import observe_image
+from avatar.analysis.liveness import PLANAR_RESIDUAL_MIN, SAMPLE_FPS, planar_residual, track
+from avatar.analysis.media import decode_clip
 from avatar.analysis.evaluation import eval_codes, eval_faces, eval_voices
 from avatar.analysis.voice import edit_distance, verify_code
-from tests.media_factory import read_rgb, still_to_video
+from tests.media_factory import encode_frames, moved_still, native_frames, read_rgb, still_to_video, webcam_framing
 from tests.test_analysis_voice import _code_audio, _read_lead
 
 
@@ -64,6 +68,55 @@ def passive() -> dict:
     }
 
 
+FRAMINGS = {"own": None, "640x480 face 20%": ((640, 480), 0.2), "640x480 face 40%": ((640, 480), 0.4),
+            "1280x720 face 20%": ((1280, 720), 0.2), "1280x720 face 40%": ((1280, 720), 0.4)}
+
+
+def _planar(path: Path) -> tuple[float, float | None]:
+    frames, _, _ = decode_clip(path.read_bytes(), fps=SAMPLE_FPS, max_side=640)
+    sig = track(frames)
+    return sig.present_ratio, planar_residual(frames, sig)
+
+
+def flat_picture() -> dict:
+    """The flat-picture cue (planar_residual) on every real clip of talking/ and video/ in its own
+    framing and in webcam framings (H.264 CRF 28, sensor noise), and on photos of them (their first
+    frame) held up to the webcam: panned, shaken, tilted like a print; plus the stills' attacks."""
+    tmp = Path(tempfile.mkdtemp())
+    bona: dict[str, list] = {name: [] for name in FRAMINGS}
+    attacks: dict[str, list] = {}
+    clips = sorted((DATA / "talking").glob("*.mp4")) + sorted((DATA / "video").glob("*.mp4"))
+    for k, clip in enumerate(clips):
+        frames = native_frames(clip)[:250]  # 10 s
+        box = observe_image(frames[0]).box
+        for name, framing in FRAMINGS.items():
+            path = clip
+            if framing:
+                path = encode_frames(webcam_framing(frames, box, *framing, seed=k), tmp / f"{clip.stem}-{k}.mp4", crf=28)
+            bona[name].append((clip.stem, *_planar(path)))
+        if k % 3 == 0:
+            for motion in ("pan", "shake", "print"):
+                for name in ("640x480 face 20%", "1280x720 face 20%"):
+                    photo = webcam_framing(frames[:1], box, *FRAMINGS[name], noise=0)[0]
+                    path = encode_frames(moved_still(photo, 3, motion=motion, seed=k), tmp / f"photo-{k}.mp4", crf=28)
+                    attacks.setdefault(f"photo {motion}, {name}", []).append((clip.stem, *_planar(path)))
+    for still in sorted((DATA / "stills").glob("*.jpg")):
+        for motion in ("static", "pan", "zoom", "shake", "print"):
+            path = still_to_video(read_rgb(still), tmp / f"{still.stem}.mp4", seconds=5, motion=motion)
+            attacks.setdefault(f"still {motion}", []).append((still.stem, *_planar(path)))
+
+    def figures(items, refuse: bool) -> dict:
+        values = [v for _, _, v in items if v is not None]
+        passed = [v is not None and v >= PLANAR_RESIDUAL_MIN for _, _, v in items]
+        return {"n": len(items), ("refused" if refuse else "taken_for_flat"): passed.count(False),
+                "min": round(min(values), 2) if values else None, "max": round(max(values), 2) if values else None,
+                "face_found_min": round(min(p for _, p, _ in items), 2)}
+
+    return {"threshold": PLANAR_RESIDUAL_MIN,
+            "bona_fide": {name: figures(items, refuse=False) for name, items in bona.items()},
+            "attacks": {name: figures(items, refuse=True) for name, items in attacks.items()}}
+
+
 def codes() -> dict:
     return {"digits_read": eval_codes(DATA / "digits_read"), "spoken_codes": spoken_codes(60),
             "spoken_codes_after_a_sentence": spoken_codes(60, statement=True)}
@@ -73,11 +126,15 @@ def main():
     if sys.argv[1:] == ["codes"]:
         emit("accuracy_codes", codes())
         return
+    if sys.argv[1:] == ["flat"]:
+        emit("accuracy_flat_picture", flat_picture())
+        return
     emit("accuracy", {
         "faces": eval_faces(DATA / "faces/pairs.csv", DATA / "faces"),
         "voices": eval_voices(DATA / "voices"),
         **codes(),
         "passive_liveness": passive(),
+        "flat_picture": flat_picture(),
     })
 
 

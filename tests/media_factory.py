@@ -24,7 +24,15 @@ def read_rgb(path: Path, max_side: int = 640) -> np.ndarray:
 
 def still_to_video(img: np.ndarray, out: Path, seconds: float = 5, fps: float = 25, motion: str = "pan",
                    size: int = 512, seed: int = 0, audio: Path | None = None) -> Path:
-    """A still made into a video: 'static', 'pan', 'zoom', 'shake' (hand-held jitter) or 'print'
+    """A still made into a size×size video (see moved_still)."""
+    frames = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
+              for f in moved_still(img, seconds, fps, motion, seed)]
+    return encode_frames(frames, out, fps, audio)
+
+
+def moved_still(img: np.ndarray, seconds: float = 5, fps: float = 25, motion: str = "pan",
+                seed: int = 0) -> list[np.ndarray]:
+    """Frames of a still moved as 'static', 'pan', 'zoom', 'shake' (hand-held jitter) or 'print'
     (a printed photo tilted in a hand: changing perspective), with sensor noise on every frame."""
     rng = np.random.default_rng(seed)
     h, w = img.shape[:2]
@@ -51,9 +59,8 @@ def still_to_video(img: np.ndarray, out: Path, seconds: float = 5, fps: float = 
         else:
             raise ValueError(motion)
         frame = cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
-        frame = np.clip(frame + rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8)
-        frames.append(cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA))
-    return encode_frames(frames, out, fps, audio)
+        frames.append(np.clip(frame + rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8))
+    return frames
 
 
 def screen_replay(frames: list[np.ndarray], seed: int, moire: float = 0.08,
@@ -104,6 +111,39 @@ def frames_of(src: Path, fps: float = 25, size: int = 512) -> list[np.ndarray]:
     proc = subprocess.run(FFMPEG + ["-i", str(src), "-vf", f"fps={fps},scale={size}:{size}", "-f", "rawvideo",
                                     "-pix_fmt", "rgb24", "pipe:1"], check=True, capture_output=True)
     return list(np.frombuffer(proc.stdout, np.uint8).reshape(-1, size, size, 3))
+
+
+def native_frames(src: Path, fps: float = 25) -> list[np.ndarray]:
+    """Every frame of a clip at its own size."""
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
+                            "-of", "csv=p=0", str(src)], check=True, capture_output=True, text=True)
+    w, h = (int(v) for v in probe.stdout.strip().split(",")[:2])
+    proc = subprocess.run(FFMPEG + ["-i", str(src), "-vf", f"fps={fps}", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                                    "pipe:1"], check=True, capture_output=True)
+    return list(np.frombuffer(proc.stdout, np.uint8).reshape(-1, h, w, 3))
+
+
+def webcam_framing(frames: list[np.ndarray], face_box: tuple[int, int, int, int], size: tuple[int, int] = (640, 480),
+                   face_height: float = 0.3, noise: float = 3.0, seed: int = 0) -> list[np.ndarray]:
+    """A clip placed as a webcam would frame the person: scaled so the face (face_box, in the
+    clip's first frame) is face_height of the frame height, centred a little above the middle,
+    over a static blurred background, with fresh sensor noise on every frame."""
+    rng = np.random.default_rng(seed)
+    W, H = size
+    x0, y0, x1, y1 = face_box
+    s = face_height * H / (y1 - y0)
+    h, w = frames[0].shape[:2]
+    sw, sh = int(w * s), int(h * s)
+    ox, oy = int(W / 2 - (x0 + x1) / 2 * s), int(0.45 * H - (y0 + y1) / 2 * s)
+    background = cv2.GaussianBlur(cv2.resize(frames[0], (W, H)), (0, 0), 25)
+    X0, Y0, X1, Y1 = max(ox, 0), max(oy, 0), min(ox + sw, W), min(oy + sh, H)
+    out = []
+    for f in frames:
+        canvas = background.copy()
+        scaled = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
+        canvas[Y0:Y1, X0:X1] = scaled[Y0 - oy:Y1 - oy, X0 - ox:X1 - ox]
+        out.append(np.clip(canvas + rng.normal(0, noise, canvas.shape), 0, 255).astype(np.uint8))
+    return out
 
 
 def tmpdir() -> Path:

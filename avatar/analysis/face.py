@@ -87,6 +87,9 @@ class FaceModels:
         self.encoder = dlib.face_recognition_model_v1(
             str(model_path("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")))
         self.hog = dlib.get_frontal_face_detector()
+        # BlazeFace full-range: finds faces down to ~5 % of the frame (the mesh's own short-range
+        # detector misses a face under ~25 % of a wide frame: a person sitting back from a 720p webcam)
+        self.finder = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
         self._dlib = dlib
 
     def video_mesh(self):
@@ -153,6 +156,36 @@ def observe(rgb: np.ndarray, mesh_result, faces_in_frame: int | None = None) -> 
     arrays = [np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32) for f in faces]
     lm = max(arrays, key=lambda a: np.ptp(a[:, 0]) * np.ptp(a[:, 1]))
     return observe_points(rgb, lm, MEDIAPIPE_LAYOUT, faces_in_frame if faces_in_frame is not None else len(arrays))
+
+
+def observe_in_region(rgb: np.ndarray, region: tuple[int, int, int, int], mesh,
+                      faces_in_frame: int = 0) -> FaceObservation | None:
+    """Runs the mesh on a region of the frame and returns the observation in frame coordinates:
+    a small face is meshed as if the camera had zoomed in on it. faces_in_frame: faces seen in the
+    whole frame (the crop may not hold them all)."""
+    x0, y0, x1, y1 = region
+    result = mesh.process(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+    faces = result.multi_face_landmarks or []
+    if not faces:
+        return None
+    cw, ch = x1 - x0, y1 - y0
+    arrays = [np.array([(x0 + p.x * cw, y0 + p.y * ch, p.z * cw) for p in f.landmark], dtype=np.float32)
+              for f in faces]
+    lm = max(arrays, key=lambda a: np.ptp(a[:, 0]) * np.ptp(a[:, 1]))
+    return observe_points(rgb, lm, MEDIAPIPE_LAYOUT, max(len(arrays), faces_in_frame))
+
+
+def find_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes of the faces in a frame (full-range detector), largest first."""
+    models = get_face_models()
+    h, w = rgb.shape[:2]
+    with models.lock:
+        result = models.finder.process(np.ascontiguousarray(rgb))
+    boxes = []
+    for det in result.detections or []:
+        b = det.location_data.relative_bounding_box
+        boxes.append((int(b.xmin * w), int(b.ymin * h), int((b.xmin + b.width) * w), int((b.ymin + b.height) * h)))
+    return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
 
 
 def observe_points(rgb: np.ndarray, lm: np.ndarray, layout: dict, faces_in_frame: int = 1) -> FaceObservation:
