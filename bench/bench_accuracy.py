@@ -2,8 +2,9 @@
 people reading their numbers on their own devices in digits_read/, and 8 kHz digit codes joined
 from digits/, alone and after a read sentence), and passive liveness on real clips and still attacks.
 
-    python bench/bench_accuracy.py [codes|flat]   # codes: only the spoken-code figures;
-                                                  # flat: only the flat-picture cue in webcam framings
+    python bench/bench_accuracy.py [codes|flat|sync]   # codes: only the spoken-code figures;
+                                                       # flat: the flat-picture cue in webcam framings;
+                                                       # sync: lip sync on talking/ (own, others, shifted)
 """
 import sys
 import tempfile
@@ -117,6 +118,40 @@ def flat_picture() -> dict:
             "attacks": {name: figures(items, refuse=True) for name, items in attacks.items()}}
 
 
+def lip_sync() -> dict:
+    """av_sync() (as enrollment uses it) on each clip of talking/ with its own audio, with another
+    person's audio, with the same person saying another sentence, and with its own audio delayed
+    and advanced by 0.3 s; the ROC area of own audio against all the others."""
+    from avatar.analysis.liveness import av_sync
+
+    clips = {}
+    for clip in sorted((DATA / "talking").glob("*.mp4")):
+        frames, audio, _ = decode_clip(clip.read_bytes(), fps=SAMPLE_FPS, max_side=640)
+        clips[clip.stem] = (track(frames), audio)
+    names = sorted(clips)
+    s1 = [n for n in names if "_s1_" in n]
+    scores: dict[str, list[float]] = {"own": [], "another_person": [], "same_person_other_sentence": [],
+                                      "delayed_0.3s": [], "advanced_0.3s": []}
+    shift = int(0.3 * 16000)
+    for n in names:
+        sig, audio = clips[n]
+        scores["own"].append(av_sync(sig, audio, 16000)["corr"])
+        others = [o for o in names if (o in s1) != (n in s1)][:4]
+        scores["another_person"] += [av_sync(sig, clips[o][1][: audio.size], 16000)["corr"] for o in others]
+        if n in s1:
+            same = [o for o in s1 if o != n][:4]
+            scores["same_person_other_sentence"] += [av_sync(sig, clips[o][1][: audio.size], 16000)["corr"]
+                                                     for o in same]
+        pad = np.zeros(shift, np.float32)
+        scores["delayed_0.3s"].append(av_sync(sig, np.concatenate([pad, audio[:-shift]]), 16000)["corr"])
+        scores["advanced_0.3s"].append(av_sync(sig, np.concatenate([audio[shift:], pad]), 16000)["corr"])
+    negatives = np.array([v for k, vs in scores.items() if k != "own" for v in vs])
+    auc = float(np.mean([(p > negatives).mean() + 0.5 * (p == negatives).mean() for p in scores["own"]]))
+    return {"clips": len(names), "roc_auc_own_vs_others": round(auc, 3),
+            **{k: {"n": len(v), "min": round(min(v), 3), "median": round(float(np.median(v)), 3),
+                   "max": round(max(v), 3)} for k, v in scores.items()}}
+
+
 def codes() -> dict:
     return {"digits_read": eval_codes(DATA / "digits_read"), "spoken_codes": spoken_codes(60),
             "spoken_codes_after_a_sentence": spoken_codes(60, statement=True)}
@@ -129,12 +164,16 @@ def main():
     if sys.argv[1:] == ["flat"]:
         emit("accuracy_flat_picture", flat_picture())
         return
+    if sys.argv[1:] == ["sync"]:
+        emit("accuracy_lip_sync", lip_sync())
+        return
     emit("accuracy", {
         "faces": eval_faces(DATA / "faces/pairs.csv", DATA / "faces"),
         "voices": eval_voices(DATA / "voices"),
         **codes(),
         "passive_liveness": passive(),
         "flat_picture": flat_picture(),
+        "lip_sync": lip_sync(),
     })
 
 
