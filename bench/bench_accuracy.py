@@ -16,7 +16,7 @@ from _common import DATA, emit
 
 from avatar.analysis.checks import passive_check_bytes
 from avatar.analysis.face import observe_image
-from avatar.analysis.liveness import PLANAR_RESIDUAL_MIN, SAMPLE_FPS, planar_residual, track
+from avatar.analysis.liveness import PLANAR_RESIDUAL_MIN, SAMPLE_FPS, av_sync, planar_residual, track
 from avatar.analysis.media import decode_clip
 from avatar.analysis.evaluation import eval_codes, eval_faces, eval_voices
 from avatar.analysis.voice import edit_distance, verify_code
@@ -122,8 +122,6 @@ def lip_sync() -> dict:
     """av_sync() (as enrollment uses it) on each clip of talking/ with its own audio, with another
     person's audio, with the same person saying another sentence, and with its own audio delayed
     and advanced by 0.3 s; the ROC area of own audio against all the others."""
-    from avatar.analysis.liveness import av_sync
-
     clips = {}
     for clip in sorted((DATA / "talking").glob("*.mp4")):
         frames, audio, _ = decode_clip(clip.read_bytes(), fps=SAMPLE_FPS, max_side=640)

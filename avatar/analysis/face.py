@@ -147,13 +147,18 @@ def face_quality(rgb: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float
     return float(cv2.Laplacian(gray, cv2.CV_64F).var()), float(gray.mean())
 
 
-def observe(rgb: np.ndarray, mesh_result, faces_in_frame: int | None = None) -> FaceObservation | None:
-    """Turns a mediapipe result into the signals of its largest face (None if no face)."""
+def observe(rgb: np.ndarray, mesh_result, faces_in_frame: int | None = None,
+            region: tuple[int, int, int, int] | None = None) -> FaceObservation | None:
+    """Turns a mediapipe result into the signals of its largest face (None if no face). With
+    region, the mesh ran on that crop of the frame: the landmarks are placed back in the frame."""
     faces = mesh_result.multi_face_landmarks or []
     if not faces:
         return None
     h, w = rgb.shape[:2]
-    arrays = [np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32) for f in faces]
+    x0, y0, x1, y1 = region or (0, 0, w, h)
+    cw, ch = x1 - x0, y1 - y0
+    arrays = [np.array([(x0 + p.x * cw, y0 + p.y * ch, p.z * cw) for p in f.landmark], dtype=np.float32)
+              for f in faces]
     lm = max(arrays, key=lambda a: np.ptp(a[:, 0]) * np.ptp(a[:, 1]))
     return observe_points(rgb, lm, MEDIAPIPE_LAYOUT, faces_in_frame if faces_in_frame is not None else len(arrays))
 
@@ -165,14 +170,8 @@ def observe_in_region(rgb: np.ndarray, region: tuple[int, int, int, int], mesh,
     whole frame (the crop may not hold them all)."""
     x0, y0, x1, y1 = region
     result = mesh.process(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-    faces = result.multi_face_landmarks or []
-    if not faces:
-        return None
-    cw, ch = x1 - x0, y1 - y0
-    arrays = [np.array([(x0 + p.x * cw, y0 + p.y * ch, p.z * cw) for p in f.landmark], dtype=np.float32)
-              for f in faces]
-    lm = max(arrays, key=lambda a: np.ptp(a[:, 0]) * np.ptp(a[:, 1]))
-    return observe_points(rgb, lm, MEDIAPIPE_LAYOUT, max(len(arrays), faces_in_frame))
+    found = len(result.multi_face_landmarks or [])
+    return observe(rgb, result, max(found, faces_in_frame), region)
 
 
 def find_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:

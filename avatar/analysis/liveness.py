@@ -304,8 +304,8 @@ def planar_residual(frames: Frames, sig: ClipSignals, pairs: int = PLANAR_PAIRS)
     """
     idx = [i for i, p in enumerate(sig.present) if p]
     present = set(idx)
-    lags = {int(round(SAMPLE_FPS * s)) for s in (0.3, 0.5, 1.0, 2.0)}
-    cand = [(i, i + lag) for i in idx for lag in sorted(lags) if i + lag in present]
+    lags = sorted({int(round(SAMPLE_FPS * s)) for s in (0.3, 0.5, 1.0, 2.0)})
+    cand = [(i, i + lag) for i in idx for lag in lags if i + lag in present]
     if not cand:
         return None
     step = max(1, len(cand) // pairs)
@@ -319,8 +319,8 @@ def planar_residual(frames: Frames, sig: ClipSignals, pairs: int = PLANAR_PAIRS)
             continue
         # the mesh's landmarks give the large motion (a print tilted fast, a head turned), the
         # tracked corners the exact one
-        guess = cv2.perspectiveTransform(pts, mesh_motion) if (mesh_motion := _landmark_homography(
-            sig, i, j, bi, bj)) is not None else pts.copy()
+        mesh_motion = _landmark_homography(sig, i, j, bi, bj)
+        guess = pts.copy() if mesh_motion is None else cv2.perspectiveTransform(pts, mesh_motion)
         nxt, st, _ = cv2.calcOpticalFlowPyrLK(gi, gj, pts, guess, winSize=(15, 15), maxLevel=3,
                                               flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         st = st.ravel() == 1
