@@ -2,13 +2,15 @@
 ../shared/data (DESIGN.md), the page's own getUserMedia + MediaRecorder upload, the server's verdict."""
 import shutil
 import subprocess
+import sys
 import threading
 
 import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from avatar.store.models import Enrollment
+from avatar.domain.challenges import MAX_PROMPT_LAG
+from avatar.store.models import Enrollment, LivenessSession
 from tests.conftest import STRONG_PASSWORD, make_app
 from tests.media_factory import FFMPEG
 from tests.conftest import PLAN, SEED
@@ -27,6 +29,17 @@ def live_server(tmp_path):
     yield app, f"http://127.0.0.1:{port}"
     server.shutdown()
     app.extensions["avatar"].close()
+
+
+@pytest.fixture
+def busy_cpu(request):
+    """With param "busy": two processes spinning beside the browser and the server (a slow laptop,
+    a busy browser), on this 2-core machine as many as there are cores."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if request.param == "busy" else 0)]
+    yield request.param
+    for p in hogs:
+        p.kill()
+        p.wait()
 
 
 def fake_devices(clip, out_dir):
@@ -92,19 +105,27 @@ def enroll_in_browser(base, clip, tmp_path, email):
         driver.quit()
 
 
-def test_passing_enrollment_in_chromium(live_server, tmp_path, passing_clip, media_dir):
+@pytest.mark.parametrize("busy_cpu", ["idle", "busy"], indirect=True)
+def test_passing_enrollment_in_chromium(live_server, tmp_path, passing_clip, media_dir, busy_cpu):
     app, base = live_server
     text = enroll_in_browser(base, media_dir / "pass.mp4", tmp_path, "browser@example.org")
-    assert "passed" in text, text
     with app.extensions["avatar"].db.session_scope() as s:
+        ls = s.scalar(sa.select(LivenessSession))
+        assert "passed" in text, (text, ls.prompt_times, ls.result and ls.result.get("failures"))
         assert s.scalar(sa.select(Enrollment.state)) == "captured"
+        # the page reported when each prompt appeared, on the recording's timeline, none before its time
+        planned = [a["start"] for a in PLAN["actions"]] + [PLAN["statement"]["start"]]
+        assert len(ls.prompt_times) == len(planned) and ls.prompt_times == sorted(ls.prompt_times)
+        assert all(t >= p for t, p in zip(ls.prompt_times, planned)), ls.prompt_times
+        assert ls.result["prompt_lags"] == [round(min(t - p, MAX_PROMPT_LAG), 3) for t, p in zip(ls.prompt_times, planned)]
 
 
+@pytest.mark.parametrize("busy_cpu", ["busy"], indirect=True)
 @pytest.mark.parametrize("attack,hint", [
     ("still image", "oval"), ("another person's clip", "prompts"), ("wrong order", "prompts"),
     ("missing code", "code"), ("silence", "statement"),
 ])
-def test_failing_enrollments_in_chromium(live_server, tmp_path, attack_clips, attack, hint):
+def test_failing_enrollments_in_chromium(live_server, tmp_path, attack_clips, attack, hint, busy_cpu):
     app, base = live_server
     text = enroll_in_browser(base, attack_clips[attack], tmp_path, "attacker@example.org")
     assert hint in text, text

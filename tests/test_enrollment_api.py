@@ -1,6 +1,7 @@
 """Enrollment through the JSON API with uploaded files: a passing capture assembled from real
 footage for a seeded challenge, every bad input, attack captures, lockout and the likeness guard."""
 import io
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -9,7 +10,7 @@ import soundfile as sf
 import sqlalchemy as sa
 
 from avatar.config import Config, ConfigError
-from avatar.domain.challenges import draw
+from avatar.domain.challenges import MAX_PROMPT_LAG, draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
@@ -45,9 +46,9 @@ def new_session(client):
     return resp.get_json()
 
 
-def upload(client, nonce, data, name="capture.mp4", mimetype="video/mp4"):
+def upload(client, nonce, data, name="capture.mp4", mimetype="video/mp4", **fields):
     return api_post(client, f"/api/enroll/sessions/{nonce}/recording",
-                    data={"recording": (io.BytesIO(data), name, mimetype)}, content_type="multipart/form-data")
+                    data={"recording": (io.BytesIO(data), name, mimetype), **fields}, content_type="multipart/form-data")
 
 
 def backdate(services, nonce, seconds=30):
@@ -109,6 +110,8 @@ def test_passing_capture_creates_profiles_from_the_capture(client, services, pas
 def test_bad_inputs(client, services, shared_data, app):
     login(client, services)
     ch = new_session(client)
+    assert ch["max_prompt_lag"] == MAX_PROMPT_LAG and ch["record_tail"] > 0
+    shown = [s["start"] + 0.2 for s in ch["plan"]["actions"]] + [ch["plan"]["statement"]["start"] + 0.3]
     video = (shared_data / "video/d12.mp4").read_bytes()
     assert upload(client, "not-a-nonce", video).status_code == 404
     r = upload(client, ch["nonce"], b"corrupt" * 500)
@@ -119,13 +122,17 @@ def test_bad_inputs(client, services, shared_data, app):
     assert r.status_code == 400 and "no audio track" in r.get_json()["error"]
     r = api_post(client, f"/api/enroll/sessions/{ch['nonce']}/recording", data={}, content_type="multipart/form-data")
     assert r.status_code == 400 and "recording" in r.get_json()["error"]
+    r = upload(client, ch["nonce"], video, prompt_times="[1, 3, 2, 9]")
+    assert r.status_code == 400 and "prompt_times must increase" in r.get_json()["error"]
     app.config["MAX_CONTENT_LENGTH"] = 100_000
     assert upload(client, ch["nonce"], video).status_code == 413
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     with services.db.session_scope() as s:  # none of the refused uploads consumed the nonce or left media
         assert s.scalar(sa.select(LivenessSession.used_at).where(LivenessSession.nonce == ch["nonce"])) is None
         assert s.scalar(sa.select(sa.func.count(MediaObject.id))) == 0
-    assert upload(client, ch["nonce"], video).status_code == 202
+    assert upload(client, ch["nonce"], video, prompt_times=json.dumps(shown)).status_code == 202
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(LivenessSession.prompt_times).where(LivenessSession.nonce == ch["nonce"])) == shown
     r = upload(client, ch["nonce"], video)
     assert r.status_code == 409 and "already used" in r.get_json()["error"]
 

@@ -8,6 +8,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from avatar.domain.challenges import shown_schedule
 from avatar.store.media import MediaStore
 from avatar.store.models import Consent, Enrollment, LivenessSession, MediaObject
 
@@ -17,6 +18,11 @@ def last_capture(session: Session, enr: Enrollment) -> LivenessSession | None:
     return session.scalars(sa.select(LivenessSession).where(LivenessSession.enrollment_id == enr.id,
                                                             LivenessSession.result.is_not(None))
                            .order_by(LivenessSession.passed.desc(), LivenessSession.id.desc()).limit(1)).first()
+
+
+def shown_plan(ls: LivenessSession) -> dict:
+    """The challenge's windows as the page showed them (the ones the capture was judged against)."""
+    return shown_schedule(ls.plan or {}, ls.prompt_times) if ls.plan else {}
 
 
 def timeline_png(result: dict, plan: dict) -> bytes:

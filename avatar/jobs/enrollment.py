@@ -27,13 +27,15 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
     from avatar.analysis.media import MediaError, MediaFile
     from avatar.domain import DomainError
     from avatar.domain import enrollment as rules
+    from avatar.domain.challenges import shown_schedule
 
     svc = ctx.services
     ls_id = ctx.payload["liveness_session_id"]
     with svc.db.session_scope() as s:
         ls = s.get(LivenessSession, ls_id)
         data = svc.media.get(s, s.get(MediaObject, ls.recording_media_id))
-        plan, code = dict(ls.plan), ls.code
+        # the windows as the page showed them (a late prompt moves its window, within a bound)
+        plan, code = shown_schedule(dict(ls.plan), ls.prompt_times), ls.code
     ctx.progress(10, "reading the recording")
     verdict = None
     try:
@@ -47,6 +49,8 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
         verdict = verify_capture(frames, audio, plan, code)
         failure = None if verdict.passed else verdict.hint
         report = verdict.report()
+        if "prompt_lags" in plan:
+            report["prompt_lags"] = plan["prompt_lags"]
     except (MediaError, DomainError) as exc:
         failure, report = str(exc), {"passed": False, "failures": [str(exc)]}
     ctx.progress(85, "saving the result")

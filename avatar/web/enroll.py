@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from avatar.analysis.media import Limits, MediaError, MediaFile
 from avatar.domain import DomainError
 from avatar.domain import enrollment as rules
+from avatar.domain import challenges
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.guard import screen
 from avatar.jobs import add_job, submit
@@ -68,13 +69,15 @@ def capture():
 @login_required
 def new_session():
     """Issues a random challenge: ordered actions with their windows, a 6-digit code, the statement.
-    The nonce expires in 3 minutes and is single use."""
+    The nonce expires in 3 minutes and is single use. max_prompt_lag: how late a prompt may be
+    reported (prompt_times); record_tail: how long to record past the statement's time."""
     db = services().db
     ls = rules.start(db.session, subject(), current_app.config["AVATAR"].SERVICE_NAME, _rng())
     audit_event("enrollment.challenge_issued", target_type="enrollment", target_id=ls.enrollment_id,
                 details={"liveness_session": ls.id})
     return jsonify({"nonce": ls.nonce, "plan": ls.plan, "code": ls.code, "statement": ls.statement,
-                    "expires_at": ls.expires_at.isoformat() + "Z"}), 201
+                    "expires_at": ls.expires_at.isoformat() + "Z", "max_prompt_lag": challenges.MAX_PROMPT_LAG,
+                    "record_tail": challenges.RECORD_TAIL}), 201
 
 
 def _read_upload(field: str) -> bytes:
@@ -104,7 +107,9 @@ def _check_upload(data: bytes, video: bool) -> None:
 @login_required
 def upload_recording(nonce: str):
     """Accepts the recording for a challenge once: checks it is a readable video with sound,
-    stores it encrypted and queues its verification. The result is polled at /api/jobs/<id>."""
+    stores it encrypted and queues its verification. The result is polled at /api/jobs/<id>.
+    Optional form field prompt_times: JSON list, when each prompt appeared (seconds into the
+    recording, each action's then the statement's); the check allows for a late page by as much."""
     data = _read_upload("recording")
     _check_upload(data, video=True)
     svc = services()
@@ -113,6 +118,7 @@ def upload_recording(nonce: str):
     # one transaction: the challenge used up, the recording, its job and the audit event are saved
     # together or not at all; the runner hears of the job only after the commit
     ls = rules.claim_session(db.session, person, nonce)
+    ls.prompt_times = challenges.prompt_times(request.form.get("prompt_times"), ls.plan)
     rec = svc.media.put(db.session, person.id, "evidence", data, request.files["recording"].mimetype or "video/webm")
     ls.recording_media_id = rec.id
     job = add_job(db.session, "enrollment.verify", {"liveness_session_id": ls.id}, owner_id=current_user.id,

@@ -90,7 +90,7 @@ def _capture_or_404(enrollment_id: int):
 @role_required("reviewer", "admin")
 def timeline(enrollment_id: int):
     _, enr, ls = _capture_or_404(enrollment_id)
-    return Response(evidence.timeline_png(ls.result or {}, ls.plan or {}), mimetype="image/png",
+    return Response(evidence.timeline_png(ls.result or {}, evidence.shown_plan(ls)), mimetype="image/png",
                     headers={"Cache-Control": "no-store"})
 
 
@@ -103,7 +103,7 @@ def statement(enrollment_id: int):
     except MediaShredded:
         abort(410, "This person's media was destroyed.")
     audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id, details={"media": "statement"})
-    return Response(evidence.statement_audio(rec, ls.plan or {}), mimetype="audio/wav", headers={"Cache-Control": "no-store"})
+    return Response(evidence.statement_audio(rec, evidence.shown_plan(ls)), mimetype="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/review/<int:enrollment_id>/guard-match.png")

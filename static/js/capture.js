@@ -1,5 +1,6 @@
-// Live capture: fetch a challenge, record the camera+microphone while showing its prompts at
-// the times the server set, upload the recording, and show the server's pass/fail and hint.
+// Live capture: fetch a challenge, record the camera+microphone while showing its prompts at the
+// times the server set (noting when each actually appeared), upload the recording with those times,
+// and show the server's pass/fail and hint.
 // The page never decides pass or fail.
 "use strict";
 (() => {
@@ -7,12 +8,42 @@
   const preview = $("preview"), promptEl = $("prompt"), progress = $("progress");
   const statementEl = $("statement"), result = $("result"), begin = $("begin");
 
-  function showAt(plan, t) {
-    const step = plan.actions.find((a) => t >= a.start && t < a.end);
-    if (t < plan.actions[0].start) return "Look at the camera, face in the oval…";
-    if (step) return step.prompt;
-    if (t >= plan.statement.start) return "Read the statement aloud";
-    return "";
+  function showPrompts(plan, statement, recorder) {
+    // Shows each prompt when its time has come on the recording's clock and notes when it was
+    // painted (seconds into the recording): a busy machine shows prompts late, and the server judges
+    // the actions against these times (within a bound). Resolves with those times when the
+    // statement has had its full time, plus a short tail for its last words.
+    const starts = plan.actions.map((a) => a.start).concat([plan.statement.start]);
+    const shown = [];
+    const statementSeconds = plan.statement.end - plan.statement.start;
+    return new Promise((resolve) => {
+      const finish = () => { clearTimeout(safety); resolve(shown); };
+      // a hidden tab gets no animation frames: the recording still ends
+      const safety = setTimeout(finish, (plan.duration + plan.max_prompt_lag + plan.record_tail) * 1000);
+      const frame = () => {
+        const t = (performance.now() - recorder.t0) / 1000;
+        const due = starts.filter((s) => t >= s).length;
+        if (due > shown.length) {
+          while (shown.length < due) shown.push(Math.round(t * 1000) / 1000);
+          if (due > plan.actions.length) {
+            promptEl.textContent = "Read the statement aloud";
+            statementEl.hidden = false;
+            statementEl.textContent = statement;
+          } else {
+            promptEl.textContent = plan.actions[due - 1].prompt;
+          }
+        } else if (due === 0) {
+          promptEl.textContent = "Look at the camera, face in the oval…";
+        }
+        progress.value = Math.min(100, (100 * t) / plan.duration);
+        if (shown.length === starts.length && t >= shown[starts.length - 1] + statementSeconds + plan.record_tail) {
+          finish();
+        } else {
+          requestAnimationFrame(frame);
+        }
+      };
+      requestAnimationFrame(frame);
+    });
   }
 
   async function run() {
@@ -36,22 +67,16 @@
       return;
     }
     preview.srcObject = stream;
-    const plan = challenge.plan;
-    const started = performance.now();
-    const timer = setInterval(() => {
-      const t = (performance.now() - started) / 1000;
-      promptEl.textContent = showAt(plan, t);
-      progress.value = Math.min(100, (100 * t) / plan.duration);
-      if (t >= plan.statement.start) { statementEl.hidden = false; statementEl.textContent = challenge.statement; }
-    }, 100);
-    const blob = await Avatar.record(stream, plan.duration);
-    clearInterval(timer);
+    const plan = { ...challenge.plan, max_prompt_lag: challenge.max_prompt_lag, record_tail: challenge.record_tail };
+    const recorder = await Avatar.startRecorder(stream);
+    const shown = await showPrompts(plan, challenge.statement, recorder);
+    const blob = await recorder.stop();
     stream.getTracks().forEach((tr) => tr.stop());
     statementEl.hidden = true;
     promptEl.textContent = "Uploading…";
     try {
       const { job_id } = await Avatar.upload(`/api/enroll/sessions/${encodeURIComponent(challenge.nonce)}/recording`,
-        "recording", blob, "capture.webm");
+        "recording", blob, "capture.webm", { prompt_times: JSON.stringify(shown) });
       const job = await Avatar.pollJob(job_id, (j) => { promptEl.textContent = `Checking… ${j.progress}%`; progress.value = j.progress; });
       const r = job.result || {};
       if (job.state === "succeeded" && r.passed) {

@@ -10,9 +10,10 @@ const Avatar = {
     return body;
   },
 
-  async upload(url, field, blob, filename) {
+  async upload(url, field, blob, filename, fields = {}) {
     const form = new FormData();
     form.append(field, blob, filename);
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
     const resp = await fetch(url, { method: "POST", body: form, headers: { "X-CSRFToken": Avatar.csrf(), "Accept": "application/json" } });
     const body = await resp.json().catch(() => ({}));
     if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
@@ -29,8 +30,9 @@ const Avatar = {
     }
   },
 
-  record(stream, seconds) {
-    // Records `seconds` of the stream; resolves with the Blob.
+  startRecorder(stream) {
+    // Starts recording the stream. Resolves, once the recorder has started, with t0 (performance.now()
+    // at that moment: second 0 of the recording) and stop(), which resolves with the Blob.
     const types = ["video/webm;codecs=vp8,opus", "video/webm", "audio/webm;codecs=opus", "audio/webm"];
     const hasVideo = stream.getVideoTracks().length > 0;
     const mimeType = types.filter((t) => hasVideo || t.startsWith("audio")).find((t) => MediaRecorder.isTypeSupported(t)) || "";
@@ -38,8 +40,15 @@ const Avatar = {
     const chunks = [];
     rec.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
     const done = new Promise((resolve) => { rec.onstop = () => resolve(new Blob(chunks, { type: rec.mimeType })); });
+    const started = new Promise((resolve) => { rec.onstart = () => resolve(performance.now()); });
     rec.start(500);
-    setTimeout(() => rec.stop(), seconds * 1000);
-    return done;
+    return started.then((t0) => ({ t0, stop() { if (rec.state !== "inactive") rec.stop(); return done; } }));
+  },
+
+  async record(stream, seconds) {
+    // Records `seconds` of the stream; resolves with the Blob.
+    const recorder = await Avatar.startRecorder(stream);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    return recorder.stop();
   },
 };

@@ -64,6 +64,8 @@ class LivenessSession(Base):
     recording_media_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("media_objects.id", ondelete="SET NULL"))
     job_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("jobs.id", ondelete="SET NULL"))
     uploaded_at: so.Mapped[Optional[datetime]]
+    # when the page showed each prompt, seconds into the recording (domain.challenges.prompt_times)
+    prompt_times: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
 
 
 class Consent(Base):
