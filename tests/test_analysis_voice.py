@@ -139,6 +139,22 @@ def test_real_people_reading_their_numbers_are_heard(shared_data):
     assert accepted >= len(files) - 1 and false_accepts == 0, (accepted, false_accepts)
 
 
+@pytest.mark.parametrize("heard,expected,ok", [
+    ("482193", "482193", True), ("71482193", "482193", True),  # digits before the code are free
+    ("4821937", "482193", True), ("48219377", "482193", False),  # one stray digit after it, not two,
+    ("4827937", "482193", False),  # and not a stray digit after a digit heard wrong (two slips)
+    ("482793", "482193", True), ("482773", "482193", False),  # one digit heard wrong, not two
+    ("82193", "482193", True), ("48219", "482193", True),  # its first or last digit missed
+    ("48293", "482193", True), ("3348293", "482193", False),  # a middle digit missed: only with nothing before
+    ("88985", "889885", True), ("1188985", "889885", True),  # one of a doubled digit missed
+    ("", "482193", False), ("4821", "482193", False), ("193", "482193", False),
+])
+def test_the_code_is_heard_up_to_one_recognizers_slip(heard, expected, ok):
+    from avatar.analysis.speech_recognition import code_matches
+
+    assert code_matches(heard, expected) is ok
+
+
 def test_edit_distance():
     assert edit_distance("482193", "482193") == 0
     assert edit_distance("482193", "48293") == 1

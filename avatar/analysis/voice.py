@@ -6,8 +6,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from avatar.analysis.speech_recognition import Hearing
 
 SR = 16000
 # cosine similarity of Resemblyzer templates; equal-error threshold on the shared speakers
@@ -205,17 +209,17 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def verify_code(audio: np.ndarray, expected: str, max_edits: int | None = None) -> CodeResult:
+def verify_code(audio: np.ndarray | Hearing, expected: str) -> CodeResult:
     """Was `expected` spoken? Verification of a known text, not open recognition, with Whisper
-    (analysis.speech_recognition): the digits of the free transcript must end in the code, within
-    MAX_EDITS (the statement's words before it and words said after it do not count), whether the
-    audio is the code alone or the whole statement. bench/bench_accuracy.py and `avatar eval codes`
-    measure both error kinds."""
+    (analysis.speech_recognition): the digits heard must end in the code, up to one recognizer's
+    slip (the statement's words before it and words said after it do not count), whether the audio
+    is the code alone or the whole statement. Pass a speech_recognition.Hearing to check several
+    codes against one recording without decoding it again. bench/bench_accuracy.py and `avatar eval
+    codes` measure both error kinds."""
     from avatar.analysis import speech_recognition as asr
 
     if not expected.isdigit():
         raise ValueError("expected code must be digits")
-    max_edits = asr.MAX_EDITS if max_edits is None else max_edits
-    heard = asr.transcribe(audio)
-    dist = asr.code_distance(heard.digit_string, expected)
-    return CodeResult(dist <= max_edits, heard.digit_string, expected, dist)
+    hearing = audio if isinstance(audio, asr.Hearing) else asr.Hearing(audio)
+    ok, heard = hearing.check(expected)
+    return CodeResult(ok, heard.digit_string, expected, asr.code_distance(heard.digit_string, expected))
