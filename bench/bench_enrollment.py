@@ -7,8 +7,8 @@ from pathlib import Path
 from _common import DATA, emit, timed
 
 from avatar.analysis.challenge import verify_capture
-from avatar.analysis.liveness import SAMPLE_FPS
-from avatar.analysis.media import decode_clip
+from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS
+from avatar.analysis.media import MediaFile
 from tests.media_factory import assemble_capture, cut
 from tests.test_enrollment_api import CODE, PLAN
 
@@ -23,8 +23,9 @@ def main():
         verdict = {}
 
         def job():
-            frames, audio, _ = decode_clip(data, fps=SAMPLE_FPS, max_side=640)
-            verdict["v"] = verify_capture(frames, audio, PLAN, CODE)
+            with MediaFile(data) as mf:
+                frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
+                verdict["v"] = verify_capture(frames, audio, PLAN, CODE, mf.iter_frames(SYNC_FPS, 640))
 
         t = timed(job, repeat=3)
         results[name] = {"seconds_of_capture": round(PLAN["duration"] if name == "full" else 6.0, 1),

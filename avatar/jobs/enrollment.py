@@ -23,7 +23,7 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
     and a hint; reviewers see the full report."""
     from avatar.analysis.challenge import verify_capture
     from avatar.analysis.face import aligned_face
-    from avatar.analysis.liveness import SAMPLE_FPS
+    from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS
     from avatar.analysis.media import MediaError, MediaFile
     from avatar.domain import DomainError
     from avatar.domain import enrollment as rules
@@ -45,8 +45,9 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
                 rules.check_freshness(s.get(LivenessSession, ls_id), mf.probe.duration)
             ctx.progress(20, "analysing face and voice")
             # no more than the challenge's length is decoded, whatever the file holds
-            frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=plan.get("duration", 30) + rules.LENGTH_SLACK)
-        verdict = verify_capture(frames, audio, plan, code)
+            seconds = plan.get("duration", 30) + rules.LENGTH_SLACK
+            frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=seconds)
+            verdict = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640, seconds))
         failure = None if verdict.passed else verdict.hint
         report = verdict.report()
         if "prompt_lags" in plan:
