@@ -1,20 +1,23 @@
 """Presentation-attack corpus for the enrollment capture check, with ISO/IEC 30107-3 style figures.
 
-Builds from ../shared/data, for several issued challenges (plans and codes that the recorded footage
-of one man, d12, can answer):
-- bona fide: the man's footage answering the challenge, the code spoken by each of the 3 digit speakers
-  (a digit that recurs in the code is another take, as when a person says it again);
-- attacks against him: his photo (a video frame) as a still video panned, zoomed, as a printed photo
-  tilted in a hand; his real (earlier) video played on a screen (perspective, moiré, glare: see
-  tests/media_factory.screen_replay); another
-  person's real clip; a replay of an earlier passing capture for a new challenge; the right answer
-  with its frames shuffled in 0.4 s blocks; the right video with another speaker's digits read
-  off the mouth openings, once as a live speaker would say them (a new take for a recurring digit)
-  and once pieced together from one recording per digit; the right video with the code in
-  synthetic speech (the offline espeak-ng + pyworld backend) on the mouth openings.
+Builds from ../shared/data, for several issued challenges (plans that the recorded footage of one man,
+d12, can answer):
+- bona fide: real people reading digits on their own phones and laptops (digits_read/, 25 people, one
+  unbroken recording each), over the man's footage answering the actions and opening his mouth wherever
+  the reading is voiced; the issued code is the last six digits read (the four before it stand for
+  the statement's words, whose digits are free). Every reader is one bona fide attempt;
+- attacks against him (the code of the first readers): his photo (a video frame) as a still video
+  panned, zoomed, as a printed photo tilted in a hand; his real (earlier) video played on a screen
+  (perspective, moiré, glare: see tests/media_factory.screen_replay); another person's real clip; a
+  replay of an earlier passing capture for a new challenge; the right answer with its frames shuffled in
+  0.4 s blocks; the code read by a real person over the man's lips moving to another reading (another
+  speaker's digits over the right face); the code pieced together from one recording per digit
+  (digits/); the code in synthetic speech (the offline espeak-ng + pyworld backend) on the mouth
+  openings.
 Runs the server's content check (avatar.analysis.challenge.verify_capture) on each; the session
 layer's single-use nonce and freshness checks, which also stop replays, are not part of it. JSON:
-APCER per attack type, BPCER, with counts, and the hint of every wrongly accepted item."""
+APCER per attack type, BPCER, with counts, and the hint of every wrongly accepted item or refused
+bona fide attempt."""
 from __future__ import annotations
 
 import json
@@ -28,7 +31,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avatar.analysis.challenge import verify_capture  # noqa: E402
-from avatar.analysis.liveness import SAMPLE_FPS  # noqa: E402
+from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS  # noqa: E402
 from avatar.analysis.media import MediaFile  # noqa: E402
 from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture, digit_audio  # noqa: E402
 from avatar.domain.challenges import draw, schedule  # noqa: E402
@@ -38,12 +41,13 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_CHALLENGES = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
 
-def challenges(n: int) -> list[tuple[dict, str]]:
+def challenges(n: int) -> list[dict]:
+    """The first n plans of seeded challenges whose actions the footage can answer."""
     out = []
     for seed in range(2000):
-        actions, code = draw(random.Random(seed))
+        actions, _ = draw(random.Random(seed))
         if set(actions) <= FOOTAGE_ACTIONS:
-            out.append((schedule(actions), code))
+            out.append(schedule(actions))
         if len(out) == n:
             return out
     raise RuntimeError("not enough fitting challenges")
@@ -52,9 +56,10 @@ def challenges(n: int) -> list[tuple[dict, str]]:
 def check(path: Path, plan: dict, code: str) -> dict:
     with MediaFile(path.read_bytes()) as mf:
         frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
-    v = verify_capture(frames, audio, plan, code)
+        v = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640))
     voice = v.checks.get("voice") or {}
     return {"passed": v.passed, "hint": v.hint, "av_sync": (voice.get("av_sync") or {}).get("corr"),
+            "code_heard": (v.checks.get("code") or {}).get("recognized"), "failures": v.failures,
             "repeated_sound": voice.get("repeated_sound"),
             "screen_pattern": (v.checks.get("presentation_attack") or {}).get("screen_pattern")}
 
@@ -74,25 +79,45 @@ def synthetic_digits() -> dict[str, np.ndarray]:
     return out
 
 
+def readings() -> list[tuple[str, np.ndarray, str]]:
+    """digits_read/: each person's reading at 16 kHz, cut to its speech (0.2 s around the voice
+    found), peak 0.6, and the digits read."""
+    from avatar.analysis.evaluation import _code_of, audio_of_file
+    from avatar.analysis.voice import voice_activity
+
+    out = []
+    for wav in sorted((DATA / "digits_read").glob("*.wav")):
+        audio = audio_of_file(wav)
+        voiced = voice_activity(audio)
+        if voiced:
+            audio = audio[max(0, int((voiced[0][0] - 0.2) * SR)): int((voiced[-1][1] + 0.2) * SR)]
+        out.append((wav.stem, audio / (np.abs(audio).max() + 1e-6) * 0.6, _code_of(wav.with_suffix(".txt").read_text())))
+    return out
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="avatar-attacks-"))
     footage, digits = DATA / FOOTAGE, DATA / "digits"
     raw = frames_of(footage, fps=25, size=512)
     other = frames_of(DATA / "video/d10.mp4", fps=25, size=512)
     synth = synthetic_digits()
+    readers = readings()
+    plans = challenges(N_CHALLENGES)
     bona, attacks = [], {}
 
     def attack(kind: str, path: Path, plan: dict, code: str):
         attacks.setdefault(kind, []).append({"file": path.name, **check(path, plan, code)})
 
-    plans = challenges(N_CHALLENGES)
-    for k, (plan, code) in enumerate(plans):
-        good = []
-        for speaker in ("george", "jackson", "lucas"):
-            path = assemble_capture(plan, code, footage, digits, tmp / f"bona-{k}-{speaker}.mp4", speaker=speaker)
-            bona.append({"file": path.name, **check(path, plan, code)})
-            good.append(path)
-        audio = good[0].with_suffix(".wav")  # the right words at the right times
+    good = {}
+    for r, (name, reading, read) in enumerate(readers):
+        plan, code = plans[r % len(plans)], read[-6:]
+        path = assemble_capture(plan, code, footage, digits, tmp / f"bona-{name}.mp4", reading=reading)
+        bona.append({"file": path.name, "seconds_read": round(reading.size / SR, 1), **check(path, plan, code)})
+        good[r] = path
+    for k, plan in enumerate(plans):
+        name, reading, read = readers[k]
+        code = read[-6:]
+        audio = good[k].with_suffix(".wav")  # the right words at the right times
         seconds = plan["duration"]
         still = raw[40]
         for motion in ("pan", "zoom", "print"):
@@ -105,26 +130,27 @@ def main() -> None:
         attack("other_person", encode_frames([other[i % len(other)] for i in range(n)], tmp / f"other-{k}.mp4", 25,
                                              audio=audio), plan, code)
         if len(plans) > 1:  # a passing capture made for another challenge
-            earlier_plan, earlier_code = plans[(k + 1) % len(plans)]
-            earlier = assemble_capture(earlier_plan, earlier_code, footage, digits, tmp / f"earlier-{k}.mp4")
-            attack("replay_of_earlier_capture", earlier, plan, code)
-        frames = frames_of(good[0], fps=25, size=512)
+            attack("replay_of_earlier_capture", good[(k + 1) % len(plans)], plan, code)
+        frames = frames_of(good[k], fps=25, size=512)
         blocks = [frames[i:i + 10] for i in range(0, len(frames), 10)]
         random.Random(k).shuffle(blocks)
         attack("frame_shuffled", encode_frames([f for b in blocks for f in b], tmp / f"shuffled-{k}.mp4", 25,
                                                audio=audio), plan, code)
-        # another speaker's digits read at an even pace over the statement, not on the lips: as a live
-        # speaker would (every digit a different take) and pieced together from one recording per digit
+        # the code read by a real person, over the right face whose lips move to someone else's reading
+        lips = readers[(k + len(plans)) % len(readers)][1]
+        attack("other_speaker_audio", assemble_capture(plan, code, footage, digits, tmp / f"dubbed-{k}.mp4",
+                                                       reading=reading, lips=lips), plan, code)
+        # the code pieced together from one recording per digit, said at an even pace over the right face
         wav, _ = sf.read(audio, dtype="float32")
-        for kind, fresh in (("other_speaker_audio", True), ("spliced_recordings", False)):
-            dub = np.zeros_like(wav)
-            at = int((plan["statement"]["start"] + 0.3) * SR)
-            for j, d in enumerate(code):
-                clip = digit_audio(digits, d, "lucas", occurrence=code[:j].count(d) if fresh else 0)
-                dub[at: at + clip.size] += clip[: max(0, dub.size - at)]
-                at += clip.size + int(0.25 * SR)
-            sf.write(tmp / f"{kind}-{k}.wav", dub, SR)
-            attack(kind, encode_frames(frames, tmp / f"{kind}-{k}.mp4", 25, audio=tmp / f"{kind}-{k}.wav"), plan, code)
+        dub = np.zeros_like(wav)
+        at = int((plan["statement"]["start"] + 0.3) * SR)
+        for d in code:
+            clip = digit_audio(digits, d, "lucas")
+            dub[at: at + clip.size] += clip[: max(0, dub.size - at)]
+            at += clip.size + int(0.25 * SR)
+        sf.write(tmp / f"spliced-{k}.wav", dub, SR)
+        attack("spliced_recordings", encode_frames(frames, tmp / f"spliced-{k}.mp4", 25, audio=tmp / f"spliced-{k}.wav"),
+               plan, code)
         attack("synthetic_speech_code", assemble_capture(plan, code, footage, digits, tmp / f"synth-{k}.mp4",
                                                          digit_clips=synth), plan, code)
     per_type = {kind: {"attempts": len(items), "accepted": sum(i["passed"] for i in items),
@@ -133,7 +159,8 @@ def main() -> None:
         "challenges": len(plans),
         "bona_fide": {"attempts": len(bona), "rejected": sum(not b["passed"] for b in bona),
                       "bpcer": round(sum(not b["passed"] for b in bona) / len(bona), 3),
-                      "rejected_hints": [b["hint"] for b in bona if not b["passed"]]},
+                      "refused": [{k: b[k] for k in ("file", "seconds_read", "code_heard", "failures")}
+                                  for b in bona if not b["passed"]]},
         "apcer_max": max(v["apcer"] for v in per_type.values()),
         "attacks": per_type,
         "accepted_attacks": [f"{kind}: {i['file']}" for kind, items in attacks.items() for i in items if i["passed"]],

@@ -31,3 +31,21 @@ def test_demo_refuses_a_used_folder_or_missing_data(tmp_path, shared_data):
     assert [p.name for p in (tmp_path / "used").iterdir()] == ["keep.txt"]
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "new"), "--data", str(tmp_path)])
     assert r.exit_code == 1 and "shared test data" in r.output and not (tmp_path / "new").exists()
+
+
+def test_a_reading_opens_the_footage_mouth_where_it_is_voiced():
+    """assemble_capture(reading=…): the statement's frames are mouth-opening footage wherever the
+    reading is voiced and closed-mouth footage elsewhere, from READING_LEAD on."""
+    import numpy as np
+
+    from avatar.demo.footage import READING_LEAD, SR, _lips_on_speech
+
+    rng = np.random.default_rng(0)
+    speech = np.zeros(2 * SR, np.float32)
+    speech[int(0.5 * SR): int(0.9 * SR)] = 0.5 * rng.standard_normal(int(0.4 * SR))  # one word, 0.5–0.9 s
+    speech += 1e-4 * rng.standard_normal(speech.size).astype(np.float32)
+    frames = _lips_on_speech(speech, opens=[(100, 104)], closed=[0, 1, 2], fps=25)
+    is_open = np.array([f >= 100 for f in frames])
+    t = (np.flatnonzero(is_open) / 25) - READING_LEAD
+    assert 0.4 <= t.min() <= 0.55 and 0.8 <= t.max() <= 0.95, t
+    assert is_open.sum() == len(t) and not is_open[: int(READING_LEAD * 25)].any()

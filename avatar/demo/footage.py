@@ -72,13 +72,18 @@ def _footage_events(path: Path, fps: float = 25):
 
 def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out: Path, fps: float = 25,
                      speaker: str = "george", shuffle_actions: bool = False,
-                     digit_clips: dict[str, np.ndarray] | None = None) -> Path:
+                     digit_clips: dict[str, np.ndarray] | None = None, reading: np.ndarray | None = None,
+                     lips: np.ndarray | None = None) -> Path:
     """A capture that answers `plan` with real footage of one person: for each issued action a
     stretch of footage where that action really happens, placed so the action falls inside its
     prompt window; then footage of the person talking, with the code's digits (one real speaker)
     placed on the mouth openings. shuffle_actions answers the prompts in the wrong order;
-    digit_clips (16 kHz audio per digit) replaces the recorded digits, e.g. by synthetic speech."""
+    digit_clips (16 kHz audio per digit) replaces the recorded digits, e.g. by synthetic speech.
+    reading (16 kHz): one real, unbroken recording of a person reading digits that end in the code,
+    played from the statement's start; the mouth opens wherever it is voiced (or wherever `lips`,
+    another recording, is: lips that do not move with the speech)."""
     from avatar.analysis.challenge import answers
+    from avatar.domain.challenges import RECORD_TAIL
 
     frames, sig, events = _footage_events(footage, fps)
     n_total = len(frames)
@@ -108,9 +113,20 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     mouth = np.nan_to_num(sig.mouth_open)
     opens = _runs(mouth > 0.1, min_len=3)
     closed = [i for i in range(n_total) if mouth[i] < 0.04] or list(range(n_total))
+    head = len(lead) + sum(len(seg) for seg in segments)
+    if reading is not None:
+        statement = _lips_on_speech(reading if lips is None else lips, opens, closed, fps)
+        order = lead + [i for seg in segments for i in seg] + statement
+        # the page stops recording RECORD_TAIL after the statement's time, however long the reading
+        total = int((plan["duration"] + RECORD_TAIL) * fps)
+        order = (order + [closed[k % len(closed)] for k in range(max(0, total - len(order)))])[:total]
+        video = [frames.images[i] for i in order]
+        audio = np.zeros(int(len(video) / fps * SR), np.float32)
+        at = int((head + READING_LEAD * fps) / fps * SR)
+        audio[at: at + reading.size] = reading[: audio.size - at]
+        return _write(video, audio, out, fps)
     clips = [digit_clips[d] if digit_clips else digit_audio(digits_dir, d, speaker, occurrence=code[:j].count(d))
              for j, d in enumerate(code)]
-    head = len(lead) + sum(len(seg) for seg in segments)
     statement: list[int] = []
     placements = []
     gap = int(0.3 * fps)
@@ -131,9 +147,44 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
         centre = int((first + length / 2) / fps * SR)
         at = max(0, centre - clip.size // 2)
         audio[at: at + clip.size] += clip[: audio.size - at]
-    wav = out.with_suffix(".wav")
+    return _write(video, audio, out, fps)
+
+
+READING_LEAD = 0.3  # seconds from the statement prompt to the first word of a reading
+VOICED_RANGE_DB = 25
+SYLLABLE_DIP_DB = 6  # a dip this deep between two louder stretches (within 0.24 s) closes the mouth
+
+
+def _lips_on_speech(speech: np.ndarray, opens: list[tuple[int, int]], closed: list[int], fps: float) -> list[int]:
+    """Footage frames for a statement read as `speech`: READING_LEAD of closed mouth, then, frame by
+    frame, a mouth-opening stretch of the footage wherever the speech is voiced, a closed mouth
+    wherever it is not and at each dip between syllables."""
+    from avatar.analysis.liveness import speech_envelope
+
+    times = np.arange(int(speech.size / SR * fps)) / fps
+    energy = speech_envelope(speech, SR, times, win=0.06)
+    # voiced: within VOICED_RANGE_DB of the loudest, and above halfway from the noise floor (a noisy phone)
+    floor = np.percentile(energy, 10)
+    voiced = energy > max(energy.max() - VOICED_RANGE_DB, (floor + energy.max()) / 2)
+    # words run together in a quick reading: the mouth closes at each dip between syllables too
+    for i in range(1, len(energy) - 1):
+        if voiced[i] and energy[i] <= energy[i - 1] and energy[i] <= energy[i + 1]:
+            left, right = energy[max(0, i - 6): i].max(), energy[i + 1: i + 7].max()
+            voiced[i] = min(left, right) - energy[i] < SYLLABLE_DIP_DB
+    out = [closed[k % len(closed)] for k in range(int(READING_LEAD * fps))]
+    k = 0
+    for a, b in _runs(voiced, min_len=1):
+        out += [closed[(k + i) % len(closed)] for i in range(a + int(READING_LEAD * fps) - len(out))]
+        oa, ob = opens[k % len(opens)] if opens else (0, 0)
+        out += [oa + (i % (ob - oa + 1)) for i in range(b - a + 1)]
+        k += 1
+    return out
+
+
+def _write(video: list[np.ndarray], audio: np.ndarray, out: Path, fps: float) -> Path:
     import soundfile as sf
 
+    wav = out.with_suffix(".wav")
     sf.write(wav, audio, SR)
     return encode_frames(video, out, fps, audio=wav)
 
