@@ -10,7 +10,7 @@ from avatar.analysis.challenge import verify_capture
 from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS
 from avatar.analysis.media import MediaFile
 from tests.media_factory import assemble_capture, cut
-from tests.test_enrollment_api import CODE, PLAN
+from tests.conftest import CODE, PLAN
 
 
 def main():
