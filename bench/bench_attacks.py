@@ -91,7 +91,8 @@ def readings() -> list[tuple[str, np.ndarray, str]]:
         voiced = voice_activity(audio)
         if voiced:
             audio = audio[max(0, int((voiced[0][0] - 0.2) * SR)): int((voiced[-1][1] + 0.2) * SR)]
-        out.append((wav.stem, audio / (np.abs(audio).max() + 1e-6) * 0.6, _code_of(wav.with_suffix(".txt").read_text())))
+        read = _code_of(wav.with_suffix(".txt").read_text())
+        out.append((wav.stem, audio / (np.abs(audio).max() + 1e-6) * 0.6, read))
     return out
 
 

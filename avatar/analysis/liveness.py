@@ -294,7 +294,8 @@ def lip_sync(sig: ClipSignals, audio: np.ndarray, sr: int) -> dict:
                              int(round(SYNC_MAX_LAG / step)), step)
 
 
-def mouth_track(frames: Iterable[tuple[float, np.ndarray]], sig: ClipSignals, t0: float, t1: float) -> ClipSignals | None:
+def mouth_track(frames: Iterable[tuple[float, np.ndarray]], sig: ClipSignals, t0: float,
+                t1: float) -> ClipSignals | None:
     """The face's signals in frames (time, RGB; e.g. MediaFile.iter_frames at SYNC_FPS) between t0
     and t1, meshed in the region the face takes in sig (the SAMPLE_FPS track) there: only that crop
     of each frame is kept. None when sig has no face in the window."""
@@ -311,7 +312,8 @@ def mouth_track(frames: Iterable[tuple[float, np.ndarray]], sig: ClipSignals, t0
         if t > t1:
             break
         h, w = frame.shape[:2]
-        images.append(np.ascontiguousarray(frame[max(0, y0 - pad): min(h, y1 + pad), max(0, x0 - pad): min(w, x1 + pad)]))
+        crop = frame[max(0, y0 - pad): min(h, y1 + pad), max(0, x0 - pad): min(w, x1 + pad)]
+        images.append(np.ascontiguousarray(crop))
         times.append(t)
     return track(Frames(images=images, times=np.array(times), fps=SYNC_FPS)) if images else None
 

@@ -103,7 +103,8 @@ def statement(enrollment_id: int):
     except MediaShredded:
         abort(410, "This person's media was destroyed.")
     audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id, details={"media": "statement"})
-    return Response(evidence.statement_audio(rec, evidence.shown_plan(ls)), mimetype="audio/wav", headers={"Cache-Control": "no-store"})
+    return Response(evidence.statement_audio(rec, evidence.shown_plan(ls)), mimetype="audio/wav",
+                    headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/review/<int:enrollment_id>/guard-match.png")

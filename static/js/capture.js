@@ -17,10 +17,13 @@
     const shown = [];
     const statementSeconds = plan.statement.end - plan.statement.start;
     return new Promise((resolve) => {
-      const finish = () => { clearTimeout(safety); resolve(shown); };
+      let done = false;
+      // null when some prompt never appeared (a hidden tab): the server then uses the plan's times
+      const finish = () => { done = true; clearTimeout(safety); resolve(shown.length === starts.length ? shown : null); };
       // a hidden tab gets no animation frames: the recording still ends
       const safety = setTimeout(finish, (plan.duration + plan.max_prompt_lag + plan.record_tail) * 1000);
       const frame = () => {
+        if (done) return;
         const t = (performance.now() - recorder.t0) / 1000;
         const due = starts.filter((s) => t >= s).length;
         if (due > shown.length) {
@@ -76,7 +79,7 @@
     promptEl.textContent = "Uploading…";
     try {
       const { job_id } = await Avatar.upload(`/api/enroll/sessions/${encodeURIComponent(challenge.nonce)}/recording`,
-        "recording", blob, "capture.webm", { prompt_times: JSON.stringify(shown) });
+        "recording", blob, "capture.webm", shown ? { prompt_times: JSON.stringify(shown) } : {});
       const job = await Avatar.pollJob(job_id, (j) => { promptEl.textContent = `Checking… ${j.progress}%`; progress.value = j.progress; });
       const r = job.result || {};
       if (job.state === "succeeded" && r.passed) {
