@@ -43,9 +43,13 @@ def busy_cpu(request):
 
 
 def fake_devices(clip, out_dir):
-    """y4m video (640×480, 25 fps) and 48 kHz wav, as Chromium's fake capture devices want them."""
+    """y4m video (640×480, 25 fps) and 48 kHz wav, as Chromium's fake capture devices want them.
+    The picture keeps its aspect ratio (padded, as a webcam's framing would be): squashing the
+    square footage to 4:3 flattened the head turns to about 23° against the 18° threshold, and
+    under load the turn then flickered below it."""
     y4m, wav = out_dir / "camera.y4m", out_dir / "mic.wav"
-    subprocess.run(FFMPEG + ["-i", str(clip), "-vf", "scale=640:480", "-pix_fmt", "yuv420p", "-r", "25", str(y4m)],
+    fit = "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2"
+    subprocess.run(FFMPEG + ["-i", str(clip), "-vf", fit, "-pix_fmt", "yuv420p", "-r", "25", str(y4m)],
                    check=True, capture_output=True)
     subprocess.run(FFMPEG + ["-i", str(clip), "-vn", "-ac", "1", "-ar", "48000", str(wav)], check=True, capture_output=True)
     return y4m, wav

@@ -186,10 +186,17 @@ def detect_events(sig: ClipSignals) -> list[Event]:
 
 
 # -- identity ---------------------------------------------------------------------------------
+CHECK_FRAMES = 3  # frontal frames judged at each identity checkpoint (their median distance)
+CHECK_SPAN = 0.6  # seconds after the checkpoint they are taken from
+
+
 def identity_consistency(frames: Frames, sig: ClipSignals, samples: int = 2) -> dict:
     """dlib templates of `samples` frontal frames spread over the clip, and of the frame after
     each jump of the tracked face; all must match the first. Between them the mesh tracker
-    follows one face continuously (a cut would show as a jump)."""
+    follows one face continuously (a cut would show as a jump). Each checkpoint is judged by the
+    median distance of up to CHECK_FRAMES frontal frames from it on (within CHECK_SPAN): one
+    frame of a laugh or a wide-open mouth gave an honest user 0.76 against ≤ 0.39 for the frames
+    beside it, while a splice changes every frame after the cut."""
     idx = [i for i, o in enumerate(sig.observations) if o is not None and abs(o.yaw) < 25]
     if not idx:
         return {"ok": False, "max_distance": None, "templates": []}
@@ -200,8 +207,14 @@ def identity_consistency(frames: Frames, sig: ClipSignals, samples: int = 2) -> 
         if after:
             picks.add(after[0])
     picks = sorted(picks)
-    templates = [face_embedding(frames.images[i], sig.observations[i]) for i in picks]
-    dists = [face_distance(templates[0], t) for t in templates[1:]]
+    span = max(1, int(round(CHECK_SPAN * SAMPLE_FPS)))
+    templates, dists = [], []
+    for n, p in enumerate(picks):
+        near = [i for i in idx if p <= i < p + span][:CHECK_FRAMES]
+        group = [face_embedding(frames.images[i], sig.observations[i]) for i in near]
+        templates.append(group[0])
+        if n:
+            dists.append(float(np.median([face_distance(templates[0], t) for t in group])))
     worst = max(dists) if dists else 0.0
     return {"ok": worst < FACE_MATCH_THRESHOLD, "max_distance": round(worst, 4), "frames": picks,
             "templates": templates}

@@ -132,9 +132,10 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     gap = int(0.3 * fps)
     for j, clip in enumerate(clips):
         statement += closed[(j * gap) % max(1, len(closed) - gap):][:gap]
+        clips[j] = clip = _voiced_part(clip)
+        # the mouth is open exactly while the digit sounds (the opening replayed if it is shorter)
         a, b = opens[j % len(opens)] if opens else (0, 0)
-        need = max(b - a + 1, int(clip.size / SR * fps) + 2)
-        snippet = list(range(a, min(n_total, a + need)))
+        snippet = [a + (i % (b - a + 1)) for i in range(max(1, int(round(clip.size / SR * fps))))]
         placements.append((head + len(statement), len(snippet)))
         statement += snippet
     st_len = int(round((plan["statement"]["end"] - plan["statement"]["start"]) * fps))
@@ -143,11 +144,20 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     order = order + [closed[k % len(closed)] for k in range(max(0, int(plan["duration"] * fps) - len(order)))]
     video = [frames.images[i] for i in order]
     audio = np.zeros(int(len(video) / fps * SR) + SR, np.float32)
-    for clip, (first, length) in zip(clips, placements):
-        centre = int((first + length / 2) / fps * SR)
-        at = max(0, centre - clip.size // 2)
+    for clip, (first, _) in zip(clips, placements):
+        at = int(first / fps * SR)
         audio[at: at + clip.size] += clip[: audio.size - at]
     return _write(video, audio, out, fps)
+
+
+def _voiced_part(clip: np.ndarray, range_db: float = 30) -> np.ndarray:
+    """The clip from its first to its last 10 ms within range_db of its loudest (the silence a
+    recording of one digit holds around it cut off)."""
+    hop = SR // 100
+    frames = clip[: clip.size // hop * hop].reshape(-1, hop)
+    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
+    loud = np.flatnonzero(level > level.max() - range_db) if level.size else []
+    return clip[loud[0] * hop: (loud[-1] + 1) * hop] if len(loud) else clip
 
 
 READING_LEAD = 0.3  # seconds from the statement prompt to the first word of a reading
