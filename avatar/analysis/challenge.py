@@ -130,7 +130,7 @@ def match_actions(events: list[Event], plan: list[dict]) -> dict:
     return {"ok": ok, "steps": out}
 
 
-def _best_frames(sig: ClipSignals, k: int = 2) -> list[int]:
+def best_frames(sig: ClipSignals, k: int = 2) -> list[int]:
     """Frontal, eyes open, mouth closed, sharpest frames."""
     scored = []
     for i, o in enumerate(sig.observations):
@@ -182,7 +182,7 @@ def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: s
         fail("face", "the face is not the same person throughout")
     checks["presentation_attack"] = {"ok": planar is not None and planar >= PLANAR_RESIDUAL_MIN,
                                      "planar_residual": None if planar is None else round(planar, 2)}
-    best = _best_frames(sig)
+    best = best_frames(sig)
     human = float(np.median([human_face_score(frames.images[i], sig.observations[i]) for i in best])) if best else -1.0
     checks["presentation_attack"]["human_face"] = round(human, 3)
     if not checks["presentation_attack"]["ok"]:

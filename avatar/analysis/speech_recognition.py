@@ -76,6 +76,19 @@ def transcribe(audio: np.ndarray, prompt: str | None = None) -> Transcript:
     return Transcript(" ".join(w for w, _ in words).strip(), _digits(words))
 
 
+def timed_words(audio: np.ndarray) -> list[tuple[str, float, float]]:
+    """(word, start, end) seconds of what Whisper hears in 16 kHz mono audio (punctuation stripped):
+    the word timings a talking head's mouth follows."""
+    segments, _ = model().transcribe(np.asarray(audio, np.float32), language="en", beam_size=5,
+                                     word_timestamps=True, vad_filter=False, condition_on_previous_text=False)
+    out = []
+    for w in (w for s in segments for w in (s.words or [])):
+        word = w.word.strip().strip(".,!?;:\"")
+        if word:
+            out.append((word, float(w.start), float(w.end)))
+    return out
+
+
 def _digits(words: list[tuple[str, float]]) -> list[HeardDigit]:
     """Digits said as words ("four", "oh", "double five") or written as numerals ("981-121")."""
     out: list[HeardDigit] = []

@@ -1,8 +1,9 @@
 """Offline talking head: the enrolled face animated with its own mediapipe mesh.
 
 The mesh of the reference frame is triangulated once; each output frame moves the mesh points
-(jaw and lips opened by the speech's loudness, eyelids for blinks), warps the picture triangle by
-triangle (one dense map, one cv2.remap), fills the opened mouth, and adds slight head motion."""
+(jaw and lips opened by the phones of the speech and its loudness, shut on m/b/p: visemes.py;
+eyelids for blinks), warps the picture triangle by triangle (one dense map, one cv2.remap), fills
+the opened mouth, and adds slight head motion."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -12,6 +13,7 @@ import numpy as np
 
 from avatar.synthesis.grant import require_grant
 from avatar.synthesis.video import FPS, frame_count
+from avatar.synthesis.video.visemes import shape_mouth, speech_phones
 
 UPPER_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LOWER_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
@@ -75,6 +77,9 @@ class _Rig:
         mouth_w = np.linalg.norm(lm[61] - lm[291])
         self.open_px = 0.24 * mouth_w
         self.closed_mouth = obs.mouth_open < 0.08
+        # the reference's own lip gap in units of the jaw motion (the inner lips close by 1.12 open_px
+        # a unit): an opening of 0 shuts the lips even where the reference shows them parted
+        self.rest = obs.mouth_open * mouth_w / (1.12 * self.open_px)
         chin_y = lm[CHIN, 1]
         w = np.zeros(len(self.points))
         below = (lm[:, 1] > mouth_c[1]) & (lm[:, 1] <= chin_y + 2)
@@ -92,7 +97,7 @@ class _Rig:
     def frame(self, mouth: float, blink: float, head: tuple[float, float, float]) -> np.ndarray:
         size = self.image.shape[0]
         dst = self.points.copy()
-        dst[:, 1] += self.jaw_weight * mouth * self.open_px
+        dst[:, 1] += self.jaw_weight * (mouth - self.rest * (1 - mouth)) * self.open_px
         dst += self.lid_shift * blink
         moved = np.flatnonzero(np.abs(dst - self.points).sum(1) > 0.05)
         map_x, map_y = self.xs.copy(), self.ys.copy()
@@ -141,7 +146,7 @@ class MeshTalkingHead:
             raise VideoError("a video needs a grant for video")
         rig = _Rig(grant.likeness().face, size)
         n = frame_count(speech.seconds, fps)
-        mouth = mouth_track(speech.audio, speech.sr, fps, n)
+        mouth = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), speech_phones(speech.audio, speech.sr), fps)
         rng = np.random.default_rng(seed)
         blink = blink_track(n, fps, rng)
         t = np.arange(n) / fps
