@@ -27,14 +27,14 @@ DEFAULT_TEXT = ("Please remember to bring the blue folder to the meeting, and ma
                 "I will be back before five, so we can plan the trip together.")
 
 
-def figures(frames, audio16: np.ndarray, reference: np.ndarray | None) -> dict:
-    """The talking_figures of one clip (frames at 25 fps, its 16 kHz audio)."""
+def figures(frames, audio16: np.ndarray, reference: np.ndarray | None, sig=None) -> dict:
+    """The talking_figures of one clip (frames at 25 fps, its 16 kHz audio; sig: its track, if done)."""
     from avatar.analysis import talking_figures as tf
     from avatar.analysis.liveness import track
     from avatar.analysis.phones import phone_times
     from avatar.analysis.speech_recognition import timed_words
 
-    sig = track(frames)
+    sig = sig if sig is not None else track(frames)
     out = {"frames": len(frames.images), "face_found": round(float(sig.present.mean()), 3),
            "inner_mouth_spread": tf.inner_mouth_spread(frames, sig), "head_motion": tf.head_motion(sig),
            "lip_loudness_correlation": tf.lip_loudness_correlation(sig, audio16, 16000),
@@ -106,7 +106,7 @@ def main() -> None:
               "speech_seconds": round(speech.seconds, 2), "speech_rtf": round(t_speech / speech.seconds, 3),
               "frames": len(generated), "size": generated[0].shape[0], "fps": round(len(generated) / t_frames, 1),
               "reference_frame": k, "generated": figures(out_frames, out_audio, reference),
-              "real": figures(real, audio, reference)}
+              "real": figures(real, audio, reference, sig)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     emit("talking_head", report)
 

@@ -188,6 +188,17 @@ def detect_events(sig: ClipSignals) -> list[Event]:
 # -- identity ---------------------------------------------------------------------------------
 CHECK_FRAMES = 3  # frontal frames judged at each identity checkpoint (their median distance)
 CHECK_SPAN = 0.6  # seconds after the checkpoint they are taken from
+FRONTAL_YAW = 25  # degrees: a face turned less than this gives a usable dlib template
+
+
+def frontal_frames(sig: ClipSignals) -> list[int]:
+    """Indices of the frames whose face is turned less than FRONTAL_YAW."""
+    return [i for i, o in enumerate(sig.observations) if o is not None and abs(o.yaw) < FRONTAL_YAW]
+
+
+def spread(idx: list[int], samples: int) -> set[int]:
+    """`samples` of idx evenly spread from its first to its last."""
+    return {idx[int(round(k * (len(idx) - 1) / max(samples - 1, 1)))] for k in range(samples)}
 
 
 def identity_consistency(frames: Frames, sig: ClipSignals, samples: int = 2) -> dict:
@@ -197,10 +208,10 @@ def identity_consistency(frames: Frames, sig: ClipSignals, samples: int = 2) -> 
     median distance of up to CHECK_FRAMES frontal frames from it on (within CHECK_SPAN): one
     frame of a laugh or a wide-open mouth gave an honest user 0.76 against ≤ 0.39 for the frames
     beside it, while a splice changes every frame after the cut."""
-    idx = [i for i, o in enumerate(sig.observations) if o is not None and abs(o.yaw) < 25]
+    idx = frontal_frames(sig)
     if not idx:
         return {"ok": False, "max_distance": None, "templates": []}
-    picks = {idx[int(round(k * (len(idx) - 1) / max(samples - 1, 1)))] for k in range(samples)}
+    picks = spread(idx, samples)
     # a splice (another person's footage cut in) shows as a jump of the tracked face: check there too
     for cut in face_jumps(sig)[:4]:
         after = [i for i in idx if i >= cut]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 BILABIAL = {"m", "b", "p"}
 LABIODENTAL = {"f", "v"}
-ROUNDED = {"u:", "U", "o", "oU", "O", "O:", "OI", "w", "aU", "0"}
 _VOWEL = re.compile(r"[aeiouAEIOUV03@]")
 
 
@@ -20,10 +19,6 @@ class Phone:
     phone: str
     start: float
     end: float
-
-    @property
-    def vowel(self) -> bool:
-        return is_vowel(self.phone)
 
 
 def is_vowel(phone: str) -> bool:

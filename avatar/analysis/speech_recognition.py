@@ -67,22 +67,25 @@ def model():
         return _model
 
 
-def transcribe(audio: np.ndarray, prompt: str | None = None) -> Transcript:
-    """The free transcript of 16 kHz mono audio, with the digits in it and when each begins."""
+def _heard_words(audio: np.ndarray, prompt: str | None = None) -> list:
+    """faster-whisper's words (with start and end) in 16 kHz mono audio."""
     segments, _ = model().transcribe(np.asarray(audio, np.float32), language="en", beam_size=5,
                                      word_timestamps=True, vad_filter=False, condition_on_previous_text=False,
                                      initial_prompt=prompt)
-    words = [(w.word, w.start) for s in segments for w in (s.words or [])]
+    return [w for s in segments for w in (s.words or [])]
+
+
+def transcribe(audio: np.ndarray, prompt: str | None = None) -> Transcript:
+    """The free transcript of 16 kHz mono audio, with the digits in it and when each begins."""
+    words = [(w.word, w.start) for w in _heard_words(audio, prompt)]
     return Transcript(" ".join(w for w, _ in words).strip(), _digits(words))
 
 
 def timed_words(audio: np.ndarray) -> list[tuple[str, float, float]]:
     """(word, start, end) seconds of what Whisper hears in 16 kHz mono audio (punctuation stripped):
     the word timings a talking head's mouth follows."""
-    segments, _ = model().transcribe(np.asarray(audio, np.float32), language="en", beam_size=5,
-                                     word_timestamps=True, vad_filter=False, condition_on_previous_text=False)
     out = []
-    for w in (w for s in segments for w in (s.words or [])):
+    for w in _heard_words(audio):
         word = w.word.strip().strip(".,!?;:\"")
         if word:
             out.append((word, float(w.start), float(w.end)))

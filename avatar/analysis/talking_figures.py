@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from avatar.analysis.liveness import ClipSignals, speech_envelope
+from avatar.analysis.liveness import ClipSignals, frontal_frames, speech_envelope, spread
 from avatar.analysis.media import Frames
 from avatar.analysis.phones import BILABIAL, Phone
 
@@ -73,9 +73,9 @@ def identity_distance(frames: Frames, sig: ClipSignals, reference: np.ndarray, s
     """Median dlib distance of `samples` frontal frames spread over the clip to a reference template."""
     from avatar.analysis.face import face_distance, face_embedding
 
-    idx = [i for i, o in enumerate(sig.observations) if o is not None and abs(o.yaw) < 25]
+    idx = frontal_frames(sig)
     if not idx:
         return None
-    picks = sorted({idx[int(round(k * (len(idx) - 1) / max(samples - 1, 1)))] for k in range(samples)})
+    picks = sorted(spread(idx, samples))
     return float(np.median([face_distance(reference, face_embedding(frames.images[i], sig.observations[i]))
                             for i in picks]))

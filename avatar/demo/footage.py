@@ -153,9 +153,10 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
 def _voiced_part(clip: np.ndarray, range_db: float = 30) -> np.ndarray:
     """The clip from its first to its last 10 ms within range_db of its loudest (the silence a
     recording of one digit holds around it cut off)."""
+    from avatar.analysis.liveness import speech_envelope
+
     hop = SR // 100
-    frames = clip[: clip.size // hop * hop].reshape(-1, hop)
-    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
+    level = speech_envelope(clip, SR, (np.arange(clip.size // hop) + 0.5) / 100, win=0.01)
     loud = np.flatnonzero(level > level.max() - range_db) if level.size else []
     return clip[loud[0] * hop: (loud[-1] + 1) * hop] if len(loud) else clip
 
