@@ -15,7 +15,8 @@ INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 STABLE_POINTS = [10, 168, 6, 234, 454, 1]  # forehead, nose bridge, cheeks, nose tip: move with the head
 OPEN_MOUTH = 0.15  # inner lip gap / mouth width: a mouth open enough to look inside
 # Lips count as closed at a bilabial when the gap falls to this at some frame of the phone (±1 frame).
-# GRID s1's 31 real clips (word timings from their .align files): see bench_talking_head's "real" figures.
+# On GRID s1's real clips (word timings from their .align files) the smallest gap at each of the 51
+# bilabials is ≤ 0.008 in 90 % of them and every one is ≤ 0.08 (all closed): a tenfold margin.
 CLOSED_MOUTH = 0.08
 
 
