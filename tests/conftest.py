@@ -67,12 +67,13 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
 
     d = shared_data
     silent = media_dir / "silent.wav"
-    sf.write(silent, np.zeros(16000 * 16, np.float32), 16000)
+    sf.write(silent, np.zeros(int(16000 * (PLAN["duration"] + 2)), np.float32), 16000)
     wrong_code = "".join(str((int(c) + 5) % 10) for c in CODE)
     return {
         "still image": still_to_video(read_rgb(d / "stills/s42.jpg"), media_dir / "still.mp4", seconds=PLAN["duration"],
                                       motion="shake", audio=silent),
-        "another person's clip": cut(d / "video/d10.mp4", media_dir / "other.mp4", 0, PLAN["duration"], size=512),
+        "another person's clip": cut(d / "video/d10.mp4", media_dir / "other.mp4", 0, PLAN["duration"], size=512,
+                                     loop=True),
         "wrong order": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "order.mp4",
                                         shuffle_actions=True),
         "missing code": assemble_capture(PLAN, wrong_code, d / FOOTAGE, d / "digits", media_dir / "code.mp4"),

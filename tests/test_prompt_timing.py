@@ -10,7 +10,7 @@ from avatar.analysis.liveness import Event
 from avatar.domain import DomainError
 from avatar.domain.challenges import MAX_PROMPT_LAG, prompt_times, schedule, shown_schedule
 
-PLAN = schedule(["turn_left", "smile", "look_up"])  # prompts at 1, 3, 5 s; statement 7–15 s
+PLAN = schedule(["turn_left", "smile", "look_up"])  # prompts at 1, 3, 5 s; statement 7–19 s
 EVENT = {"turn_left": "turn_left", "smile": "smile", "look_up": "look_up"}
 
 
@@ -22,8 +22,8 @@ def answers_after(plan: dict, delays: list[float], held: float = 0.5) -> list[Ev
 def test_a_late_page_moves_each_window_by_its_own_lag():
     shown = shown_schedule(PLAN, [1.4, 3.1, 6.2, 7.9])
     assert [t for s in shown["actions"] for t in (s["start"], s["end"])] == pytest.approx([1.4, 3.1, 3.1, 6.2, 6.2, 7.9])
-    assert (shown["statement"]["start"], shown["statement"]["end"]) == pytest.approx((7.9, 15.9))
-    assert shown["duration"] == pytest.approx(15.9) and shown["prompt_lags"] == pytest.approx([0.4, 0.1, 1.2, 0.9])
+    assert (shown["statement"]["start"], shown["statement"]["end"]) == pytest.approx((7.9, 19.9))
+    assert shown["duration"] == pytest.approx(19.9) and shown["prompt_lags"] == pytest.approx([0.4, 0.1, 1.2, 0.9])
     assert shown_schedule(PLAN, None) is PLAN
 
 

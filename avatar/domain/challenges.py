@@ -20,7 +20,11 @@ PROMPTS = {
 }
 LEAD_SECONDS = 1.0  # "get ready" before the first prompt
 ACTION_SECONDS = 2.0  # each prompt is shown this long
-STATEMENT_SECONDS = 8.0  # time to read the statement aloud
+# Time to read the statement aloud: about 17 words (~27 syllables, 5.5-7.5 s at 3.5-5 syllables a
+# second) and the 6 digits (the 25 readers of shared/data/digits_read take 0.40-0.91 s a digit, median
+# 0.65: 2.4-5.5 s), after ~0.7 s to react. A median reader needs ~10.5 s, a slow one ~13 s; with
+# RECORD_TAIL the recording runs 13 s past the prompt (8 s cut the last digits of most real readers).
+STATEMENT_SECONDS = 12.0
 # A busy browser shows a prompt late. The page reports when each one appeared on the recording's own
 # timeline; the server moves that step's window later by as much, up to this bound (an earlier time
 # than planned moves nothing: a forged timeline gains at most this slack, never a reordering).
