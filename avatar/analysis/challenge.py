@@ -34,10 +34,10 @@ MIN_STATEMENT_SPEECH = 2.0  # seconds of voice in the statement window
 # 25 fps against the speech energy's, lag within ±0.04 s). talking/ (real people, 3 s sentences): own
 # audio 0.22–0.76, 35/35 pass; another person's, the same person's other sentence, own audio moved by
 # 0.3 s: medians 0.18–0.25, ROC area 0.91 (the 10 fps correlation it replaces: 0.55), though on 3 s
-# each of them still passes half the time. Over an 8 s statement (bench/bench_attacks.py): 25 real
-# readers' voices over lips that follow them 0.18–0.76 (0.18: a phone 7 dB above its noise), the code
-# read over lips moving to another reading ≤ 0.147 (a thin margin), pieced-together and synthetic
-# digits ≤ 0.13
+# each of them still passes half the time. Over the 12 s statement (bench/bench_attacks.py): 25 real
+# readers' voices over lips assembled to follow them 0.12–0.76 (0.12: the slowest reader, 9.5 s, the
+# only one under 0.26), the code read over lips moving to another reading ≤ 0.147 (a thin margin),
+# pieced-together and synthetic digits ≤ 0.13
 AV_SYNC_MIN = 0.15
 
 HINTS = {
