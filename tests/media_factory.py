@@ -98,7 +98,8 @@ def _affine(scale: float, angle: float, tx: float, ty: float, w: int, h: int) ->
 def cut(src: Path, out: Path, start: float, duration: float, size: int | None = None, loop: bool = False) -> Path:
     """duration seconds of src from start; loop: played again from its start when it ends first."""
     vf = ["-vf", f"scale={size}:{size}"] if size else []
-    run([*(["-stream_loop", "-1"] if loop else []), "-ss", str(start), "-i", str(src), "-t", str(duration), *vf, "-c:v", "libx264", "-preset", "veryfast",
+    looped = ["-stream_loop", "-1"] if loop else []
+    run([*looped, "-ss", str(start), "-i", str(src), "-t", str(duration), *vf, "-c:v", "libx264", "-preset", "veryfast",
          "-crf", "20", "-c:a", "aac", str(out)])
     return out
 
