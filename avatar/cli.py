@@ -170,16 +170,16 @@ def _start_requeue_thread(svc, celery) -> None:
 
     import sqlalchemy as sa
 
-    from avatar.jobs.core import enqueue_periodic, recover_stale
+    from avatar.jobs.core import recover_stale
+    from avatar.jobs.periodic import enqueue_periodic
     from avatar.store.db import utcnow
     from avatar.store.models import Job, JobState
 
     def loop():
         stop = threading.Event()
-        periodic_last: dict[str, float] = {}
         while not stop.wait(svc.config.JOB_POLL_SECONDS * 5):
             ids = []
-            for step in (recover_stale, lambda s: enqueue_periodic(s, periodic_last)):
+            for step in (recover_stale, enqueue_periodic):
                 try:  # one failing step does not keep the others from running
                     ids += step(svc)
                 except Exception as exc:  # noqa: BLE001 - database or broker briefly down
@@ -270,12 +270,14 @@ from avatar.cli_analysis import register as _register_analysis  # noqa: E402
 from avatar.cli_demo import register as _register_demo  # noqa: E402
 from avatar.cli_models import register as _register_models  # noqa: E402
 from avatar.cli_guard import register as _register_guard  # noqa: E402
+from avatar.cli_jobs import register as _register_jobs  # noqa: E402
 from avatar.cli_verify import register as _register_verify  # noqa: E402
 
 _register_analysis(main)
 _register_demo(main)
 _register_models(main)
 _register_guard(main)
+_register_jobs(main)
 _register_verify(main)
 
 if __name__ == "__main__":  # pragma: no cover

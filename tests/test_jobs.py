@@ -185,31 +185,72 @@ def test_periodic_jobs_are_enqueued_by_a_process_that_never_imported_them(tmp_pa
     db = f"sqlite:///{tmp_path / 'jobs.db'}"
     upgrade(db)
     code = ("import sys\nfrom avatar.config import Config\nfrom avatar.services import Services\n"
-            "from avatar.jobs.core import REGISTRY, enqueue_periodic\n"
+            "from avatar.jobs.core import REGISTRY\nfrom avatar.jobs.periodic import enqueue_periodic\n"
             "assert 'consent.expire' not in REGISTRY\n"
             f"svc = Services(Config.from_env({{}}, {{'INSTANCE_PATH': {str(tmp_path / 'inst')!r}, "
             f"'DATABASE_URL': {db!r}, 'JOB_RUNNER': 'none'}}))\n"
-            "print(len(enqueue_periodic(svc, {})))\n")
+            "print(len(enqueue_periodic(svc)))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "3", out.stderr[-2000:]
 
 
 def test_a_periodic_job_that_fails_to_enqueue_is_retried_and_does_not_stop_the_others(services, monkeypatch):
-    from avatar.jobs import core
+    from datetime import datetime
 
-    real = core.enqueue
+    from avatar.jobs import periodic
+    from avatar.store.models import PeriodicSchedule
 
-    def broken(svc, name, *a, **k):
+    real = periodic.add_job
+
+    def broken(session, name, *a, **k):
         if name == "consent.expire":
-            raise RuntimeError("broker unreachable")
-        return real(svc, name, *a, **k)
+            raise RuntimeError("database refused the row")
+        return real(session, name, *a, **k)
 
-    monkeypatch.setattr(core, "enqueue", broken)
-    last: dict[str, float] = {}
-    assert len(core.enqueue_periodic(services, last, now=1e9)) == 2
-    assert "consent.expire" not in last  # not recorded as enqueued
-    monkeypatch.setattr(core, "enqueue", real)
-    ids = core.enqueue_periodic(services, last, now=1e9 + 1)  # the next pass tries it again
+    monkeypatch.setattr(periodic, "add_job", broken)
+    t0 = datetime(2030, 1, 1)
+    assert len(periodic.enqueue_periodic(services, now=t0)) == 2
+    with services.db.session_scope() as s:  # not recorded as enqueued: still due
+        assert s.get(PeriodicSchedule, "consent.expire").next_due_at == t0
+        assert s.get(PeriodicSchedule, "media.purge_expired").last_job_id is not None
+    monkeypatch.setattr(periodic, "add_job", real)
+    ids = periodic.enqueue_periodic(services, now=t0.replace(second=1))  # the next pass tries it again
     with services.db.session_scope() as s:
         assert [s.get(Job, i).name for i in ids] == ["consent.expire"]
+    status = {p["name"]: p for p in periodic.periodic_status(services, now=t0)}
+    assert status["consent.expire"]["last_succeeded_at"] is None and status["consent.expire"]["late"]
+    assert status["consent.expire"]["last_enqueued_at"] == "2030-01-01T00:00:01Z"
+
+
+def test_each_period_is_enqueued_once_however_many_processes_pass(services):
+    """Eight threads passing at the same moment (as servers and workers do): one job per name;
+    a run still queued from the last period is not doubled; a finished one is run again when due."""
+    import threading
+    from datetime import datetime, timedelta
+
+    from avatar.jobs import periodic
+
+    t0 = datetime(2030, 1, 1)
+    ids: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def passing(now):
+        barrier.wait()
+        ids.extend(periodic.enqueue_periodic(services, now=now))
+
+    threads = [threading.Thread(target=passing, args=(t0,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with services.db.session_scope() as s:
+        assert sorted(s.get(Job, i).name for i in ids) == sorted(periodic.PERIODIC)
+        s.execute(sa.update(Job).where(Job.name == "consent.expire").values(state="succeeded", finished_at=t0))
+    assert periodic.enqueue_periodic(services, now=t0 + timedelta(minutes=59)) == []
+    again = periodic.enqueue_periodic(services, now=t0 + timedelta(minutes=61))
+    with services.db.session_scope() as s:  # media.purge_expired's earlier run is still queued
+        assert [s.get(Job, i).name for i in again] == ["consent.expire"]
+    status = {p["name"]: p for p in periodic.periodic_status(services, now=t0 + timedelta(minutes=61))}
+    assert status["consent.expire"]["last_succeeded_at"] == "2030-01-01T00:00:00Z"
+    assert not status["consent.expire"]["late"] and status["media.purge_expired"]["late"]

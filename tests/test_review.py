@@ -153,7 +153,8 @@ def test_review_and_revocation_routes(client, auth, services):
 def test_expired_consent_is_revoked_by_the_periodic_job(services):
     from datetime import timedelta
 
-    from avatar.jobs.core import enqueue_periodic, execute
+    from avatar.jobs.core import execute
+    from avatar.jobs.periodic import enqueue_periodic
     from avatar.store.db import utcnow
     from avatar.store.models import Consent
 
@@ -163,9 +164,8 @@ def test_expired_consent_is_revoked_by_the_periodic_job(services):
         s.add(Consent(enrollment_id=enr, user_id=subject, scopes=["face"], purposes=["personal"], text_version="v",
                       text_sha256="0" * 64, text="t", expires_at=utcnow() - timedelta(minutes=1)))
         services.media.put(s, subject, "face_ref", b"face", "image/png")
-    last: dict = {}
-    ids = enqueue_periodic(services, last)
-    assert len(ids) == 3 and enqueue_periodic(services, last) == []  # not again within the period
+    ids = enqueue_periodic(services)
+    assert len(ids) == 3 and enqueue_periodic(services) == []  # not again within the period
     for job_id in ids:
         assert execute(services, job_id) == "succeeded"
     with services.db.session_scope() as s:

@@ -244,34 +244,3 @@ def recover_stale(services) -> list[int]:
             row.lease_until = None
             row.worker_id = None
     return requeued
-
-
-# job name -> seconds between runs
-PERIODIC = {"consent.expire": 3600, "media.purge_expired": 3600, "media.sweep_orphans": 6 * 3600}
-
-
-def enqueue_periodic(services, last: dict[str, float], now: float | None = None) -> list[int]:
-    """Enqueues each periodic job that is due and not already queued or running. `last` holds
-    when each was last enqueued by this loop (in-process memory): stamped only once the job is
-    really enqueued, so one that fails is tried again at the next pass, and one failure does not
-    keep the others from being enqueued."""
-    import time
-
-    from avatar.jobs import definitions  # noqa: F401 - whichever process runs this loop knows every job
-
-    now = time.time() if now is None else now
-    ids = []
-    for name, every in PERIODIC.items():
-        if now - last.get(name, 0) < every:
-            continue
-        try:
-            with services.db.session_scope() as s:
-                busy = s.scalar(sa.select(Job.id).where(Job.name == name, Job.state.in_(
-                    [JobState.QUEUED.value, JobState.RUNNING.value])).limit(1))
-            if busy is None:
-                ids.append(enqueue(services, name, {}, max_attempts=1))
-        except Exception:  # noqa: BLE001 - reported; the next pass tries again
-            log.exception("could not enqueue the periodic job %s", name)
-            continue
-        last[name] = now
-    return ids

@@ -18,17 +18,22 @@ def verify_audit_chain(ctx: JobContext) -> dict:
 
 @job("media.purge_expired")
 def purge_expired_media(ctx: JobContext) -> dict:
-    """Deletes media whose expiry has passed (generated outputs are given one)."""
+    """Deletes media whose expiry has passed (generated outputs are given one), one transaction per
+    item with progress reported between them (progress writes in a session of its own: called while
+    a deletion is uncommitted, it would wait on that deletion's lock on SQLite)."""
     db, media = ctx.services.db, ctx.services.media
-    purged = 0
     with db.session_scope() as s:
-        rows = s.scalars(sa.select(MediaObject).where(
+        ids = s.scalars(sa.select(MediaObject.id).where(
             MediaObject.expires_at < utcnow(), MediaObject.deleted_at.is_(None))).all()
-        for i, obj in enumerate(rows):
-            media.delete(s, obj)
-            purged += 1
-            if i % 20 == 0:
-                ctx.progress(int(100 * i / max(1, len(rows))), f"{i}/{len(rows)} purged")
+    purged = 0
+    for i, media_id in enumerate(ids):
+        if i % 20 == 0:
+            ctx.progress(int(100 * i / len(ids)), f"{i}/{len(ids)} purged")
+        with db.session_scope() as s:
+            obj = s.get(MediaObject, media_id)
+            if obj is not None and obj.deleted_at is None:
+                media.delete(s, obj)
+                purged += 1
     if purged:
         audit.record(db, "media.purged", details={"count": purged})
     return {"purged": purged}

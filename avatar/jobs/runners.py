@@ -7,7 +7,8 @@ import threading
 
 import sqlalchemy as sa
 
-from avatar.jobs.core import WORKER_ID, enqueue_periodic, execute, recover_stale
+from avatar.jobs.core import WORKER_ID, execute, recover_stale
+from avatar.jobs.periodic import enqueue_periodic
 from avatar.store.models import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,12 @@ class ThreadRunner:
                     self._inflight.discard(job_id)
 
     def _poll(self) -> None:
-        periodic_last: dict[str, float] = {}
         while not self._stop.wait(self.poll_seconds):
             try:
                 recover_stale(self.services)
             except Exception:  # noqa: BLE001 - database briefly unavailable: try next round
                 log.warning("job poller could not recover stale jobs", exc_info=True)
-            enqueue_periodic(self.services, periodic_last)  # logs its own failures, job by job
+            enqueue_periodic(self.services)  # logs its own failures, job by job
             try:
                 with self.services.db.session_scope() as s:
                     ids = s.scalars(sa.select(Job.id).where(Job.state == JobState.QUEUED.value)

@@ -11,13 +11,13 @@ from avatar.store.models.enrollment import (
     VoiceProfile,
 )
 from avatar.store.models.generation import Delegation, Generation
-from avatar.store.models.jobs import Job, JobState
+from avatar.store.models.jobs import Job, JobState, PeriodicSchedule
 from avatar.store.models.media import MediaObject, SubjectKey
 from avatar.store.models.protected import ProtectedPerson, ProtectedTemplate
 
 __all__ = [
     "ApiToken", "AuditEvent", "Consent", "Delegation", "Enrollment", "EnrollmentState", "FaceProfile",
-    "Generation", "Job", "JobState", "LivenessSession", "LoginThrottle", "MediaObject", "ProtectedPerson", "ProtectedTemplate",
+    "Generation", "Job", "JobState", "LivenessSession", "LoginThrottle", "MediaObject", "PeriodicSchedule", "ProtectedPerson", "ProtectedTemplate",
     "Review", "Role",
     "SubjectKey", "User", "VoiceProfile",
 ]

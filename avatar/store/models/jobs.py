@@ -60,3 +60,15 @@ class Job(Base):
             "created_at": self.created_at.isoformat() + "Z",
             "finished_at": self.finished_at.isoformat() + "Z" if self.finished_at else None,
         }
+
+
+class PeriodicSchedule(Base):
+    """When each periodic job is next due, shared by every process that enqueues them: the process
+    whose conditional update moves next_due_at on is the one that enqueues it for that period."""
+
+    __tablename__ = "periodic_schedule"
+
+    name: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    next_due_at: so.Mapped[datetime]
+    last_enqueued_at: so.Mapped[Optional[datetime]]
+    last_job_id: so.Mapped[Optional[int]]
