@@ -121,7 +121,8 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
         total = int((plan["duration"] + RECORD_TAIL) * fps)
         order = (order + [closed[k % len(closed)] for k in range(max(0, total - len(order)))])[:total]
         video = [frames.images[i] for i in order]
-        audio = np.zeros(int(len(video) / fps * SR), np.float32)
+        # the room's own sound around the reading, as a microphone records it (not digital silence)
+        audio = _room_tone(reading, int(len(video) / fps * SR))
         at = int((head + READING_LEAD * fps) / fps * SR)
         audio[at: at + reading.size] = reading[: audio.size - at]
         return _write(video, audio, out, fps)
@@ -166,9 +167,20 @@ VOICED_RANGE_DB = 25
 SYLLABLE_DIP_DB = 6  # a dip this deep between two louder stretches (within 0.24 s) closes the mouth
 
 
+def _room_tone(recording: np.ndarray, n: int, frame: float = 0.02) -> np.ndarray:
+    """n samples of the recording's background: its quietest fifth of 20 ms frames, looped."""
+    hop = int(frame * SR)
+    frames = recording[: recording.size // hop * hop].reshape(-1, hop)
+    if not len(frames):
+        return np.zeros(n, np.float32)
+    power = (frames.astype(np.float64) ** 2).mean(axis=1)
+    quiet = frames[power <= np.percentile(power, 20)].ravel()
+    return np.resize(quiet, n).astype(np.float32)
+
+
 def _lips_on_speech(speech: np.ndarray, opens: list[tuple[int, int]], closed: list[int], fps: float) -> list[int]:
     """Footage frames for a statement read as `speech`: READING_LEAD of closed mouth, then, frame by
-    frame, a mouth-opening stretch of the footage wherever the speech is voiced, a closed mouth
+    frame, a mouth opening of the footage stretched over each voiced stretch of the speech, a closed mouth
     wherever it is not and at each dip between syllables."""
     from avatar.analysis.liveness import speech_envelope
 
@@ -183,12 +195,16 @@ def _lips_on_speech(speech: np.ndarray, opens: list[tuple[int, int]], closed: li
             left, right = energy[max(0, i - 6): i].max(), energy[i + 1: i + 7].max()
             voiced[i] = min(left, right) - energy[i] < SYLLABLE_DIP_DB
     out = [closed[k % len(closed)] for k in range(int(READING_LEAD * fps))]
-    k = 0
-    for a, b in _runs(voiced, min_len=1):
+    opens = opens or [(0, 0)]
+    for k, (a, b) in enumerate(_runs(voiced, min_len=1)):
         out += [closed[(k + i) % len(closed)] for i in range(a + int(READING_LEAD * fps) - len(out))]
-        oa, ob = opens[k % len(opens)] if opens else (0, 0)
-        out += [oa + (i % (ob - oa + 1)) for i in range(b - a + 1)]
-        k += 1
+        # one opening of the footage per voiced stretch, time-stretched to its length (a real mouth
+        # opens once a syllable; an opening looped over a long vowel would flap against the sound):
+        # among the three openings nearest in length, taken in turn
+        n = b - a + 1
+        nearest = sorted(opens, key=lambda run: abs(run[1] - run[0] + 1 - n))[:3]
+        oa, ob = nearest[k % len(nearest)]
+        out += [oa + int(i * (ob - oa + 1) / n) for i in range(n)]
     return out
 
 
