@@ -33,11 +33,20 @@ def models():
 @click.option("--revision", default="main", show_default=True, help="Branch, tag or commit of the model repository.")
 @click.option("--pin", "pin_file", type=click.Path(exists=True, dir_okay=False),
               help="A checksums.json whose sha256 values every file must match.")
-def pull_command(model: str, folder: str | None, base_url: str, revision: str, pin_file: str | None):
+@click.option("--accept-license", is_flag=True, help="Accept the model weights' licence (named when it is missing).")
+def pull_command(model: str, folder: str | None, base_url: str, revision: str, pin_file: str | None,
+                 accept_license: bool):
     """Downloads MODEL, checks every file against the server's published hash and any pinned
-    checksums, and only then moves the folder into place. Exit 1 on any failure."""
+    checksums, and only then moves the folder into place. The weights' licence must be accepted
+    (--accept-license): XTTS-v2's allows non-commercial use only. Exit 1 on any failure."""
     from avatar.synthesis.speech.pull import PullError, pull, read_lock_file
 
+    lic = MODELS[model]["license"]
+    terms = f"{model}'s weights are under the {lic['name']} ({lic['url']})" + (
+        "" if lic["commercial_use"] else ": non-commercial use only")
+    if not accept_license:
+        raise click.ClickException(f"{terms}. Read it, then pull again with --accept-license; nothing was fetched.")
+    click.echo(f"{terms}; accepted with --accept-license.")
     target = Path(folder) if folder else _default_dir()
     try:
         fetched = pull(model, target, base_url, revision, read_lock_file(Path(pin_file)) if pin_file else None)

@@ -129,8 +129,12 @@ def test_models_pull_verifies_checksums_and_never_leaves_a_half_folder(model_ser
 
     def pull(*extra):
         return CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target),
-                                         "--base-url", model_server.url, *extra])
+                                         "--base-url", model_server.url, "--accept-license", *extra])
 
+    # the weights' non-commercial licence is named and must be accepted before anything is fetched
+    r = CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target), "--base-url", model_server.url])
+    assert r.exit_code == 1 and "Coqui Public Model License" in r.output and "non-commercial" in r.output
+    assert not target.exists() and not target.parent.exists()
     model_server.corrupt = {"model.pth"}
     r = pull()
     assert r.exit_code == 1 and "model.pth: checksum mismatch" in r.output and "unchanged" in r.output
@@ -142,6 +146,7 @@ def test_models_pull_verifies_checksums_and_never_leaves_a_half_folder(model_ser
     assert "checked against sha256 (server)" in r.output and "checked against git-sha1 (server)" in r.output
     lock = json.loads((target / "checksums.json").read_text())
     assert set(lock["files"]) == {"config.json", "model.pth", "vocab.json"}  # speakers file is optional (404)
+    assert lock["license"]["commercial_use"] is False
     assert available(target) and load_model(target) is not None  # the real loading path reads it
 
     r = CliRunner().invoke(main, ["models", "verify", "xtts-v2", "--dir", str(target)])
@@ -157,5 +162,6 @@ def test_models_pull_verifies_checksums_and_never_leaves_a_half_folder(model_ser
     assert r.exit_code == 1 and "differs from the pinned" in r.output
     assert (target / "vocab.json").read_text() == "{}"
     # unreachable server: a clear error
-    r = CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target), "--base-url", "http://127.0.0.1:9"])
+    r = CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target), "--base-url", "http://127.0.0.1:9",
+                                  "--accept-license"])
     assert r.exit_code == 1 and "cannot connect" in r.output

@@ -24,7 +24,10 @@ from pathlib import Path
 
 DEFAULT_BASE = "https://huggingface.co"
 MODELS = {"xtts-v2": {"repo": "coqui/XTTS-v2", "files": ["config.json", "model.pth", "vocab.json", "speakers_xtts.pth"],
-                      "optional": ["speakers_xtts.pth"]}}
+                      "optional": ["speakers_xtts.pth"],
+                      # the weights' licence (the coqui-tts code is MPL-2.0): non-commercial use only
+                      "license": {"name": "Coqui Public Model License 1.0.0", "url": "https://coqui.ai/cpml",
+                                  "commercial_use": False}}}
 LOCK_NAME = "checksums.json"
 CHUNK = 1 << 20
 
@@ -129,7 +132,7 @@ def pull(model: str, target: Path, base_url: str = DEFAULT_BASE, revision: str =
                 raise PullError(f"{name}: sha256 {sha256} differs from the pinned {pinned[name]}")
             fetched.append(Fetched(name, sha256, size, f"{published[0]} (server)" if published else "pinned"))
         (staging / LOCK_NAME).write_text(json.dumps(
-            {"model": model, "repo": spec["repo"], "revision": revision,
+            {"model": model, "repo": spec["repo"], "revision": revision, "license": spec["license"],
              "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in fetched}}, indent=2))
         _swap_in(staging, target)
     finally:
