@@ -59,6 +59,7 @@ class Config:
     SERVICE_NAME: str = "Avatar"
     GUARD_BACKEND: str = "numpy"  # or faiss (1:N likeness search)
     VIDEO_BACKEND: str = "offline"  # talking-head backend (avatar.synthesis.video.BACKENDS)
+    SPEECH_SOURCE: str = "espeak"  # what the offline voice starts from: espeak (espeak-ng) or kokoro (Kokoro-82M)
     XTTS_DIR: str = ""  # XTTS-v2 model folder; empty = models/xtts_v2 in the project (used when complete)
     LANDMARKS: str = "mediapipe"  # or face_alignment (only with AVATAR_FACE_ALIGNMENT_WEIGHTS present)
     FACE_ALIGNMENT_WEIGHTS: str = ""
@@ -99,6 +100,8 @@ class Config:
 
         if self.VIDEO_BACKEND not in BACKENDS:
             raise ConfigError(f"AVATAR_VIDEO_BACKEND must be one of {', '.join(BACKENDS)}, not {self.VIDEO_BACKEND!r}")
+        if self.SPEECH_SOURCE not in {"espeak", "kokoro"}:
+            raise ConfigError(f"AVATAR_SPEECH_SOURCE must be espeak or kokoro, not {self.SPEECH_SOURCE!r}")
         if self.GUARD_BACKEND not in {"numpy", "faiss"}:
             raise ConfigError(f"AVATAR_GUARD_BACKEND must be numpy or faiss, not {self.GUARD_BACKEND!r}")
         if self.CHALLENGE_SEED is not None and not self.TESTING:

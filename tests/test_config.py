@@ -39,6 +39,9 @@ def test_environment_overrides_and_bad_values(tmp_path):
         Config.from_env(environ={"AVATAR_JOB_THREADS": "many"})
     with pytest.raises(ConfigError, match="BROKER_URL"):
         Config.from_env(environ={"AVATAR_JOB_RUNNER": "celery"})
+    with pytest.raises(ConfigError, match="AVATAR_SPEECH_SOURCE must be espeak or kokoro"):
+        Config.from_env(environ={"AVATAR_SPEECH_SOURCE": "festival"})
+    assert Config.from_env(environ={"AVATAR_SPEECH_SOURCE": "kokoro"}).SPEECH_SOURCE == "kokoro"
     with pytest.raises(ConfigError, match="32 bytes"):
         Config.from_env(environ={"AVATAR_MASTER_KEY": "c2hvcnQ="}).master_key()
 

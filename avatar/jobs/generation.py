@@ -55,7 +55,8 @@ def xtts_dir(config) -> Path:
 def speech_backend(services, subject_id: int):
     from avatar.synthesis.speech import choose
 
-    return choose(str(xtts_dir(services.config)), EncryptedLatents(services, subject_id))
+    return choose(str(xtts_dir(services.config)), EncryptedLatents(services, subject_id),
+                  services.config.SPEECH_SOURCE)
 
 
 @job("generation.render")

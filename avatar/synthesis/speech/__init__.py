@@ -1,7 +1,8 @@
 """Speech backends: one interface, a registry, backends that know nothing of Flask or the DB.
 
 `choose(xtts_dir)` picks XTTS-v2 when its model folder is complete and the offline default
-(espeak-ng + WORLD speaker adaptation) otherwise; each backend has `synthesize(grant, text)`."""
+(espeak-ng or Kokoro-82M + WORLD speaker adaptation) otherwise; each backend has
+`synthesize(grant, text)`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ class Speech:
         return len(self.audio) / self.sr
 
 
-def choose(xtts_dir, latents_cache=None):
-    """XTTS-v2 when its model folder is complete, else the offline default."""
+def choose(xtts_dir, latents_cache=None, source: str = "espeak"):
+    """XTTS-v2 when its model folder is complete, else the offline default from `source`."""
     from pathlib import Path
 
     from avatar.synthesis.speech import xtts
@@ -33,4 +34,4 @@ def choose(xtts_dir, latents_cache=None):
         return xtts.XttsSpeech(Path(xtts_dir), latents_cache)
     from avatar.synthesis.speech.offline import OfflineSpeech
 
-    return OfflineSpeech()
+    return OfflineSpeech(source)

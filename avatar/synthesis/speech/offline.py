@@ -1,9 +1,10 @@
-"""Offline speech: espeak-ng says the text, WORLD (pyworld) moves it toward the enrolled voice.
+"""Offline speech: espeak-ng, or Kokoro-82M in its shipped style nearest the enrolled voice
+(speech/kokoro.py), says the text; WORLD (pyworld) moves it toward that voice.
 
 Adaptation, all measured on the enrolled reference: F0 mapped to the speaker's log-F0 mean and
 spread; the spectral envelope warped along frequency by the factor that best matches the
 speaker's average envelope (formant positions), then equalised toward that envelope (timbre);
-loudness matched. Gains on the shared speakers are measured in bench/bench_synthesis.py."""
+loudness matched. Figures on the shared speakers: bench/bench_clone.py and bench/bench_synthesis.py."""
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,6 @@ from avatar.synthesis.speech import OUTPUT_SR, Speech
 
 WORK_SR = 16000
 FRAME_MS = 5.0
-NAME = "offline-espeak-world"
 
 
 class SpeechError(Exception):
@@ -136,14 +136,54 @@ def word_timings(audio: np.ndarray, sr: int, text: str) -> list[dict]:
             for w, a, b in zip(words, edges[:-1], edges[1:])]
 
 
+_PROBES: list[tuple[np.ndarray, np.ndarray]] = []  # (style, its voice's template), once per process
+
+
+def nearest_style(reference: np.ndarray) -> np.ndarray:
+    """Of the Kokoro styles, the one whose voice (saying kokoro.STYLE_PROBE; heard once per
+    process) Resemblyzer finds nearest the enrolled reference."""
+    from avatar.analysis.voice import speaker_similarity, speaker_template
+    from avatar.synthesis.speech import kokoro
+
+    with _LOCK:
+        if not _PROBES:
+            for style in kokoro.get_model().styles.values():
+                probe = resample_poly(kokoro.synthesize(kokoro.STYLE_PROBE, style), WORK_SR, kokoro.SR)
+                _PROBES.append((style, speaker_template(probe.astype(np.float32))))
+        probes = list(_PROBES)
+    target = speaker_template(reference)
+    return max(probes, key=lambda p: speaker_similarity(p[1], target))[0]
+
+
+def kokoro_source(text: str, reference: np.ndarray) -> np.ndarray:
+    """Kokoro speech of text at WORK_SR in the style nearest the reference voice."""
+    from avatar.synthesis.speech import kokoro
+
+    try:
+        audio = kokoro.synthesize(text, nearest_style(reference))
+    except kokoro.KokoroError as exc:
+        raise SpeechError(str(exc)) from exc
+    return resample_poly(audio, WORK_SR, kokoro.SR).astype(np.float32)
+
+
+SOURCES = {"espeak": lambda text, reference: espeak(text), "kokoro": kokoro_source}
+
+
 class OfflineSpeech:
-    name = NAME
+    """espeak-ng (source "espeak", the default: plainer, fastest) or Kokoro-82M (source "kokoro":
+    natural prosody, slower) says the text; adapt() moves it toward the enrolled voice."""
+
+    def __init__(self, source: str = "espeak"):
+        if source not in SOURCES:
+            raise ValueError(f"unknown speech source {source!r}; known: {', '.join(SOURCES)}")
+        self.source = source
+        self.name = f"offline-{source}-world"
 
     def synthesize(self, grant, text: str) -> Speech:
         grant = require_grant(grant)
         likeness = grant.likeness()
         target = voice_model(likeness.voice)
-        y = adapt(espeak(text), target)  # (a female espeak base measured worse)
+        y = adapt(SOURCES[self.source](text, likeness.voice), target)  # (a female espeak base measured worse)
         grant.ensure_valid()
         out = resample_poly(y, OUTPUT_SR, WORK_SR).astype(np.float32)
-        return Speech(out, OUTPUT_SR, word_timings(out, OUTPUT_SR, text), NAME)
+        return Speech(out, OUTPUT_SR, word_timings(out, OUTPUT_SR, text), self.name)

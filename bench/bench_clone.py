@@ -1,0 +1,138 @@
+"""Voice clone figures: the offline speech backend, given each speaker's enrolled speech through a real
+grant, says TEXT; the clone is compared with that speaker's held-back speech and with the others'.
+
+    python bench/bench_clone.py [--voices DIR] [--out OUT] [--text TEXT] [--source kokoro|espeak]
+
+DIR holds one folder per speaker of 16 kHz FLAC/WAV utterances: the first 3 files (sorted) are the
+enrolled speech, the rest are never given to the backend (held back, to judge by). Writes
+OUT/<speaker>.wav (24 kHz) and OUT/report.json, and prints the report's summary as JSON:
+- similarity: Resemblyzer cosine of the clone's embedding to the mean embedding of the speaker's
+  held-back utterances (and to every other speaker's), with whether the own speaker is the nearest;
+- wer: word error rate of Whisper tiny.en (the spoken-code recognizer) on the clone against TEXT;
+- with a folder `singles` of one utterance each of other speakers (impostors, never enrolled): the
+  clone's highest similarity to any of them;
+- seconds and real-time factor of synthesis (Kokoro's style choice reported apart: its first use in
+  a process hears every style once).
+--source picks what the offline voice starts from (AVATAR_SPEECH_SOURCE): espeak (the default) or
+kokoro; both are adapted to the enrolled voice by WORLD the same way."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from _common import DATA, emit
+
+IMPOSTORS = "singles"  # a folder of one utterance each of other speakers (shared/data/voices has 125)
+TEXT = ("Thank you for calling. I will be away from my desk this afternoon, but please leave a short message "
+        "with your name and number, and I will get back to you as soon as I can.")
+
+
+def _grant(voice):
+    from avatar.synthesis.grant import _MINT, ConsentGrant, Likeness
+
+    return ConsentGrant(_MINT, requester_id=0, subject_id=0, subject_pseudonym="bench", consent_id=0,
+                        modality="speech", purpose="personal", issued_at=datetime.now(), check=lambda: None,
+                        load=lambda m: Likeness(voice, None))
+
+
+def _embedding(audio: np.ndarray) -> np.ndarray:
+    from resemblyzer import preprocess_wav
+
+    from avatar.analysis.voice import get_voice_models
+
+    m = get_voice_models()
+    with m.lock:
+        e = m.encoder.embed_utterance(preprocess_wav(audio, source_sr=16000))
+    return e / np.linalg.norm(e)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_error_rate(reference: str, heard: str) -> float:
+    from avatar.analysis.voice import edit_distance
+
+    ref, hyp = _words(reference), _words(heard)
+    return edit_distance(ref, hyp) / max(1, len(ref))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--voices", type=Path, default=DATA / "voices")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "clone")
+    ap.add_argument("--text", default=TEXT)
+    ap.add_argument("--source", choices=["espeak", "kokoro"], default="espeak")
+    args = ap.parse_args()
+
+    from scipy.signal import resample_poly
+
+    from avatar.analysis.media import decode_audio
+    from avatar.analysis.speech_recognition import transcribe
+    from avatar.synthesis.speech.offline import OfflineSpeech, nearest_style
+
+    speakers = sorted(p for p in args.voices.iterdir() if p.is_dir() and p.name != IMPOSTORS)
+    if not speakers:
+        raise SystemExit(f"{args.voices}: no speaker folders")
+    args.out.mkdir(parents=True, exist_ok=True)
+    held, enrolled = {}, {}
+    for spk in speakers:
+        files = sorted(f for f in spk.iterdir() if f.suffix.lower() in (".flac", ".wav"))
+        if len(files) < 4:
+            raise SystemExit(f"{spk}: needs at least 4 utterances (3 enrolled, 1 or more held back)")
+        enrolled[spk.name] = np.concatenate([decode_audio(f.read_bytes()) for f in files[:3]])
+        emb = np.mean([_embedding(decode_audio(f.read_bytes())) for f in files[3:]], axis=0)
+        held[spk.name] = emb / np.linalg.norm(emb)
+    impostors = [_embedding(decode_audio(f.read_bytes())) for f in sorted((args.voices / IMPOSTORS).glob("*"))
+                 if f.suffix.lower() in (".flac", ".wav")] if (args.voices / IMPOSTORS).is_dir() else []
+
+    rows = {}
+    backend = OfflineSpeech(args.source)
+    for name, voice in enrolled.items():
+        t = time.perf_counter()
+        if args.source == "kokoro":
+            nearest_style(voice)  # the styles' voices are heard once per process, then one comparison
+        style_s = time.perf_counter() - t
+        t = time.perf_counter()
+        speech = backend.synthesize(_grant(voice), args.text)
+        audio24, sr = speech.audio, speech.sr
+        seconds = time.perf_counter() - t
+        sf.write(args.out / f"{name}.wav", audio24, sr)
+        clone = resample_poly(audio24, 16000, sr).astype(np.float32)
+        e = _embedding(clone)
+        sims = {other: round(float(e @ h), 3) for other, h in held.items()}
+        heard = transcribe(clone).text
+        rows[name] = {
+            "similarity": sims[name],
+            "nearest_other": max((v, k) for k, v in sims.items() if k != name)[1],
+            "nearest_other_similarity": max(v for k, v in sims.items() if k != name),
+            "own_is_nearest": max(sims, key=sims.get) == name,
+            "similarity_to_each": sims,
+            "impostors": len(impostors),
+            "nearest_impostor_similarity": round(float(max(e @ i for i in impostors)), 3) if impostors else None,
+            "wer": round(word_error_rate(args.text, heard), 3), "heard": heard,
+            "audio_seconds": round(len(audio24) / sr, 2), "synthesis_seconds": round(seconds, 2),
+            "rtf": round(seconds / (len(audio24) / sr), 3), "style_choice_seconds": round(style_s, 2)}
+    report = {"source": args.source, "text": args.text, "speakers": rows}
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    sims = [r["similarity"] for r in rows.values()]
+    emit("clone", {"source": args.source, "similarity": {k: r["similarity"] for k, r in rows.items()},
+                   "similarity_min": min(sims), "similarity_mean": round(float(np.mean(sims)), 3),
+                   "own_nearest": sum(r["own_is_nearest"] for r in rows.values()), "speakers": len(rows),
+                   "wer_mean": round(float(np.mean([r["wer"] for r in rows.values()])), 3),
+                   "wer_max": max(r["wer"] for r in rows.values()),
+                   "rtf_median": round(float(np.median([r["rtf"] for r in rows.values()])), 3),
+                   "style_choice_seconds_median": round(float(np.median([r["style_choice_seconds"]
+                                                                         for r in rows.values()])), 2),
+                   "out": str(args.out)})
+
+
+if __name__ == "__main__":
+    main()
