@@ -137,6 +137,7 @@ def word_timings(audio: np.ndarray, sr: int, text: str) -> list[dict]:
 
 
 _PROBES: list[tuple[np.ndarray, np.ndarray]] = []  # (style, its voice's template), once per process
+_PROBES_LOCK = threading.Lock()
 
 
 def nearest_style(reference: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ def nearest_style(reference: np.ndarray) -> np.ndarray:
     from avatar.analysis.voice import speaker_similarity, speaker_template
     from avatar.synthesis.speech import kokoro
 
-    with _LOCK:
+    with _PROBES_LOCK:
         if not _PROBES:
             for style in kokoro.get_model().styles.values():
                 probe = resample_poly(kokoro.synthesize(kokoro.STYLE_PROBE, style), WORK_SR, kokoro.SR)
