@@ -43,14 +43,10 @@ def _grant(voice):
 
 
 def _embedding(audio: np.ndarray) -> np.ndarray:
-    from resemblyzer import preprocess_wav
+    """The utterance's Resemblyzer vector: the mean of its speaker template's windows, unit length."""
+    from avatar.analysis.voice import speaker_template, template_vector
 
-    from avatar.analysis.voice import get_voice_models
-
-    m = get_voice_models()
-    with m.lock:
-        e = m.encoder.embed_utterance(preprocess_wav(audio, source_sr=16000))
-    return e / np.linalg.norm(e)
+    return template_vector(speaker_template(audio))
 
 
 def _words(text: str) -> list[str]:

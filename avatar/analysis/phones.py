@@ -25,14 +25,24 @@ def is_vowel(phone: str) -> bool:
     return bool(_VOWEL.search(phone))
 
 
-def _espeak(text: str) -> str:
+class EspeakError(RuntimeError):
+    pass
+
+
+def espeak_phonemes(text: str, spelling: list[str], timeout: float = 30) -> str:
+    """espeak-ng's phonemes of text (American English, not spoken) in the spelling its options ask
+    for (e.g. ["-x", "--sep=_"] or ["--ipa=1"]); run as a program, never linked."""
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)")
-    proc = subprocess.run([exe, "-q", "-x", "--sep=_", "-v", "en-us", "--", text], capture_output=True, timeout=30)
+        raise EspeakError("espeak-ng is not installed (Debian package espeak-ng)")
+    proc = subprocess.run([exe, "-q", *spelling, "-v", "en-us", "--", text], capture_output=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"espeak-ng failed: {proc.stderr.decode(errors='replace')[:200]}")
-    return proc.stdout.decode(errors="replace")
+        raise EspeakError(f"espeak-ng failed: {proc.stderr.decode(errors='replace')[:200]}")
+    return proc.stdout.decode("utf-8", errors="replace")
+
+
+def _espeak(text: str) -> str:
+    return espeak_phonemes(text, ["-x", "--sep=_"])
 
 
 def _split(spelled: str) -> list[str]:

@@ -31,13 +31,16 @@ def enqueue_periodic(services, now: datetime | None = None) -> list[int]:
     from avatar.jobs import definitions  # noqa: F401 - whichever process runs this loop knows every job
 
     now = utcnow() if now is None else now
-    _add_missing_schedules(services, now)
     try:  # read first: most passes find nothing due and write nothing (SQLite has one writer at a time)
         with services.db.session_scope() as s:
-            due = set(s.scalars(sa.select(PeriodicSchedule.name).where(PeriodicSchedule.next_due_at <= now)))
+            schedule = dict(s.execute(sa.select(PeriodicSchedule.name, PeriodicSchedule.next_due_at)).all())
     except Exception:  # noqa: BLE001 - database briefly down: the next pass tries again
         log.warning("could not read the periodic schedule", exc_info=True)
         return []
+    missing = PERIODIC.keys() - schedule.keys()
+    if missing:
+        _add_schedules(services, missing, now)
+    due = missing | {name for name, at in schedule.items() if at <= now}
     ids = []
     for name, every in PERIODIC.items():
         if name not in due:
@@ -67,17 +70,15 @@ def enqueue_periodic(services, now: datetime | None = None) -> list[int]:
     return ids
 
 
-def _add_missing_schedules(services, now: datetime) -> None:
+def _add_schedules(services, names: set[str], now: datetime) -> None:
     """A schedule row, due now, for each periodic job that has none (first start, or a new job)."""
     try:
         with services.db.session_scope() as s:
-            have = set(s.scalars(sa.select(PeriodicSchedule.name)))
-            for name in PERIODIC.keys() - have:
-                s.add(PeriodicSchedule(name=name, next_due_at=now))
+            s.add_all(PeriodicSchedule(name=name, next_due_at=now) for name in names)
     except sa.exc.IntegrityError:
-        pass  # another process added them at the same moment
-    except Exception:  # noqa: BLE001 - database briefly down: the jobs' own step reports it
-        log.warning("could not read the periodic schedule", exc_info=True)
+        pass  # another process added them at the same moment; the conditional update decides who enqueues
+    except Exception:  # noqa: BLE001 - database briefly down: the next pass tries again
+        log.warning("could not add to the periodic schedule", exc_info=True)
 
 
 def periodic_status(services, now: datetime | None = None) -> list[dict]:

@@ -13,8 +13,6 @@ import hashlib
 import importlib.resources as resources
 import json
 import re
-import shutil
-import subprocess
 import threading
 
 import numpy as np
@@ -91,13 +89,12 @@ def get_model() -> KokoroModel:
 
 
 def _espeak_ipa(text: str) -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise KokoroError("espeak-ng is not installed (Debian package espeak-ng)")
-    proc = subprocess.run([exe, "-q", "--ipa=1", "-v", "en-us", "--", text], capture_output=True, timeout=60)
-    if proc.returncode != 0:
-        raise KokoroError(f"espeak-ng failed: {proc.stderr.decode(errors='replace')[:200]}")
-    return proc.stdout.decode("utf-8", errors="replace")
+    from avatar.analysis.phones import EspeakError, espeak_phonemes
+
+    try:
+        return espeak_phonemes(text, ["--ipa=1"], timeout=60)
+    except EspeakError as exc:
+        raise KokoroError(str(exc)) from exc
 
 
 def _word(ipa_word: str) -> str:
