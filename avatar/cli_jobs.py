@@ -21,9 +21,14 @@ def jobs_status(as_json: bool):
     from avatar.cli import _services
     from avatar.jobs.periodic import LATE_AFTER_PERIODS, periodic_status
 
+    import sqlalchemy as sa
+
     svc = _services()
     try:
         rows = periodic_status(svc)
+    except sa.exc.SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot read the jobs from the database ({type(exc).__name__}): is it "
+                                   "reachable, and upgraded (`avatar db upgrade`)?") from exc
     finally:
         svc.close()
     late = [r["name"] for r in rows if r["late"]]

@@ -142,3 +142,10 @@ def test_the_job_threads_of_servers_run_each_periodic_job_once(tmp_path, request
            "AVATAR_DATABASE_URL": services.config.DATABASE_URL}
     code, status = _jobs_status(env)
     assert code == 0 and status["late"] == [] and all(p["last_failed_at"] is None for p in status["periodic"])
+
+
+def test_jobs_status_on_a_database_without_the_schedule_is_a_clear_error(tmp_path):
+    env = {**os.environ, "AVATAR_INSTANCE_PATH": str(tmp_path / "inst")}  # a fresh instance, never upgraded
+    out = subprocess.run([sys.executable, "-m", "avatar.cli", "jobs", "status"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "avatar db upgrade" in out.stderr and "Traceback" not in out.stderr, out.stderr
