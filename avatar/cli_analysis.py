@@ -99,6 +99,35 @@ def liveness_passive_cmd(clip, as_json):
     _emit(result)
 
 
+@liveness_group.command("speech")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def liveness_speech_cmd(file, as_json):
+    """Is the speech in FILE generated? {"synthetic", "score", "watermark", "reasons"}; exit 0
+    either way, 2 when FILE cannot be read as audio."""
+    from avatar.analysis.checks import speech_check_bytes
+    from avatar.analysis.media import MediaError
+    from avatar.config import Config, ConfigError
+
+    try:
+        key = Config.from_env().watermark_key()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        result = speech_check_bytes(_read(file), key)
+    except MediaError as exc:
+        click.echo(f"Error: {file}: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        _emit(result)
+        return
+    verdict = "synthetic" if result["synthetic"] else "flagged for listening" if result["flagged"] else "not flagged"
+    score = "n/a" if result["score"] is None else f"{result['score']:.2f}"
+    click.echo(f"{verdict} (score {score})")
+    for reason in result["reasons"]:
+        click.echo(f"- {reason}")
+
+
 @click.group("face")
 def face_group():
     """Face checks on images."""

@@ -84,6 +84,41 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
     }
 
 
+# the watermark key and id of the installation whose outputs `own_outputs` are
+OWN_OUTPUT_KEY = bytes(range(100, 132))
+OWN_OUTPUT_MARK = "5eed0a11"
+
+
+@pytest.fixture(scope="session")
+def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
+    """Our renderer's output over the passing capture's frames with a real voice's speech:
+    {"labeled": as delivered, "cropped": the visible label cut off, scaled to 360 px and re-encoded
+    (H.264 CRF 28, AAC 96 kbit/s)}."""
+    import subprocess
+
+    import numpy as np
+    from scipy.signal import resample_poly
+
+    from avatar.analysis.media import MediaFile, decode_audio
+    from avatar.synthesis.render import render_video
+    from avatar.synthesis.speech import OUTPUT_SR, Speech
+    from tests.media_factory import FFMPEG
+
+    with MediaFile(passing_clip) as mf:
+        frames = [f for _, f in mf.iter_frames(25, 512)]
+    # continuous speech, as our outputs carry (the capture's sparse 8 kHz digits hold the audio mark
+    # too weakly to be read, and the crop removes the video mark's grid)
+    voice = np.concatenate([decode_audio(f.read_bytes()) for f in sorted((shared_data / "voices/2033").glob("*.flac"))[:3]])
+    voice = np.resize(voice, int(len(frames) / 25 * 16000))
+    speech = Speech(resample_poly(voice, OUTPUT_SR, 16000).astype(np.float32), OUTPUT_SR, [], "test")
+    labeled = render_video(frames, speech, OWN_OUTPUT_MARK, OWN_OUTPUT_KEY)
+    src, out = media_dir / "own-output.mp4", media_dir / "own-output-cropped.mp4"
+    src.write_bytes(labeled)
+    subprocess.run(FFMPEG + ["-i", str(src), "-vf", "crop=iw:ih-60:0:60,scale=360:-2", "-c:v", "libx264", "-crf", "28",
+                             "-c:a", "aac", "-b:a", "96k", str(out)], check=True, capture_output=True)
+    return {"labeled": labeled, "cropped": out.read_bytes()}
+
+
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database for one test, dropped afterwards."""

@@ -1,34 +1,43 @@
 """Enrollment in real headless Chromium: fake camera and microphone fed from files made from
 ../shared/data (DESIGN.md), the page's own getUserMedia + MediaRecorder upload, the server's verdict."""
+import base64
 import shutil
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from avatar.domain.challenges import MAX_PROMPT_LAG
-from avatar.store.models import Enrollment, LivenessSession
-from tests.conftest import STRONG_PASSWORD, make_app
+from avatar.store.models import AuditEvent, Enrollment, Generation, LivenessSession
+from tests.conftest import OWN_OUTPUT_KEY, OWN_OUTPUT_MARK, PLAN, SEED, STRONG_PASSWORD, make_app
 from tests.media_factory import FFMPEG
-from tests.conftest import PLAN, SEED
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]
 
 
-@pytest.fixture
-def live_server(tmp_path):
-    app = make_app(tmp_path, CHALLENGE_SEED=SEED, JOB_RUNNER="threads")
+@contextmanager
+def serving(tmp_path, **overrides):
+    app = make_app(tmp_path, CHALLENGE_SEED=SEED, JOB_RUNNER="threads", **overrides)
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield app, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    app.extensions["avatar"].close()
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        app.extensions["avatar"].close()
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    with serving(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
@@ -135,3 +144,25 @@ def test_failing_enrollments_in_chromium(live_server, tmp_path, attack_clips, at
     assert hint in text, text
     with app.extensions["avatar"].db.session_scope() as s:
         assert s.scalar(sa.select(Enrollment.state)) == "started"
+
+
+def test_our_output_fed_as_the_camera_is_refused_in_chromium(tmp_path, own_outputs):
+    """One of our outputs, its visible label cut off, scaled and re-encoded, played into Chromium's
+    fake camera and microphone: the page records and uploads it like a live capture; the server
+    finds our watermark, refuses with the neutral hint and flags the generation for reviewers."""
+    clip = tmp_path / "ours.mp4"
+    clip.write_bytes(own_outputs["cropped"])
+    with serving(tmp_path, WATERMARK_KEY=base64.b64encode(OWN_OUTPUT_KEY).decode()) as (app, base):
+        with app.extensions["avatar"].db.session_scope() as s:
+            gen = Generation(subject_id=1, modality="video", purpose="personal", script="hi", backend="test",
+                             watermark_id=OWN_OUTPUT_MARK)
+            s.add(gen)
+            s.flush()
+            gen_id = gen.id
+        text = enroll_in_browser(base, clip, tmp_path, "injector@example.org")
+        assert "in your own voice" in text, text
+        with app.extensions["avatar"].db.session_scope() as s:
+            ls = s.scalar(sa.select(LivenessSession))
+            assert ls.result["generated_media"]["generation_id"] == gen_id, ls.result
+            assert "generated_media" in s.scalar(sa.select(Enrollment)).flags
+            assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.generated_media_refused"))

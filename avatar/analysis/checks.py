@@ -52,3 +52,40 @@ def passive_check_bytes(data: bytes, limits: Limits = Limits()) -> PassiveResult
                                  {"still_image": True})
         frames, audio = mf.clip(SAMPLE_FPS, max_side=512)
     return passive_liveness(frames, audio)
+
+
+SPEECH_READ_SECONDS = 60.0
+
+
+def speech_check(audio: np.ndarray, watermark_key: bytes | None = None) -> dict:
+    """Is the speech (16 kHz mono) generated? {"synthetic", "flagged", "score", "watermark", "reasons", …}.
+    This installation's audio watermark, where found, is decisive; otherwise the synthetic-speech
+    score decides (synthetic_speech.REFUSE_AT) or flags (FLAG_AT). Too little speech to score is a
+    reason, not an error."""
+    from avatar.analysis.synthetic_speech import SyntheticSpeechError, speech_origin
+    from avatar.synthesis.label import audio_mark
+
+    mark = None
+    if watermark_key is not None:
+        found = audio_mark.detect(audio, 16000, watermark_key)
+        mark = {"found": bool(found["found"]), "watermark_id": found.get("watermark_id"),
+                "confidence": found.get("confidence")}
+    reasons = []
+    try:
+        origin = speech_origin(audio)
+        out = origin.as_dict()
+        reasons += origin.reasons()
+    except SyntheticSpeechError as exc:
+        out = {"synthetic": False, "flagged": False, "score": None, "max_window": None, "windows": 0}
+        reasons.append(str(exc))
+    if mark and mark["found"]:
+        out["synthetic"], out["flagged"] = True, False
+        reasons.insert(0, f"it carries this installation's audio watermark {mark['watermark_id']}: made here")
+    return {**out, "watermark": mark, "reasons": reasons}
+
+
+def speech_check_bytes(data: bytes, watermark_key: bytes | None = None) -> dict:
+    """speech_check() on the first SPEECH_READ_SECONDS of an uploaded file's sound."""
+    with MediaFile(data, Limits(max_seconds=3600.0, max_pixels=3840 * 2160)) as mf:
+        audio = mf.audio(seconds=SPEECH_READ_SECONDS)
+    return speech_check(audio, watermark_key)

@@ -178,6 +178,12 @@ def record_failure(session: Session, user: User, ls: LivenessSession, result: di
     return False
 
 
+def flag_generated_media(enr: Enrollment) -> None:
+    """An upload of this enrollment carried one of our outputs: reviewers see the flag (and, in the
+    attempt's report, the generation it points to) whatever later attempts show."""
+    enr.flags = sorted(set(enr.flags or []) | {"generated_media"})
+
+
 def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSession, result: dict,
                 face_template: np.ndarray, reference_png: bytes, voice_template: np.ndarray | None,
                 voiced_wav: bytes | None, voiced_seconds: float) -> Enrollment:

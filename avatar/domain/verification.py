@@ -116,3 +116,22 @@ def _finding(by_mark, by_bytes, wm_id, check, gen) -> str:
     if check is not None:
         return f"The manifest given does not prove this file was made here: {check['reason']}."
     return "No watermark or manifest of this installation was found."
+
+
+def own_output_in(session, data: bytes, watermark_key: bytes) -> dict | None:
+    """Does an upload (an enrollment recording) carry this installation's watermark, i.e. is it, or
+    does it contain, one of our outputs? {"watermark_id", "generation_id" (None when no generation
+    here has that id), "found_in": ["video", "audio"]} or None."""
+    marks = read_marks(data, watermark_key)
+    found = {kind: m for kind, m in marks.items() if kind in ("video", "audio") and m and m["found"]}
+    if not found:
+        return None
+    return {**own_output_of_mark(session, next(iter(found.values()))), "found_in": sorted(found),
+            "confidence": {k: m["confidence"] for k, m in found.items()}}
+
+
+def own_output_of_mark(session, mark: dict) -> dict:
+    """{"watermark_id", "generation_id"} of a found mark (generation_id None when no generation here
+    has that id)."""
+    gen = session.scalar(sa.select(Generation).where(Generation.watermark_id == mark["watermark_id"]))
+    return {"watermark_id": mark["watermark_id"], "generation_id": gen.id if gen is not None else None}

@@ -21,13 +21,14 @@ def _limits():
 def verify_enrollment_capture(ctx: JobContext) -> dict:
     """Checks the uploaded capture against its issued challenge. The owner sees only pass/fail
     and a hint; reviewers see the full report."""
-    from avatar.analysis.challenge import verify_capture
+    from avatar.analysis.challenge import HINTS, verify_capture
     from avatar.analysis.face import aligned_face
     from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS
     from avatar.analysis.media import MediaError, MediaFile
     from avatar.domain import DomainError
     from avatar.domain import enrollment as rules
     from avatar.domain.challenges import shown_schedule
+    from avatar.domain.verification import own_output_in
 
     svc = ctx.services
     ls_id = ctx.payload["liveness_session_id"]
@@ -37,21 +38,30 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
         # the windows as the page showed them (a late prompt moves its window, within a bound)
         plan, code = shown_schedule(dict(ls.plan), ls.prompt_times), ls.code
     ctx.progress(10, "reading the recording")
-    verdict = None
+    verdict = own_output = None
     try:
         with MediaFile(data, _limits()) as mf:
             # the length measured from the packets (MediaRecorder's webm has no duration header)
             with svc.db.session_scope() as s:
                 rules.check_freshness(s.get(LivenessSession, ls_id), mf.probe.duration)
-            ctx.progress(20, "analysing face and voice")
-            # no more than the challenge's length is decoded, whatever the file holds
-            seconds = plan.get("duration", 30) + rules.LENGTH_SLACK
-            frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=seconds)
-            verdict = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640, seconds))
-        failure = None if verdict.passed else verdict.hint
-        report = verdict.report()
-        if "prompt_lags" in plan:
-            report["prompt_lags"] = plan["prompt_lags"]
+        with svc.db.session_scope() as s:
+            own_output = own_output_in(s, data, svc.watermark_key)
+        if own_output is not None:  # one of our outputs fed in as the camera: refused, whatever it shows
+            failure = HINTS["voice"]
+            report = {"passed": False, "generated_media": own_output,
+                      "failures": [f"the recording carries this installation's watermark {own_output['watermark_id']} "
+                                   f"(generation {own_output['generation_id']})"]}
+        else:
+            with MediaFile(data, _limits()) as mf:
+                ctx.progress(20, "analysing face and voice")
+                # no more than the challenge's length is decoded, whatever the file holds
+                seconds = plan.get("duration", 30) + rules.LENGTH_SLACK
+                frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=seconds)
+                verdict = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640, seconds))
+            failure = None if verdict.passed else verdict.hint
+            report = verdict.report()
+            if "prompt_lags" in plan:
+                report["prompt_lags"] = plan["prompt_lags"]
     except (MediaError, DomainError) as exc:
         failure, report = str(exc), {"passed": False, "failures": [str(exc)]}
     ctx.progress(85, "saving the result")
@@ -69,10 +79,15 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
         else:
             failure = failure or "Keep your face in the oval, in good light."
             locked = rules.record_failure(s, user, ls, report)
+            if own_output is not None:
+                rules.flag_generated_media(enr)
         user_id, enr_id = user.id, enr.id
     audit.record(svc.db, "enrollment.capture_verified" if failure is None else "enrollment.capture_failed",
                  actor_id=user_id, target_type="enrollment", target_id=enr_id,
                  details={"liveness_session": ls_id, "failures": report.get("failures", []), "locked": locked})
+    if own_output is not None:
+        audit.record(svc.db, "enrollment.generated_media_refused", actor_id=user_id, target_type="enrollment",
+                     target_id=enr_id, details={"liveness_session": ls_id, "upload": "capture", **own_output})
     if failure is not None:
         return {"passed": False, "hint": failure, "locked": locked}
     return {"passed": True, "hint": None}
@@ -85,7 +100,10 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
     from avatar.analysis.voice import (
         SPEAKER_MATCH_THRESHOLD, VoiceError, speaker_similarity, speaker_template, voice_activity, voiced_audio,
     )
+    from avatar.analysis.checks import speech_check
+    from avatar.domain import enrollment as rules
     from avatar.domain.enrollment import wav_bytes
+    from avatar.domain.verification import own_output_of_mark
     from avatar.store.templates import load_template, save_template
 
     svc = ctx.services
@@ -102,6 +120,24 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
         template = speaker_template(voiced)
     except (MediaError, VoiceError) as exc:
         raise PermanentJobError(str(exc)) from exc
+    origin = speech_check(audio, svc.watermark_key)
+    if origin["synthetic"]:  # generated speech (ours by its mark, or by how it sounds) adds nothing to a voice
+        mark = origin["watermark"] if origin["watermark"] and origin["watermark"]["found"] else None
+        with svc.db.session_scope() as s:
+            vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
+            svc.media.delete(s, s.get(MediaObject, ctx.payload["media_id"]))
+            own = None
+            if mark is not None:
+                own = own_output_of_mark(s, mark)
+                rules.flag_generated_media(s.get(Enrollment, vp.enrollment_id))
+            enr_id = vp.enrollment_id
+        audit.record(svc.db, "enrollment.voice_extra_refused", actor_id=ctx.owner_id, target_type="voice_profile",
+                     target_id=ctx.payload["voice_profile_id"],
+                     details={"synthetic_speech": {k: origin[k] for k in ("score", "max_window")}, "reasons": origin["reasons"]})
+        if own is not None:
+            audit.record(svc.db, "enrollment.generated_media_refused", actor_id=ctx.owner_id, target_type="enrollment",
+                         target_id=enr_id, details={"upload": "voice_extra", **own})
+        return {"accepted": False, "hint": "Read the paragraph aloud yourself, in your own voice."}
     sim = speaker_similarity(current, template)
     if sim < SPEAKER_MATCH_THRESHOLD:
         with svc.db.session_scope() as s:

@@ -1,0 +1,205 @@
+"""Is the speech in a recording made by a speech generator rather than a person at a microphone?
+
+Cues, per 2 s window of the recording (1 s apart):
+- the short-term spectrum as linear-frequency cepstra (LFCC: 20 triangular filters spread evenly over
+  0-8 kHz, cepstra 1-19 with deltas and delta-deltas, 25 ms frames every 10 ms; the ASVspoof
+  baseline's front end, which keeps the upper band where vocoders leave traces) and the spectral
+  shape in 32 linear bands, their means and spreads over the window's speech frames;
+- the excitation: how pulse-like the linear-prediction residual of the loud 32 ms frames is
+  (kurtosis and crest factor, 10th/50th/90th percentiles). A voice's glottal pulses sit between
+  two kinds of generator: WORLD (the vocoder under this product's offline voices) builds every
+  period from one minimum-phase pulse, far peakier; phase rebuilt from a magnitude spectrogram
+  (Griffin-Lim) and a neural vocoder that has not converged spread the period's energy, far flatter.
+A logistic regression over these (bench/train_synthetic_speech.py learns it from ../shared/data:
+real speech of many people and devices, and what every offline voice of this product and plain
+vocoder resyntheses make of it, through the channels a capture goes through) gives each window the
+log-odds of generated speech; the score is their mean, max_window the highest.
+
+Takes 16 kHz mono float32 arrays; the model loads once per process from the package."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SR = 16000
+MODEL_FILE = Path(__file__).with_name("synthetic_speech_model.npz")
+N_FFT, WIN, HOP = 512, 400, 160
+N_FILTERS, N_CEPS = 20, 19
+SPEECH_RANGE_DB = 35.0
+WINDOW_SECONDS, WINDOW_HOP = 2.0, 1.0
+MIN_FRAMES = 50  # speech frames (0.5 s) a window needs
+MIN_PULSE_FRAMES = 5  # loud 32 ms frames a window needs
+LPC_ORDER, LPC_WIN, LPC_HOP = 18, 512, 256
+N_FEATURES = 2 * (3 * N_CEPS + 32) + 6
+# Thresholds on the score (log-odds), from the held-out figures of bench/train_synthetic_speech.py
+# (5 folds split by person): real speech 266 recordings, max 2.24, 98th percentile 1.12, 95th 0.32.
+# REFUSE_AT sits above every real recording held out; FLAG_AT flags about one real recording in 20
+# for a reviewer to listen to. Per generator kind: see the README.
+REFUSE_AT = 2.5
+FLAG_AT = 0.5
+
+
+class SyntheticSpeechError(ValueError):
+    """The audio cannot be scored (no speech, too short); the message says why."""
+
+
+def _filterbank(n_filters: int = N_FILTERS, n_fft: int = N_FFT, sr: int = SR) -> np.ndarray:
+    edges = np.linspace(0, sr / 2, n_filters + 2)
+    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    bank = np.zeros((n_filters, freqs.size))
+    for i in range(n_filters):
+        lo, mid, hi = edges[i: i + 3]
+        bank[i] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
+    return bank
+
+
+def _deltas(x: np.ndarray, width: int = 2) -> np.ndarray:
+    pad = np.pad(x, ((width, width), (0, 0)), mode="edge")
+    num = sum(k * (pad[width + k: len(x) + width + k] - pad[width - k: len(x) + width - k]) for k in range(1, width + 1))
+    return num / (2 * sum(k * k for k in range(1, width + 1)))
+
+
+def speech_mask(energy_db: np.ndarray) -> np.ndarray:
+    """Frames within SPEECH_RANGE_DB of the recording's loud frames (its 95th percentile) and above
+    digital silence."""
+    if energy_db.size == 0:
+        return np.zeros(0, bool)
+    return (energy_db >= np.percentile(energy_db, 95) - SPEECH_RANGE_DB) & (energy_db > -60)
+
+
+def spectral_frames(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(times, features) of the speech frames: LFCC with deltas and delta-deltas, and the log
+    spectrum in 32 linear bands relative to its own mean (frames × 89)."""
+    from scipy.fft import dct
+
+    x = np.asarray(audio, np.float64)
+    if x.size < WIN:
+        return np.zeros(0), np.zeros((0, 3 * N_CEPS + 32))
+    x = np.append(x[0], x[1:] - 0.97 * x[:-1])
+    n = 1 + (x.size - WIN) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(x, WIN)[::HOP][:n] * np.hamming(WIN)
+    power = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
+    mask = speech_mask(10 * np.log10(power.sum(axis=1) + 1e-10))
+    if not mask.any():
+        return np.zeros(0), np.zeros((0, 3 * N_CEPS + 32))
+    power = power[mask]
+    ceps = dct(np.log(power @ _filterbank().T + 1e-10), type=2, norm="ortho", axis=1)[:, 1: N_CEPS + 1]
+    d1 = _deltas(ceps)
+    shape = np.log(power[:, 1: N_FFT // 2 + 1].reshape(len(power), 32, -1).sum(axis=2) + 1e-10)
+    shape -= shape.mean(axis=1, keepdims=True)
+    return (np.arange(n) * HOP / SR)[mask], np.hstack([ceps, d1, _deltas(d1), shape])
+
+
+def pulse_frames(audio: np.ndarray) -> np.ndarray:
+    """(time, kurtosis, crest factor) of the linear-prediction residual of each loud 32 ms frame
+    (within 20 dB of the recording's loud frames)."""
+    from scipy.linalg import solve_toeplitz
+    from scipy.signal import lfilter
+    from scipy.stats import kurtosis
+
+    x = np.asarray(audio, np.float64)
+    if x.size < LPC_WIN:
+        return np.zeros((0, 3))
+    frames = np.lib.stride_tricks.sliding_window_view(x, LPC_WIN)[::LPC_HOP]
+    level = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-12)
+    window = np.hanning(LPC_WIN)
+    out = []
+    for i in np.flatnonzero((level > np.percentile(level, 95) - 20) & (level > -55)):
+        w = frames[i] * window
+        r = np.correlate(w, w, "full")[LPC_WIN - 1: LPC_WIN + LPC_ORDER].copy()
+        if r[0] <= 0:
+            continue
+        r[0] *= 1.0001  # a little white noise: a well-conditioned system for pure tones too
+        a = solve_toeplitz(r[:LPC_ORDER], -r[1: LPC_ORDER + 1])
+        res = lfilter(np.concatenate([[1.0], a]), [1.0], frames[i])[LPC_ORDER:]
+        out.append((i * LPC_HOP / SR, kurtosis(res), np.abs(res).max() / (res.std() + 1e-12)))
+    return np.array(out, np.float64).reshape(-1, 3)
+
+
+def window_features(audio: np.ndarray) -> np.ndarray:
+    """One row of N_FEATURES per 2 s window (1 s apart) with enough speech; a recording shorter
+    than a window is one window."""
+    times, spec = spectral_frames(audio)
+    pulses = pulse_frames(audio)
+    if times.size == 0:
+        return np.zeros((0, N_FEATURES))
+    end = times[-1]
+    starts = np.arange(0.0, end - WINDOW_SECONDS + 1e-9, WINDOW_HOP) if end > WINDOW_SECONDS else np.zeros(1)
+    rows = []
+    for start in starts:
+        m = (times >= start) & (times < start + WINDOW_SECONDS)
+        p = pulses[(pulses[:, 0] >= start) & (pulses[:, 0] < start + WINDOW_SECONDS)]
+        if m.sum() < MIN_FRAMES or len(p) < MIN_PULSE_FRAMES:
+            continue
+        rows.append(np.concatenate([spec[m].mean(axis=0), spec[m].std(axis=0),
+                                    np.percentile(p[:, 1], [10, 50, 90]), np.percentile(p[:, 2], [10, 50, 90])]))
+    return np.array(rows, np.float64).reshape(-1, N_FEATURES)
+
+
+class Model:
+    """The logistic regression of MODEL_FILE: standardisation, weights, bias."""
+
+    def __init__(self, path: Path = MODEL_FILE):
+        with np.load(path) as data:
+            self.mean, self.scale = data["mean"], data["scale"]
+            self.coef, self.intercept = data["coef"], float(data["intercept"])
+        if self.coef.shape != (N_FEATURES,):
+            raise SyntheticSpeechError(f"{path.name} does not fit these features")
+
+    def log_odds(self, rows: np.ndarray) -> np.ndarray:
+        """Per window: the log-odds that it is generated."""
+        return ((rows - self.mean) / self.scale) @ self.coef + self.intercept
+
+
+@lru_cache(maxsize=1)
+def get_model() -> Model:
+    if not MODEL_FILE.exists():
+        raise SyntheticSpeechError(f"the synthetic-speech model {MODEL_FILE.name} is missing from the package")
+    return Model()
+
+
+@dataclass
+class SpeechOrigin:
+    score: float  # mean log-odds of generated speech over the windows; > 0 leans generated
+    max_window: float  # the highest window's
+    windows: int
+
+    @property
+    def synthetic(self) -> bool:
+        """Decisive: refused."""
+        return self.score >= REFUSE_AT
+
+    @property
+    def flagged(self) -> bool:
+        """Not decisive, but reviewers should listen: the whole or a part leans generated."""
+        return not self.synthetic and (self.score >= FLAG_AT or self.max_window >= REFUSE_AT)
+
+    def reasons(self) -> list[str]:
+        out = []
+        if self.synthetic:
+            out.append(f"the speech sounds generated (score {self.score:.2f} >= {REFUSE_AT})")
+        elif self.score >= FLAG_AT:
+            out.append(f"the speech leans generated (score {self.score:.2f} >= {FLAG_AT}): listen")
+        if not self.synthetic and self.max_window >= REFUSE_AT:
+            out.append(f"a 2 s stretch sounds generated (score {self.max_window:.2f}): listen")
+        return out
+
+    def as_dict(self) -> dict:
+        return {"synthetic": self.synthetic, "flagged": self.flagged, "score": round(self.score, 3),
+                "max_window": round(self.max_window, 3), "windows": self.windows}
+
+
+def score_windows(rows: np.ndarray) -> SpeechOrigin:
+    """The origin score of window rows already computed (window_features)."""
+    if len(rows) == 0:
+        raise SyntheticSpeechError(f"too little speech to tell; at least {MIN_FRAMES / 100:.1f} s is needed")
+    odds = get_model().log_odds(rows)
+    return SpeechOrigin(float(odds.mean()), float(odds.max()), len(rows))
+
+
+def speech_origin(audio: np.ndarray) -> SpeechOrigin:
+    """Score 16 kHz mono speech. Raises SyntheticSpeechError when there is too little speech."""
+    return score_windows(window_features(audio))

@@ -1,0 +1,120 @@
+"""The synthetic-speech score (analysis.synthetic_speech) and `avatar liveness speech`: real speech of
+../shared/data is not refused; this product's own voices are, also after the codecs a capture goes
+through; our audio watermark decides by itself; bad input is a clear error."""
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from avatar.analysis import synthetic_speech as ss
+from avatar.analysis.evaluation import audio_of_file
+
+TEXT = "Tomorrow at nine the gardener will plant four rows of tall yellow tulips by the gate."
+
+
+def _codec(audio: np.ndarray, codec: str, bitrate: str) -> np.ndarray:
+    fmt, demux = {"aac": ("adts", "aac"), "libopus": ("ogg", "ogg")}[codec]
+    coded = subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", "pipe:",
+                            "-c:a", codec, "-b:a", bitrate, "-f", fmt, "pipe:"],
+                           input=audio.astype(np.float32).tobytes(), capture_output=True, check=True).stdout
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-f", demux, "-i", "pipe:", "-f", "f32le", "-ar", "16000", "-ac",
+                          "1", "pipe:"], input=coded, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32).copy()
+
+
+@pytest.fixture(scope="module")
+def real_speech(shared_data) -> dict[str, np.ndarray]:
+    files = [*sorted((shared_data / "voices/2033").glob("*.flac"))[:2], *sorted((shared_data / "talking").glob("*.wav"))[:2],
+             *sorted((shared_data / "digits_read").glob("*.wav"))[:2]]
+    return {f"{f.parent.name}/{f.name}": audio_of_file(f) for f in files}
+
+
+@pytest.fixture(scope="module")
+def own_voice(shared_data) -> np.ndarray:
+    """The product's default offline voice (espeak-ng adapted by WORLD) in a real speaker's voice,
+    saying a sentence the mixtures never heard."""
+    from avatar.synthesis.speech.offline import adapt, espeak, voice_model
+
+    ref = np.concatenate([audio_of_file(f) for f in sorted((shared_data / "voices/1688").glob("*.flac"))[:3]])
+    return adapt(espeak(TEXT), voice_model(ref))
+
+
+def test_real_speech_is_not_refused(real_speech):
+    for name, audio in real_speech.items():
+        origin = ss.speech_origin(audio)
+        assert not origin.synthetic, (name, origin)
+        assert origin.score < ss.REFUSE_AT - 0.5, (name, origin.score)  # a margin, not a hair's breadth
+
+
+@pytest.mark.parametrize("channel", ["none", "aac", "opus"])
+def test_own_offline_voice_is_refused_through_codecs(own_voice, channel):
+    audio = {"none": own_voice, "aac": _codec(own_voice, "aac", "64k") if channel == "aac" else None,
+             "opus": _codec(own_voice, "libopus", "32k") if channel == "opus" else None}[channel]
+    origin = ss.speech_origin(audio)
+    assert origin.synthetic, origin
+    assert "generated" in origin.reasons()[0]
+
+
+def test_a_generated_stretch_inside_real_speech_is_flagged(real_speech, own_voice):
+    real = next(a for n, a in real_speech.items() if n.startswith("2033"))
+    mixed = np.concatenate([real, real, own_voice[: 3 * 16000]])
+    origin = ss.speech_origin(mixed)
+    assert origin.max_window >= ss.REFUSE_AT and (origin.synthetic or origin.flagged)
+
+
+def test_too_little_speech_is_an_error_not_a_verdict():
+    with pytest.raises(ss.SyntheticSpeechError, match="speech"):
+        ss.speech_origin(np.zeros(16000, np.float32))
+    with pytest.raises(ss.SyntheticSpeechError):
+        ss.speech_origin(np.zeros(100, np.float32))
+
+
+def _avatar(tmp_path, *args):
+    env = {**os.environ, "AVATAR_INSTANCE_PATH": str(tmp_path / "instance"),
+           "AVATAR_WATERMARK_KEY": base64.b64encode(bytes(range(32))).decode()}
+    proc = subprocess.run([sys.executable, "-m", "avatar.cli", *args], capture_output=True, text=True, timeout=300,
+                          env=env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_cli_liveness_speech(tmp_path, shared_data, own_voice):
+    from avatar.synthesis.label import audio_mark
+
+    real = audio_of_file(sorted((shared_data / "digits_read").glob("*.wav"))[4])
+    sf.write(tmp_path / "real.wav", real, 16000)
+    sf.write(tmp_path / "own.wav", own_voice, 16000)
+    marked = audio_mark.embed(resample_poly(real, 3, 2).astype(np.float32), 24000, "0a1b2c3d", bytes(range(32)))
+    sf.write(tmp_path / "marked.wav", marked, 24000)
+    rc, out, err = _avatar(tmp_path, "liveness", "speech", str(tmp_path / "real.wav"), "--json")
+    r = json.loads(out)
+    assert rc == 0, err
+    assert set(r) >= {"synthetic", "score", "watermark", "reasons"}
+    assert r["synthetic"] is False and r["watermark"]["found"] is False and isinstance(r["score"], float)
+    rc, out, _ = _avatar(tmp_path, "liveness", "speech", str(tmp_path / "own.wav"), "--json")
+    r = json.loads(out)
+    assert rc == 0 and r["synthetic"] is True and r["watermark"]["found"] is False and r["reasons"]
+    rc, out, _ = _avatar(tmp_path, "liveness", "speech", str(tmp_path / "marked.wav"), "--json")
+    r = json.loads(out)
+    assert rc == 0 and r["synthetic"] is True and r["watermark"]["found"] is True
+    assert r["watermark"]["watermark_id"] == "0a1b2c3d" and "watermark" in r["reasons"][0]
+    rc, out, _ = _avatar(tmp_path, "liveness", "speech", str(tmp_path / "own.wav"))
+    assert rc == 0 and out.startswith("synthetic (score")
+
+
+def test_cli_liveness_speech_bad_input(tmp_path, shared_data):
+    bad = tmp_path / "x.wav"
+    bad.write_bytes(b"RIFF not really audio" * 20)
+    rc, out, err = _avatar(tmp_path, "liveness", "speech", str(bad), "--json")
+    assert rc == 2 and out == "" and "x.wav" in err
+    rc, out, err = _avatar(tmp_path, "liveness", "speech", str(shared_data / "faces/img1.jpg"), "--json")
+    assert rc == 2 and "no audio" in err
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    rc, out, _ = _avatar(tmp_path, "liveness", "speech", str(tmp_path / "quiet.wav"), "--json")
+    r = json.loads(out)
+    assert rc == 0 and r["synthetic"] is False and r["score"] is None and "speech" in r["reasons"][0]
