@@ -13,10 +13,18 @@ d12, can answer):
   0.4 s blocks; the code read by a real person over the man's lips moving to another reading (another
   speaker's digits over the right face); the code pieced together from one recording per digit
   (digits/); the code in synthetic speech (the offline espeak-ng + pyworld backend) on the mouth
-  openings.
-Runs the server's content check (avatar.analysis.challenge.verify_capture) on each; the session
-layer's single-use nonce and freshness checks, which also stop replays, are not part of it. JSON:
-APCER per attack type, BPCER, with counts, and the hint of every wrongly accepted item or refused
+  openings;
+- this product's own generators against its door (issue 18): the man's real footage answering the
+  actions, then our talking head of him saying the statement in his cloned voice, as our renderer
+  delivers it (visible label, watermarks), own_head_cloned_voice; the same with the label cut off,
+  scaled to 360 px and re-encoded, own_output_weakened; his real footage with the statement read by a
+  clone of his voice without our mark (as if stripped), the lips following it, real_footage_cloned_voice.
+  The clones alternate between the espeak-ng and Kokoro sources of the offline voice.
+Runs what the server runs on a capture: this installation's watermark detectors (a mark refuses;
+avatar.domain.verification.read_marks, with the bench's own key) and the content check
+(avatar.analysis.challenge.verify_capture); the session layer's single-use nonce and freshness
+checks, which also stop replays, are not part of it. JSON: APCER per attack type (and what the content
+check alone accepts), BPCER, with counts, and the hint of every wrongly accepted item or refused
 bona fide attempt."""
 from __future__ import annotations
 
@@ -53,12 +61,22 @@ def challenges(n: int) -> list[dict]:
     raise RuntimeError("not enough fitting challenges")
 
 
+KEY = bytes(range(32))  # the bench installation's watermark key
+
+
 def check(path: Path, plan: dict, code: str) -> dict:
-    with MediaFile(path.read_bytes()) as mf:
+    from avatar.domain.verification import read_marks
+
+    data = path.read_bytes()
+    marks = read_marks(data, KEY)
+    marked = sorted(k for k in ("video", "audio") if marks.get(k) and marks[k]["found"])
+    with MediaFile(data) as mf:
         frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
         v = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640))
     voice = v.checks.get("voice") or {}
-    return {"passed": v.passed, "hint": v.hint, "av_sync": (voice.get("av_sync") or {}).get("corr"),
+    return {"passed": v.passed and not marked, "content_passed": v.passed, "marked": marked, "hint": v.hint,
+            "synthetic_speech": (voice.get("synthetic_speech") or {}).get("score"),
+            "av_sync": (voice.get("av_sync") or {}).get("corr"),
             "code_heard": (v.checks.get("code") or {}).get("recognized"), "failures": v.failures,
             "repeated_sound": voice.get("repeated_sound"),
             "screen_pattern": (v.checks.get("presentation_attack") or {}).get("screen_pattern")}
@@ -77,6 +95,78 @@ def synthetic_digits() -> dict[str, np.ndarray]:
         y = resample_poly(y, SR, WORK_SR).astype(np.float32)
         out[str(d)] = y / (np.abs(y).max() + 1e-6) * 0.6
     return out
+
+
+def _the_man(footage: Path):
+    """A grant for the footage's man: his face (the frame enrollment would keep) and a voice to clone
+    (the footage holds too little of his own speech for the offline voice: a LibriSpeech speaker's,
+    voices/1688, stands in), as the product's generators would be given them."""
+    from datetime import datetime
+
+    from avatar.analysis.challenge import best_frames
+    from avatar.analysis.face import aligned_face
+    from avatar.analysis.liveness import track
+    from avatar.analysis.voice import voice_activity, voiced_audio
+    from avatar.synthesis.grant import _MINT, ConsentGrant, Likeness
+
+    from avatar.analysis.evaluation import audio_of_file
+
+    with MediaFile(footage.read_bytes()) as mf:
+        frames, _ = mf.clip(SAMPLE_FPS, max_side=512)
+    sig = track(frames)
+    k = best_frames(sig, 1)[0]
+    voice = np.concatenate([audio_of_file(f) for f in sorted((DATA / "voices/1688").glob("*.flac"))[:3]])
+    likeness = Likeness(voiced_audio(voice, voice_activity(voice)), aligned_face(frames.images[k], sig.observations[k]))
+    return ConsentGrant(_MINT, requester_id=0, subject_id=0, subject_pseudonym="bench", consent_id=0,
+                        modality="video", purpose="personal", issued_at=datetime.now(), check=lambda: None,
+                        load=lambda m: likeness)
+
+
+def own_output_capture(good: Path, plan: dict, code: str, grant, source: str, out: Path, k: int) -> Path:
+    """The real capture's frames and sound up to the statement prompt, then our talking head saying
+    the statement (with the code) in the cloned voice, as render_video delivers it."""
+    from avatar.domain.challenges import statement_text
+    from avatar.synthesis.render import render_video
+    from avatar.synthesis.speech.offline import OfflineSpeech
+    from avatar.synthesis.video.offline import MeshTalkingHead
+
+    speech = OfflineSpeech(source).synthesize(grant, statement_text("Sam Doe", "avatar", code))
+    ours = out.with_name(out.stem + "-ours.mp4")
+    ours.write_bytes(render_video(MeshTalkingHead().frames(grant, speech), speech, f"{k + 1:08x}", KEY))
+    real, ours_frames = frames_of(good, fps=25, size=512), frames_of(ours, fps=25, size=512)
+    head = int(plan["statement"]["start"] * 25)
+    total = len(real)
+    video = (real[:head] + ours_frames + [ours_frames[-1]] * total)[:total]
+    real_audio, _ = sf.read(good.with_suffix(".wav"), dtype="float32")
+    with MediaFile(ours.read_bytes()) as mf:
+        said = mf.audio()
+    audio = real_audio.copy()
+    at = head * SR // 25
+    audio[at:] = 0.0
+    audio[at: at + said.size] = said[: audio.size - at]
+    sf.write(out.with_suffix(".wav"), audio, SR)
+    return encode_frames(video, out, 25, audio=out.with_suffix(".wav"))
+
+
+def weakened(src: Path, out: Path) -> Path:
+    """The visible label cut off, scaled to 360 px, re-encoded (H.264 CRF 30, AAC 64 kbit/s)."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(src), "-vf", "crop=iw:ih-60:0:60,scale=360:-2",
+                    "-c:v", "libx264", "-crf", "30", "-c:a", "aac", "-b:a", "64k", str(out)], check=True)
+    return out
+
+
+def cloned_reading(grant, code: str, source: str) -> np.ndarray:
+    """The statement read by the offline voice's clone (unmarked), 16 kHz, peak 0.6."""
+    from scipy.signal import resample_poly
+
+    from avatar.domain.challenges import statement_text
+    from avatar.synthesis.speech.offline import OfflineSpeech
+
+    speech = OfflineSpeech(source).synthesize(grant, statement_text("Sam Doe", "avatar", code))
+    y = resample_poly(speech.audio, SR, speech.sr).astype(np.float32)
+    return y / (np.abs(y).max() + 1e-6) * 0.6
 
 
 def readings() -> list[tuple[str, np.ndarray, str]]:
@@ -102,6 +192,7 @@ def main() -> None:
     raw = frames_of(footage, fps=25, size=512)
     other = frames_of(DATA / "video/d10.mp4", fps=25, size=512)
     synth = synthetic_digits()
+    man = _the_man(footage)
     readers = readings()
     plans = challenges(N_CHALLENGES)
     bona, attacks = [], {}
@@ -154,8 +245,16 @@ def main() -> None:
                plan, code)
         attack("synthetic_speech_code", assemble_capture(plan, code, footage, digits, tmp / f"synth-{k}.mp4",
                                                          digit_clips=synth), plan, code)
+        source = ("espeak", "kokoro")[k % 2]
+        ours = own_output_capture(good[k], plan, code, man, source, tmp / f"ours-{k}.mp4", k)
+        attack("own_head_cloned_voice", ours, plan, code)
+        attack("own_output_weakened", weakened(ours, tmp / f"ours-weak-{k}.mp4"), plan, code)
+        attack("real_footage_cloned_voice", assemble_capture(plan, code, footage, digits, tmp / f"cloned-{k}.mp4",
+                                                             reading=cloned_reading(man, code, source)), plan, code)
     per_type = {kind: {"attempts": len(items), "accepted": sum(i["passed"] for i in items),
-                       "apcer": round(sum(i["passed"] for i in items) / len(items), 3)} for kind, items in attacks.items()}
+                       "apcer": round(sum(i["passed"] for i in items) / len(items), 3),
+                       "content_check_accepted": sum(i["content_passed"] for i in items),
+                       "marked": sum(bool(i["marked"]) for i in items)} for kind, items in attacks.items()}
     print(json.dumps({
         "challenges": len(plans),
         "bona_fide": {"attempts": len(bona), "rejected": sum(not b["passed"] for b in bona),
@@ -166,10 +265,11 @@ def main() -> None:
         "attacks": per_type,
         "accepted_attacks": [f"{kind}: {i['file']}" for kind, items in attacks.items() for i in items if i["passed"]],
         # per item, the cues a threshold decides: lip sync (refused under AV_SYNC_MIN = 0.15), moiré
-        # (over SCREEN_PATTERN_MAX = 2.0), one recording used twice (over REPEATED_SOUND_MAX = 0.98)
+        # (over SCREEN_PATTERN_MAX = 2.0), one recording used twice (over REPEATED_SOUND_MAX = 0.98),
+        # generated speech (synthetic_speech.REFUSE_AT)
         **{cue: {"bona_fide": [b[cue] for b in bona],
                  **{kind: [i[cue] for i in items] for kind, items in attacks.items()}}
-           for cue in ("av_sync", "screen_pattern", "repeated_sound")},
+           for cue in ("av_sync", "screen_pattern", "repeated_sound", "synthetic_speech")},
     }, indent=1))
 
 
