@@ -7,6 +7,7 @@ digits_read/ (25 people on their own phones and laptops), digits_wide/ and digit
 Generated speech, made here from that material (each item belongs to the person it was made from):
 - espeak: plain espeak-ng;
 - espeak_world: the product's offline voice (espeak-ng adapted by WORLD toward the person);
+  espeak_world_digits: the same voice saying a code one digit at a time, digital silence between;
 - kokoro: Kokoro-82M in one of its styles; kokoro_world: the product's Kokoro voice (adapted by WORLD);
 - world_resynthesis: WORLD analysis and resynthesis of the person's real speech;
 - griffin_lim: the person's real magnitude spectrogram with its phase rebuilt (Griffin-Lim);
@@ -39,7 +40,8 @@ from avatar.analysis import synthetic_speech as ss  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = ss.SR
 C = 0.1  # inverse regularisation: C = 1 and a 64-unit MLP fitted the folds better and held out worse
-GENERATED = ["espeak", "espeak_world", "kokoro", "kokoro_world", "world_resynthesis", "griffin_lim", "xtts_tiny"]
+GENERATED = ["espeak", "espeak_world", "espeak_world_digits", "kokoro", "kokoro_world", "world_resynthesis",
+             "griffin_lim", "xtts_tiny"]
 
 
 # -- real speech -----------------------------------------------------------------------------
@@ -183,9 +185,32 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
                 made["xtts_tiny"] = xtts.say(text, refs[person][: 8 * SR])
             np.savez(cached, **made)
             print(f"{p + 1}/{len(people)} {person}: {', '.join(made)}", file=sys.stderr, flush=True)
+        digits = cache / f"digits-{person}.npz"
+        if not digits.exists():
+            try:
+                said = _digits_said(rng, espeak, adapt, voice_model(refs[person]))
+            except SpeechError:
+                said = np.zeros(0, np.float32)
+            np.savez(digits, espeak_world_digits=said)
+        with np.load(digits) as z:
+            if z["espeak_world_digits"].size:
+                made = {**made, "espeak_world_digits": z["espeak_world_digits"]}
         for kind, audio in made.items():
             items.append({"kind": kind, "folder": kind, "person": person, "name": f"{kind}/{person}", "audio": audio})
     return items
+
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def _digits_said(rng: random.Random, espeak, adapt, target) -> np.ndarray:
+    """A 6-digit code said one digit at a time by the offline voice, as a code can be made: each
+    word synthesised alone, joined by 0.2-0.5 s of digital silence."""
+    parts = []
+    for _ in range(6):
+        word = adapt(espeak(rng.choice(WORDS), rate=rng.choice([120, 150, 180])), target)
+        parts += [word, np.zeros(int(rng.uniform(0.2, 0.5) * SR), np.float32)]
+    return np.concatenate(parts)
 
 
 def by_folder_voices(reals: list[dict]) -> set[str]:

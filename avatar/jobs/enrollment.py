@@ -157,7 +157,8 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
         svc.media.delete(s, old_r)
         seconds = vp.voiced_seconds
     audit.record(svc.db, "enrollment.voice_extra_added", actor_id=ctx.owner_id, target_type="voice_profile",
-                 target_id=ctx.payload["voice_profile_id"], details={"voiced_seconds": seconds})
+                 target_id=ctx.payload["voice_profile_id"],
+                 details={"voiced_seconds": seconds, "synthetic_speech": {k: origin[k] for k in ("score", "flagged")}})
     return {"accepted": True, "voiced_seconds": seconds}
 
 
