@@ -21,7 +21,7 @@ d12, can answer):
   clone of his voice without our mark (as if stripped), the lips following it, real_footage_cloned_voice.
   The clones alternate between the espeak-ng and Kokoro sources of the offline voice.
 Runs what the server runs on a capture: this installation's watermark detectors (a mark refuses;
-avatar.domain.verification.read_marks, with the bench's own key) and the content check
+avatar.domain.verification.marks_in, with the bench's own key) and the content check
 (avatar.analysis.challenge.verify_capture); the session layer's single-use nonce and freshness
 checks, which also stop replays, are not part of it. JSON: APCER per attack type (and what the content
 check alone accepts), BPCER, with counts, and the hint of every wrongly accepted item or refused
@@ -43,7 +43,9 @@ from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS  # noqa: E402
 from avatar.analysis.media import MediaFile  # noqa: E402
 from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture, digit_audio  # noqa: E402
 from avatar.domain.challenges import draw, schedule  # noqa: E402
-from tests.media_factory import encode_frames, frames_of, screen_replay, still_to_video  # noqa: E402
+from tests.media_factory import (  # noqa: E402
+    encode_frames, frames_of, label_cropped, screen_replay, still_to_video,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_CHALLENGES = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -65,12 +67,10 @@ KEY = bytes(range(32))  # the bench installation's watermark key
 
 
 def check(path: Path, plan: dict, code: str) -> dict:
-    from avatar.domain.verification import read_marks
+    from avatar.domain.verification import marks_in
 
-    data = path.read_bytes()
-    marks = read_marks(data, KEY)
-    marked = sorted(k for k in ("video", "audio") if marks.get(k) and marks[k]["found"])
-    with MediaFile(data) as mf:
+    with MediaFile(path.read_bytes()) as mf:
+        marked = sorted(kind for kind, mark in marks_in(mf, KEY).items() if mark and mark["found"])
         frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
         v = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640))
     voice = v.checks.get("voice") or {}
@@ -104,12 +104,11 @@ def _the_man(footage: Path):
     from datetime import datetime
 
     from avatar.analysis.challenge import best_frames
+    from avatar.analysis.evaluation import audio_of_file
     from avatar.analysis.face import aligned_face
     from avatar.analysis.liveness import track
     from avatar.analysis.voice import voice_activity, voiced_audio
     from avatar.synthesis.grant import _MINT, ConsentGrant, Likeness
-
-    from avatar.analysis.evaluation import audio_of_file
 
     with MediaFile(footage.read_bytes()) as mf:
         frames, _ = mf.clip(SAMPLE_FPS, max_side=512)
@@ -146,15 +145,6 @@ def own_output_capture(good: Path, plan: dict, code: str, grant, source: str, ou
     audio[at: at + said.size] = said[: audio.size - at]
     sf.write(out.with_suffix(".wav"), audio, SR)
     return encode_frames(video, out, 25, audio=out.with_suffix(".wav"))
-
-
-def weakened(src: Path, out: Path) -> Path:
-    """The visible label cut off, scaled to 360 px, re-encoded (H.264 CRF 30, AAC 64 kbit/s)."""
-    import subprocess
-
-    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(src), "-vf", "crop=iw:ih-60:0:60,scale=360:-2",
-                    "-c:v", "libx264", "-crf", "30", "-c:a", "aac", "-b:a", "64k", str(out)], check=True)
-    return out
 
 
 def cloned_reading(grant, code: str, source: str) -> np.ndarray:
@@ -248,7 +238,8 @@ def main() -> None:
         source = ("espeak", "kokoro")[k % 2]
         ours = own_output_capture(good[k], plan, code, man, source, tmp / f"ours-{k}.mp4", k)
         attack("own_head_cloned_voice", ours, plan, code)
-        attack("own_output_weakened", weakened(ours, tmp / f"ours-weak-{k}.mp4"), plan, code)
+        attack("own_output_weakened", label_cropped(ours, tmp / f"ours-weak-{k}.mp4", crf=30, audio_bitrate="64k"),
+               plan, code)
         attack("real_footage_cloned_voice", assemble_capture(plan, code, footage, digits, tmp / f"cloned-{k}.mp4",
                                                              reading=cloned_reading(man, code, source)), plan, code)
     per_type = {kind: {"attempts": len(items), "accepted": sum(i["passed"] for i in items),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -219,26 +218,17 @@ def by_folder_voices(reals: list[dict]) -> set[str]:
 
 
 # -- channels --------------------------------------------------------------------------------
-def _codec(audio: np.ndarray, codec: str, bitrate: str) -> np.ndarray:
-    """A round trip through a lossy codec (AAC as in MP4 uploads, Opus as in the browser's WebM)."""
-    fmt, demux = {"aac": ("adts", "aac"), "libopus": ("ogg", "ogg")}[codec]
-    coded = subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(SR), "-ac", "1", "-i", "pipe:",
-                            "-c:a", codec, "-b:a", bitrate, "-f", fmt, "pipe:"],
-                           input=audio.astype(np.float32).tobytes(), capture_output=True, check=True).stdout
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-f", demux, "-i", "pipe:", "-f", "f32le", "-ar", str(SR),
-                          "-ac", "1", "pipe:"], input=coded, capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.float32).copy()
-
-
 def channel(audio: np.ndarray, rng: random.Random, noise_bank: list[np.ndarray]) -> tuple[np.ndarray, str]:
     from scipy.signal import resample_poly
+
+    from tests.media_factory import codec_round_trip
 
     audio = audio / (np.abs(audio).max() + 1e-6) * rng.uniform(0.2, 0.9)
     kind = rng.choice(["none", "aac48", "aac96", "opus24", "opus64", "phone", "noise"])
     if kind.startswith("aac"):
-        audio = _codec(audio, "aac", kind[3:] + "k")
+        audio = codec_round_trip(audio, "aac", kind[3:] + "k")
     elif kind.startswith("opus"):
-        audio = _codec(audio, "libopus", kind[4:] + "k")
+        audio = codec_round_trip(audio, "libopus", kind[4:] + "k")
     elif kind == "phone":
         audio = resample_poly(resample_poly(audio, 1, 2), 2, 1).astype(np.float32)
     elif kind == "noise":

@@ -94,15 +94,13 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     """Our renderer's output over the passing capture's frames with a real voice's speech:
     {"labeled": as delivered, "cropped": the visible label cut off, scaled to 360 px and re-encoded
     (H.264 CRF 28, AAC 96 kbit/s)}."""
-    import subprocess
-
     import numpy as np
     from scipy.signal import resample_poly
 
     from avatar.analysis.media import MediaFile, decode_audio
     from avatar.synthesis.render import render_video
     from avatar.synthesis.speech import OUTPUT_SR, Speech
-    from tests.media_factory import FFMPEG
+    from tests.media_factory import label_cropped
 
     with MediaFile(passing_clip) as mf:
         frames = [f for _, f in mf.iter_frames(25, 512)]
@@ -114,9 +112,7 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     labeled = render_video(frames, speech, OWN_OUTPUT_MARK, OWN_OUTPUT_KEY)
     src, out = media_dir / "own-output.mp4", media_dir / "own-output-cropped.mp4"
     src.write_bytes(labeled)
-    subprocess.run(FFMPEG + ["-i", str(src), "-vf", "crop=iw:ih-60:0:60,scale=360:-2", "-c:v", "libx264", "-crf", "28",
-                             "-c:a", "aac", "-b:a", "96k", str(out)], check=True, capture_output=True)
-    return {"labeled": labeled, "cropped": out.read_bytes()}
+    return {"labeled": labeled, "cropped": label_cropped(src, out, crf=28, audio_bitrate="96k").read_bytes()}
 
 
 @pytest.fixture

@@ -150,3 +150,23 @@ def webcam_framing(frames: list[np.ndarray], face_box: tuple[int, int, int, int]
 
 def tmpdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="avatar-test-"))
+
+
+def codec_round_trip(audio: np.ndarray, codec: str, bitrate: str, sr: int = 16000) -> np.ndarray:
+    """Mono float32 audio through a lossy codec and back: "aac" as in MP4 uploads, "libopus" as in
+    the browser's WebM (the AAC encoder's priming adds ~1024 samples at the start)."""
+    fmt, demux = {"aac": ("adts", "aac"), "libopus": ("ogg", "ogg")}[codec]
+    coded = subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:",
+                            "-c:a", codec, "-b:a", bitrate, "-f", fmt, "pipe:"],
+                           input=np.asarray(audio, np.float32).tobytes(), capture_output=True, check=True).stdout
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-f", demux, "-i", "pipe:", "-f", "f32le", "-ar", str(sr), "-ac", "1",
+                          "pipe:"], input=coded, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32).copy()
+
+
+def label_cropped(src: Path, out: Path, crf: int, audio_bitrate: str) -> Path:
+    """One of our outputs with its visible label cut off (the top 60 rows), scaled to 360 px wide and
+    re-encoded (H.264 at crf, AAC at audio_bitrate): the crop moves the video mark's grid."""
+    run(["-i", str(src), "-vf", "crop=iw:ih-60:0:60,scale=360:-2", "-c:v", "libx264", "-crf", str(crf),
+         "-c:a", "aac", "-b:a", audio_bitrate, str(out)])
+    return out

@@ -14,18 +14,9 @@ from scipy.signal import resample_poly
 
 from avatar.analysis import synthetic_speech as ss
 from avatar.analysis.evaluation import audio_of_file
+from tests.media_factory import codec_round_trip
 
 TEXT = "Tomorrow at nine the gardener will plant four rows of tall yellow tulips by the gate."
-
-
-def _codec(audio: np.ndarray, codec: str, bitrate: str) -> np.ndarray:
-    fmt, demux = {"aac": ("adts", "aac"), "libopus": ("ogg", "ogg")}[codec]
-    coded = subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", "pipe:",
-                            "-c:a", codec, "-b:a", bitrate, "-f", fmt, "pipe:"],
-                           input=audio.astype(np.float32).tobytes(), capture_output=True, check=True).stdout
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-f", demux, "-i", "pipe:", "-f", "f32le", "-ar", "16000", "-ac",
-                          "1", "pipe:"], input=coded, capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.float32).copy()
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +45,8 @@ def test_real_speech_is_not_refused(real_speech):
 
 @pytest.mark.parametrize("channel", ["none", "aac", "opus"])
 def test_own_offline_voice_is_refused_through_codecs(own_voice, channel):
-    audio = {"none": own_voice, "aac": _codec(own_voice, "aac", "64k") if channel == "aac" else None,
-             "opus": _codec(own_voice, "libopus", "32k") if channel == "opus" else None}[channel]
+    audio = own_voice if channel == "none" else codec_round_trip(own_voice, *{"aac": ("aac", "64k"),
+                                                                           "opus": ("libopus", "32k")}[channel])
     origin = ss.speech_origin(audio)
     assert origin.synthetic, origin
     assert "generated" in origin.reasons()[0]

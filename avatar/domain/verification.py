@@ -47,24 +47,31 @@ def parse_manifest(raw: bytes | str) -> dict:
 
 def read_marks(data: bytes, key: bytes) -> dict:
     """Watermarks of this installation found in the file's audio and video (either may be absent)."""
-    from avatar.analysis.media import SAMPLE_RATE, Limits, MediaError, MediaFile
+    from avatar.analysis.media import Limits, MediaError, MediaFile
+
+    try:
+        with MediaFile(data, Limits(max_seconds=MAX_FILE_SECONDS, max_pixels=3840 * 2160)) as mf:
+            return marks_in(mf, key)
+    except MediaError as exc:
+        return {"audio": None, "video": None, "error": str(exc)}
+
+
+def marks_in(mf, key: bytes) -> dict:
+    """read_marks() on a file already open (a MediaFile): its first READ_SECONDS of picture and sound."""
+    from avatar.analysis.media import SAMPLE_RATE
     from avatar.synthesis.label import audio_mark, video_mark
 
     out = {"audio": None, "video": None}
-    try:
-        with MediaFile(data, Limits(max_seconds=MAX_FILE_SECONDS, max_pixels=3840 * 2160)) as mf:
-            probe = mf.probe
-            if probe.has_video and not probe.is_image:
-                times, scores = [], []
-                for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
-                    times.append(t)
-                    scores.append(video_mark.block_scores(frame, key))
-                out["video"] = video_mark.detect_scores(scores, times, key)
-            audio = mf.audio(seconds=READ_SECONDS) if probe.has_audio else None
-            if audio is not None and audio.size:
-                out["audio"] = audio_mark.detect(audio, SAMPLE_RATE, key)
-    except MediaError as exc:
-        out["error"] = str(exc)
+    probe = mf.probe
+    if probe.has_video and not probe.is_image:
+        times, scores = [], []
+        for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
+            times.append(t)
+            scores.append(video_mark.block_scores(frame, key))
+        out["video"] = video_mark.detect_scores(scores, times, key)
+    audio = mf.audio(seconds=READ_SECONDS) if probe.has_audio else None
+    if audio is not None and audio.size:
+        out["audio"] = audio_mark.detect(audio, SAMPLE_RATE, key)
     return out
 
 
@@ -118,12 +125,11 @@ def _finding(by_mark, by_bytes, wm_id, check, gen) -> str:
     return "No watermark or manifest of this installation was found."
 
 
-def own_output_in(session, data: bytes, watermark_key: bytes) -> dict | None:
-    """Does an upload (an enrollment recording) carry this installation's watermark, i.e. is it, or
-    does it contain, one of our outputs? {"watermark_id", "generation_id" (None when no generation
-    here has that id), "found_in": ["video", "audio"]} or None."""
-    marks = read_marks(data, watermark_key)
-    found = {kind: m for kind, m in marks.items() if kind in ("video", "audio") and m and m["found"]}
+def own_output_in(session, mf, watermark_key: bytes) -> dict | None:
+    """Does an upload (an enrollment recording, open as a MediaFile) carry this installation's
+    watermark, i.e. is it, or does it contain, one of our outputs? {"watermark_id", "generation_id"
+    (None when no generation here has that id), "found_in": ["video", "audio"]} or None."""
+    found = {kind: m for kind, m in marks_in(mf, watermark_key).items() if m and m["found"]}
     if not found:
         return None
     return {**own_output_of_mark(session, next(iter(found.values()))), "found_in": sorted(found),

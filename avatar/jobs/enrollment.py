@@ -44,20 +44,19 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
             # the length measured from the packets (MediaRecorder's webm has no duration header)
             with svc.db.session_scope() as s:
                 rules.check_freshness(s.get(LivenessSession, ls_id), mf.probe.duration)
-        with svc.db.session_scope() as s:
-            own_output = own_output_in(s, data, svc.watermark_key)
+                own_output = own_output_in(s, mf, svc.watermark_key)
+            if own_output is None:
+                ctx.progress(20, "analysing face and voice")
+                # no more than the challenge's length is decoded, whatever the file holds
+                seconds = plan.get("duration", 30) + rules.LENGTH_SLACK
+                frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=seconds)
+                verdict = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640, seconds))
         if own_output is not None:  # one of our outputs fed in as the camera: refused, whatever it shows
             failure = HINTS["voice"]
             report = {"passed": False, "generated_media": own_output,
                       "failures": [f"the recording carries this installation's watermark {own_output['watermark_id']} "
                                    f"(generation {own_output['generation_id']})"]}
         else:
-            with MediaFile(data, _limits()) as mf:
-                ctx.progress(20, "analysing face and voice")
-                # no more than the challenge's length is decoded, whatever the file holds
-                seconds = plan.get("duration", 30) + rules.LENGTH_SLACK
-                frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=seconds)
-                verdict = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640, seconds))
             failure = None if verdict.passed else verdict.hint
             report = verdict.report()
             if "prompt_lags" in plan:
