@@ -30,6 +30,34 @@ def test_kokoro_says_the_text_intelligibly():
         assert word in heard, heard
 
 
+def test_every_style_speaks_within_range():
+    """Each shipped style says sentences that broke onnxruntime 1.23's int8 kernels on an AVX-512
+    VNNI / AMX CPU (NaN, peaks of 1e18): the pinned runtime speaks them within ±1.5."""
+    model = kokoro.get_model()
+    for name, style in model.styles.items():
+        for text in ("My code is four seven one nine two eight.", "She sells bright blue paper by the window at noon."):
+            audio = kokoro.synthesize(text, style)
+            assert np.isfinite(audio).all() and np.abs(audio).max() < 1.5, (name, text, np.nanmax(np.abs(audio)))
+
+
+def test_broken_model_output_is_an_error_not_speech(monkeypatch, shared_data):
+    """Should a runtime's kernels fail again, the voice says so (KokoroError, SpeechError from the
+    offline voice) instead of writing NaN or a burst of noise into an output."""
+    from avatar.analysis.evaluation import audio_of_file
+    from avatar.synthesis.speech import offline
+
+    model = kokoro.get_model()
+    real_speak = model.speak
+    monkeypatch.setattr(model, "speak", lambda *a, **k: real_speak(*a, **k) * np.float32(1e18))
+    with pytest.raises(kokoro.KokoroError, match="broken audio"):
+        kokoro.synthesize("Hello there.", model.styles["jm_kumo"])
+    monkeypatch.setattr(model, "speak", lambda *a, **k: np.full(4800, np.nan, np.float32))
+    reference = audio_of_file(sorted((shared_data / "voices/1688").glob("*.flac"))[0])
+    monkeypatch.setattr(offline, "nearest_style", lambda ref: model.styles["jm_kumo"])
+    with pytest.raises(offline.SpeechError, match="broken audio"):
+        offline.kokoro_source("Hello there.", reference)
+
+
 def test_a_corrupted_model_part_is_refused(monkeypatch):
     import importlib.resources as resources
 

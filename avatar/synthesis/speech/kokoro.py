@@ -21,6 +21,7 @@ SR = 24000
 PARTS = 4
 MAX_TOKENS = 400  # per model call (the style table has 510 rows, one per input length)
 # a sentence the style choice is heard on: vowels and consonants of many places, ~3 s
+MAX_PEAK = 4.0  # Kokoro speaks within about ±1; far beyond is a numeric failure, not speech
 STYLE_PROBE = "We were away a year ago, and the morning light was warm on the water."
 
 # espeak-ng phonemes (as `--ipa=1` separates them) -> Kokoro's (misaki's American English set)
@@ -133,7 +134,12 @@ def synthesize(text: str, style: np.ndarray, speed: float = 1.0, pause: float = 
     gap = np.zeros(int(pause * SR), np.float32)
     parts = []
     for chunk in phonemize(text):
-        parts += [_trim(model.speak(chunk, style, speed)), gap]
+        audio = model.speak(chunk, style, speed)
+        if not np.isfinite(audio).all() or (audio.size and np.abs(audio).max() > MAX_PEAK):
+            # seen with onnxruntime 1.23's int8 kernels on AVX-512 VNNI / AMX CPUs: NaN or 1e18 samples
+            raise KokoroError("the Kokoro model produced broken audio (non-finite or exploding samples); "
+                              "check the onnxruntime version (requirements/lock.txt) on this CPU")
+        parts += [_trim(audio), gap]
     if not parts:
         raise KokoroError("nothing to say: the text has no pronounceable words")
     return np.concatenate(parts[:-1])
