@@ -109,3 +109,17 @@ def test_cli_liveness_speech_bad_input(tmp_path, shared_data):
     rc, out, _ = _avatar(tmp_path, "liveness", "speech", str(tmp_path / "quiet.wav"), "--json")
     r = json.loads(out)
     assert rc == 0 and r["synthetic"] is False and r["score"] is None and "speech" in r["reasons"][0]
+
+
+def test_the_offline_voice_keeps_an_unvoiced_source_finite(shared_data):
+    """A source with nothing voiced (a whispered or unvoiced stretch) is only levelled to the person,
+    not turned into NaN by an empty pitch and envelope average."""
+    from avatar.synthesis.speech.offline import adapt, voice_model
+
+    ref = np.concatenate([audio_of_file(f) for f in sorted((shared_data / "voices/1688").glob("*.flac"))[:3]])
+    from scipy.signal import butter, sosfilt
+
+    hiss = np.random.default_rng(0).standard_normal(8000) * 0.05  # an "s": noise above 4 kHz, no pitch
+    noise = sosfilt(butter(8, 4000, "hp", fs=16000, output="sos"), hiss).astype(np.float32)
+    out = adapt(noise, voice_model(ref))
+    assert out.shape == noise.shape and np.isfinite(out).all() and 0 < np.abs(out).max() <= 0.95

@@ -95,6 +95,9 @@ def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarra
 
     f0, sp, ap = _world(audio, sr)
     voiced = f0 > 0
+    if not voiced.any():  # nothing voiced to move (a short unvoiced word): only the level is the person's
+        y = np.asarray(audio, np.float64) * target.rms / (np.sqrt(np.mean(np.square(audio, dtype=np.float64))) + 1e-9)
+        return np.clip(y, -0.95, 0.95).astype(np.float32)
     lf0 = np.log(f0[voiced])
     mu, sd = lf0.mean(), lf0.std() + 1e-6
     scale = float(np.clip(target.lf0_std / sd, 0.5, 2.0))
