@@ -105,7 +105,7 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     with MediaFile(passing_clip) as mf:
         frames = [f for _, f in mf.iter_frames(25, 512)]
     # continuous speech, as our outputs carry (the capture's sparse 8 kHz digits hold the audio mark
-    # too weakly to be read, and the crop removes the video mark's grid)
+    # too weakly to be read)
     voice = np.concatenate([decode_audio(f.read_bytes()) for f in sorted((shared_data / "voices/2033").glob("*.flac"))[:3]])
     voice = np.resize(voice, int(len(frames) / 25 * 16000))
     speech = Speech(resample_poly(voice, OUTPUT_SR, 16000).astype(np.float32), OUTPUT_SR, [], "test")

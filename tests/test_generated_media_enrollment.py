@@ -2,8 +2,8 @@
 capture or as the read paragraph is refused with a neutral hint, flagged for reviewers with the
 generation its watermark points to, and audited, also with the visible label cropped away and the
 file scaled and re-encoded. The outputs are made by the product's own renderer (render_video) over
-the passing capture's frames (conftest.own_outputs); the crop takes the video mark's grid with it,
-the audio mark still reads."""
+the passing capture's frames (conftest.own_outputs); the video mark reads after the crop too (the
+detector searches the crop), and so does the audio mark."""
 import base64
 import io
 
@@ -49,7 +49,7 @@ def test_our_output_as_capture_is_refused_flagged_and_audited(client, services, 
         ls = s.scalar(sa.select(LivenessSession))
         found = ls.result["generated_media"]
         assert found["generation_id"] == gen_id and found["watermark_id"] == WATERMARK_ID
-        assert found["found_in"], found
+        assert found["found_in"] == ["audio", "video"], found
         enr = s.scalar(sa.select(Enrollment))
         assert "generated_media" in enr.flags and enr.state == "started"
         ev = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.generated_media_refused"))

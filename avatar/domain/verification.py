@@ -64,11 +64,10 @@ def marks_in(mf, key: bytes) -> dict:
     out = {"audio": None, "video": None}
     probe = mf.probe
     if probe.has_video and not probe.is_image:
-        times, scores = [], []
+        reader = video_mark.Reader(key)
         for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
-            times.append(t)
-            scores.append(video_mark.block_scores(frame, key))
-        out["video"] = video_mark.detect_scores(scores, times, key)
+            reader.add(frame, t)
+        out["video"] = reader.result()
     audio = mf.audio(seconds=READ_SECONDS) if probe.has_audio else None
     if audio is not None and audio.size:
         out["audio"] = audio_mark.detect(audio, SAMPLE_RATE, key)

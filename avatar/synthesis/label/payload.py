@@ -62,6 +62,37 @@ def decode(scores: np.ndarray, key: bytes, flips: int = 0) -> tuple[str | None, 
     return None, 0.0
 
 
+MAX_ERASED_DATA = 12  # id and MAC bits a decode may fill in by trying every value
+MIN_SYNC_SEEN = 8
+
+
+def decode_erased(scores: np.ndarray, erased: np.ndarray, key: bytes) -> tuple[str | None, float]:
+    """decode() for a payload some of whose bits were not received (erased: a mask of 64; e.g. the
+    blocks a crop cut away). The sync word is checked on its bits that were received (at least
+    MIN_SYNC_SEEN, at most one wrong); erased id and MAC bits (at most MAX_ERASED_DATA) are tried
+    every way, and the id is accepted only when exactly one filling passes the MAC."""
+    erased = np.asarray(erased, bool)
+    seen = ~erased[:16]
+    bits = (scores > 0).astype(np.int8)
+    if seen.sum() < MIN_SYNC_SEEN or np.sum(bits[:16][seen] != SYNC[seen]) > 1:
+        return None, 0.0
+    holes = np.flatnonzero(erased[16:]) + 16
+    if holes.size > MAX_ERASED_DATA:
+        return None, 0.0
+    found = set()
+    for fill in range(1 << holes.size):
+        trial = bits.copy()
+        trial[:16] = SYNC
+        trial[holes] = (fill >> np.arange(holes.size)) & 1
+        wm = _check(trial, key)
+        if wm is not None:
+            found.add(wm)
+    if len(found) != 1:
+        return None, 0.0
+    mags = np.abs(scores[~erased])
+    return found.pop(), float(np.mean(mags) / (np.std(mags) + 1e-9))
+
+
 def _check(bits: np.ndarray, key: bytes) -> str | None:
     if np.sum(bits[:16] != SYNC) > 1:
         return None
