@@ -8,6 +8,9 @@ Generated speech, made here from that material (each item belongs to the person 
 - espeak: plain espeak-ng;
 - espeak_world: the product's offline voice (espeak-ng adapted by WORLD toward the person);
   espeak_world_digits: the same voice saying a code one digit at a time, digital silence between;
+  espeak_world_digits_narrow: the same, adapted toward the person's voice cut to the telephone band
+  (4 kHz), as a code made to pass for an 8 kHz recording (every second person; not the 8 kHz
+  digits/ speakers, whose voices bench_attacks.py imitates);
 - kokoro: Kokoro-82M in one of its styles; kokoro_world: the product's Kokoro voice (adapted by WORLD);
 - world_resynthesis: WORLD analysis and resynthesis of the person's real speech;
 - griffin_lim: the person's real magnitude spectrogram with its phase rebuilt (Griffin-Lim);
@@ -39,8 +42,8 @@ from avatar.analysis import synthetic_speech as ss  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = ss.SR
 C = 0.1  # inverse regularisation: C = 1 and a 64-unit MLP fitted the folds better and held out worse
-GENERATED = ["espeak", "espeak_world", "espeak_world_digits", "kokoro", "kokoro_world", "world_resynthesis",
-             "griffin_lim", "xtts_tiny"]
+GENERATED = ["espeak", "espeak_world", "espeak_world_digits", "espeak_world_digits_narrow", "kokoro", "kokoro_world",
+             "world_resynthesis", "griffin_lim", "xtts_tiny"]
 
 
 # -- real speech -----------------------------------------------------------------------------
@@ -194,6 +197,18 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
         with np.load(digits) as z:
             if z["espeak_world_digits"].size:
                 made = {**made, "espeak_world_digits": z["espeak_world_digits"]}
+        narrow = cache / f"digits-narrow-{person}.npz"
+        if p % 2 == 0 and not person.startswith("fsdd-") and not narrow.exists():
+            band = resample_poly(resample_poly(refs[person], 1, 2), 2, 1).astype(np.float32)
+            try:
+                said = _digits_said(random.Random(f"narrow-{person}"), espeak, adapt, voice_model(band))
+            except SpeechError:
+                said = np.zeros(0, np.float32)
+            np.savez(narrow, espeak_world_digits_narrow=said)
+        if narrow.exists():
+            with np.load(narrow) as z:
+                if z["espeak_world_digits_narrow"].size:
+                    made = {**made, "espeak_world_digits_narrow": z["espeak_world_digits_narrow"]}
         for kind, audio in made.items():
             items.append({"kind": kind, "folder": kind, "person": person, "name": f"{kind}/{person}", "audio": audio})
     return items
