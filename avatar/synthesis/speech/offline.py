@@ -4,7 +4,8 @@
 Adaptation, all measured on the enrolled reference: F0 mapped to the speaker's log-F0 mean and
 spread; the spectral envelope warped along frequency by the factor that best matches the
 speaker's average envelope (formant positions), then equalised toward that envelope (timbre);
-loudness matched. Figures on the shared speakers: bench/bench_clone.py and bench/bench_synthesis.py."""
+loudness matched. Then each frame is drawn toward the nearest frames of the enrolled speech itself
+(speech/frame_selection.py), when there are at least 2 s of it. Figures on the shared speakers: bench/bench_clone.py and bench/bench_synthesis.py."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from avatar.synthesis.grant import require_grant
-from avatar.synthesis.speech import OUTPUT_SR, Speech
+from avatar.synthesis.speech import OUTPUT_SR, Speech, frame_selection
 
 WORK_SR = 16000
 FRAME_MS = 5.0
@@ -188,6 +189,10 @@ class OfflineSpeech:
         likeness = grant.likeness()
         target = voice_model(likeness.voice)
         y = adapt(SOURCES[self.source](text, likeness.voice), target)  # (a female espeak base measured worse)
+        try:
+            y = frame_selection.convert(y, frame_selection.frame_bank(likeness.voice))
+        except frame_selection.ConversionError:
+            pass  # too little enrolled speech for a bank of frames: the adapted voice alone
         grant.ensure_valid()
         out = resample_poly(y, OUTPUT_SR, WORK_SR).astype(np.float32)
         return Speech(out, OUTPUT_SR, word_timings(out, OUTPUT_SR, text), self.name)

@@ -1,0 +1,47 @@
+"""Conversion toward the enrolled voice by frame selection (speech/frame_selection.py), on real
+speakers of ../shared/data/voices: the offline voice drawn toward a person's own enrolled frames
+sounds more like their held-back speech than the adapted voice alone, and Whisper still hears the
+words; too little enrolled speech is a clear error the offline voice falls back from."""
+import re
+
+import numpy as np
+import pytest
+
+from avatar.analysis.evaluation import audio_of_file
+from avatar.synthesis.speech import frame_selection
+
+TEXT = "Please leave a short message with your name and number after the tone."
+
+
+def _speaker(shared_data, name):
+    files = sorted((shared_data / "voices" / name).glob("*.flac"))
+    return np.concatenate([audio_of_file(f) for f in files[:3]]), [audio_of_file(f) for f in files[3:6]]
+
+
+def test_converted_voice_is_nearer_the_person_and_keeps_the_words(shared_data):
+    from avatar.analysis.speech_recognition import transcribe
+    from avatar.analysis.voice import speaker_template, template_vector
+    from avatar.synthesis.speech.offline import adapt, espeak, voice_model
+
+    enrolled, held = _speaker(shared_data, "2609")
+    reference = np.mean([template_vector(speaker_template(a)) for a in held], axis=0)
+    reference /= np.linalg.norm(reference)
+    adapted = adapt(espeak(TEXT), voice_model(enrolled))
+    converted = frame_selection.convert(adapted, frame_selection.frame_bank(enrolled))
+    assert converted.dtype == np.float32 and np.isfinite(converted).all() and np.abs(converted).max() <= 0.95
+    assert abs(converted.size - adapted.size) < 0.05 * adapted.size
+
+    def similarity(audio):
+        return float(template_vector(speaker_template(audio)) @ reference)
+
+    assert similarity(converted) > similarity(adapted) + 0.05, (similarity(converted), similarity(adapted))
+    heard = set(re.findall(r"[a-z]+", transcribe(converted).text.lower()))
+    said = re.findall(r"[a-z]+", TEXT.lower())
+    assert sum(w in heard for w in said) >= 0.8 * len(said), heard  # most words still heard
+    assert frame_selection.frame_bank(enrolled) is frame_selection.frame_bank(enrolled.copy())  # built once
+
+
+def test_too_little_enrolled_speech_is_an_error(shared_data):
+    enrolled, _ = _speaker(shared_data, "2609")
+    with pytest.raises(frame_selection.ConversionError, match="too little speech"):
+        frame_selection.FrameBank(enrolled[: 16000])
