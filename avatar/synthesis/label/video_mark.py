@@ -92,11 +92,6 @@ def _block_sums(images: np.ndarray) -> np.ndarray:
     return images.reshape(*images.shape[:-2], GRID, b, GRID, b).sum(axis=(-3, -1)).reshape(*images.shape[:-2], -1)
 
 
-def block_scores(frame: np.ndarray, key: bytes) -> np.ndarray:
-    """The 64 correlations of one frame (RGB, any size), the grid in place."""
-    return _block_sums(_canon_grey(frame) * _canon_pattern(payload.check_key(key)))
-
-
 OFFSETS = np.arange(0, PERIOD - 1e-9, 0.04)  # phases of the slot sequence tried (a trimmed clip starts anywhere)
 CHUNK = 32  # frames demodulated at once
 # the crop search: at most this fraction cut from each side, a grid of SEARCH_STEP canon pixels
