@@ -275,10 +275,3 @@ def find_crop(demod: np.ndarray, pattern: np.ndarray) -> tuple[tuple[float, floa
     spread = float(np.median(np.abs(first - median))) + 1e-9
     return tuple(float(x) for x in crop), (best - median) / spread
 
-
-def detect(frames, times, key: bytes) -> dict:
-    """{"found", "watermark_id", "confidence", "frames", "crop"} from RGB frames and their times (s)."""
-    reader = Reader(key)
-    for frame, t in zip(frames, times):
-        reader.add(frame, t)
-    return reader.result()

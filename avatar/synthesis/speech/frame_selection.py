@@ -68,12 +68,10 @@ class FrameBank:
             raise ConversionError("the enrolled voice has too little speech to convert toward "
                                   f"(at least {MIN_BANK_FRAMES * 0.005:.0f} s)")
         keys = _keys(sp)[speech]
-        self.mean, self.scale = keys.mean(axis=0), keys.std(axis=0) + 1e-6
-        self.keys = (keys - self.mean) / self.scale
+        self.keys = (keys - keys.mean(axis=0)) / (keys.std(axis=0) + 1e-6)
         self.log_sp = np.log(sp[speech] + 1e-12).astype(np.float32)
         self.ap = ap[speech].astype(np.float32)
         self.voiced = f0[speech] > 0
-        self.level = level[speech]
 
     def nearest(self, keys: np.ndarray, voiced: np.ndarray) -> np.ndarray:
         """Indices (frames × K) of the nearest bank frames of the same voicing (either, if the bank
