@@ -29,6 +29,20 @@ def test_db_upgrade_and_admin_ensure_on_a_fresh_instance(tmp_path):
     eng.dispose()
 
 
+def test_commands_on_an_unmigrated_database_say_to_upgrade(tmp_path, shared_data, pg_url):
+    """A new user who skips `avatar db upgrade` gets one line saying so (exit 1), not a traceback,
+    on the embedded SQLite and on PostgreSQL."""
+    for env in ({"AVATAR_INSTANCE_PATH": str(tmp_path / "inst")},
+                {"AVATAR_INSTANCE_PATH": str(tmp_path / "inst-pg"), "AVATAR_DATABASE_URL": pg_url}):
+        for args in (["verify", str(shared_data / "video/d3.mp4"), "--json"], ["audit", "verify"]):
+            r = CliRunner().invoke(main, args, env=env)
+            assert r.exit_code == 1 and "run `avatar db upgrade`" in r.output, (args, r.output)
+            assert "Traceback" not in r.output and "sqlalchemy" not in r.output.lower(), r.output
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    r = CliRunner().invoke(main, ["verify", str(shared_data / "video/d3.mp4"), "--json"], env=env)
+    assert r.exit_code == 3, r.output  # upgraded: read, and not ours
+
+
 def test_admin_ensure_with_weak_env_password_fails_clearly(tmp_path):
     env = {"AVATAR_INSTANCE_PATH": str(tmp_path / "inst"), "AVATAR_ADMIN_PASSWORD": "short"}
     CliRunner().invoke(main, ["db", "upgrade"], env=env)
