@@ -65,6 +65,18 @@ def test_eval_voices_json_on_a_small_set(shared_data, tmp_path):
     assert r["eer"] <= 0.2
 
 
+def test_eval_voices_follows_symlinked_speaker_folders(shared_data, tmp_path):
+    """Speaker folders linked into a corpus (as one points a tool at a dataset) are read, once each,
+    even with a link back to the root."""
+    for spk in ("1688", "2033"):
+        (tmp_path / spk).symlink_to(shared_data / "voices" / spk, target_is_directory=True)
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    rc, out, err = avatar("eval", "voices", "--dir", str(tmp_path), "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["speakers"] == 2 and r["utterances"] == 20, r
+
+
 def test_eval_codes_json_on_real_readers(shared_data, tmp_path):
     for f in sorted((shared_data / "digits_read").glob("*.wav"))[1:5]:
         (tmp_path / f.name).write_bytes(f.read_bytes())

@@ -87,11 +87,27 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, 
     return eer, best_t
 
 
+def _audio_files(root: Path) -> list[Path]:
+    """The audio files under root, sorted, following symlinked folders (a speaker folder is often a
+    link into a corpus) but visiting each real folder once."""
+    import os
+
+    seen, out = set(), []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_EXT]
+    return sorted(out)
+
+
 def eval_voices(root: Path) -> dict:
     """Speaker-verification EER over all pairs of utterances. Each folder directly under root
     with ≥ 2 utterances is a speaker; a folder of one-utterance speakers (like `singles`, named
     SPEAKER-…) adds impostors."""
-    files = [p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXT]
+    files = _audio_files(Path(root))
     if not files:
         raise ValueError(f"no audio files under {root}")
     labels, templates = [], []
