@@ -50,6 +50,10 @@ def check_strength(password: str, email: str = "", name: str = "") -> None:
     local = email.split("@")[0].lower()
     if len(local) >= 4 and local in lowered:
         raise WeakPassword("Password must not contain your email address.")
+    # the parts of the person's name (and of the email's local part) a guesser tries first
+    parts = {w for w in re.split(r"[^\w]+|_", f"{name} {local}".lower()) if len(w) >= 4}
+    if any(w in lowered for w in parts):
+        raise WeakPassword("Password must not contain your name or email address.")
     classes = sum([any(c.islower() for c in password), any(c.isupper() for c in password),
                    any(c.isdigit() for c in password), any(not c.isalnum() for c in password)])
     if classes < 2 and len(password) < 20:
