@@ -43,7 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, start_jobs: bool
         REMEMBER_COOKIE_HTTPONLY=True,
         PERMANENT_SESSION_LIFETIME=60 * 60 * 8,
         WTF_CSRF_TIME_LIMIT=60 * 60 * 8,
-        WTF_CSRF_ENABLED=bool(cfg.extra.get("WTF_CSRF_ENABLED", True)),
+        WTF_CSRF_ENABLED=True,
         WTF_CSRF_CHECK_DEFAULT=False,  # checked in web.security, except for API-token requests
         AVATAR=cfg,
     )

@@ -14,10 +14,9 @@ def _services(start_jobs: bool = False):
     from avatar.services import Services
 
     try:
-        cfg = Config.from_env()
+        svc = Services(Config.from_env())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    svc = Services(cfg)
     if start_jobs:
         from avatar.jobs.runners import start_runner
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +27,9 @@ def _env_bool(value: str) -> bool:
     raise ConfigError(f"not a boolean: {value!r}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """One object holding every setting. Field name FOO is read from AVATAR_FOO."""
+    """One object holding every setting, fixed once read. Field name FOO is read from AVATAR_FOO."""
 
     INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
     DATABASE_URL: str = ""  # default: sqlite file in INSTANCE_PATH
@@ -61,45 +61,37 @@ class Config:
     VIDEO_BACKEND: str = "offline"  # talking-head backend (avatar.synthesis.video.BACKENDS)
     SPEECH_SOURCE: str = "espeak"  # what the offline voice starts from: espeak (espeak-ng) or kokoro (Kokoro-82M)
     XTTS_DIR: str = ""  # XTTS-v2 model folder; empty = models/xtts_v2 in the project (used when complete)
-    LANDMARKS: str = "mediapipe"  # or face_alignment (only with AVATAR_FACE_ALIGNMENT_WEIGHTS present)
-    FACE_ALIGNMENT_WEIGHTS: str = ""
     TESTING: bool = False
     # Test-only: fixes the challenge generator. Refused unless TESTING is on.
     CHALLENGE_SEED: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, overrides: dict | None = None) -> "Config":
+        """From AVATAR_* variables, then overrides (setting names, as the app factory and tests pass
+        them); an override that names no setting is an error, not silently kept."""
         environ = os.environ if environ is None else environ
-        cfg = cls()
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides or {}) - names)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        values = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = environ.get(f"AVATAR_{f.name}")
             if raw is not None:
-                setattr(cfg, f.name, _coerce(f.name, getattr(cfg, f.name), raw))
-        for key, value in (overrides or {}).items():
-            if hasattr(cfg, key) and key != "extra":
-                setattr(cfg, key, value)
-            else:
-                cfg.extra[key] = value
-        cfg._fill_defaults()
+                values[f.name] = _coerce(f.name, f.default, raw)
+        values.update(overrides or {})
+        cfg = cls(**values)
+        inst = Path(cfg.INSTANCE_PATH)
+        cfg = replace(cfg, DATABASE_URL=cfg.DATABASE_URL or f"sqlite:///{inst / 'avatar.db'}",
+                      MEDIA_PATH=cfg.MEDIA_PATH or str(inst / "media"))
+        cfg._check()
         return cfg
 
-    def _fill_defaults(self) -> None:
-        inst = Path(self.INSTANCE_PATH)
-        if not self.DATABASE_URL:
-            self.DATABASE_URL = f"sqlite:///{inst / 'avatar.db'}"
-        if not self.MEDIA_PATH:
-            self.MEDIA_PATH = str(inst / "media")
+    def _check(self) -> None:
         if self.JOB_RUNNER not in {"threads", "celery", "none"}:
             raise ConfigError(f"AVATAR_JOB_RUNNER must be threads, celery or none, not {self.JOB_RUNNER!r}")
         if self.JOB_RUNNER == "celery" and not self.BROKER_URL:
             raise ConfigError("AVATAR_JOB_RUNNER=celery needs AVATAR_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-        from avatar.synthesis.video import BACKENDS
-
-        if self.VIDEO_BACKEND not in BACKENDS:
-            raise ConfigError(f"AVATAR_VIDEO_BACKEND must be one of {', '.join(BACKENDS)}, not {self.VIDEO_BACKEND!r}")
         if self.SPEECH_SOURCE not in {"espeak", "kokoro"}:
             raise ConfigError(f"AVATAR_SPEECH_SOURCE must be espeak or kokoro, not {self.SPEECH_SOURCE!r}")
         if self.GUARD_BACKEND not in {"numpy", "faiss"}:

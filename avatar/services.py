@@ -16,6 +16,11 @@ class Services:
 
         from avatar.analysis.media import set_temp_dir, sweep_temp_dir
 
+        from avatar.config import ConfigError
+        from avatar.synthesis.video import BACKENDS
+
+        if config.VIDEO_BACKEND not in BACKENDS:  # checked here: the settings know nothing of synthesis
+            raise ConfigError(f"AVATAR_VIDEO_BACKEND must be one of {', '.join(BACKENDS)}, not {config.VIDEO_BACKEND!r}")
         self.config = config
         self.db = Database(config.DATABASE_URL)
         # decoders' temporary copies stay inside the instance; a killed process's are swept here

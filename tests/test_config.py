@@ -50,3 +50,28 @@ def test_instance_folder_is_private(tmp_path):
     inst = tmp_path / "fresh" / "instance"
     Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(inst)}).master_key()
     assert stat.S_IMODE(os.stat(inst).st_mode) == 0o700
+
+
+def test_settings_are_fixed_and_unknown_names_refused(tmp_path):
+    import dataclasses
+
+    cfg = Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.JOB_RUNNER = "celery"  # type: ignore[misc]
+    with pytest.raises(ConfigError, match="unknown setting.*JOB_RUNER"):
+        Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path), "JOB_RUNER": "none"})
+    with pytest.raises(ConfigError, match="CHALLENGE_SEED is for tests only"):
+        Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path), "CHALLENGE_SEED": 3})
+
+
+def test_an_unknown_video_backend_is_a_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from avatar.cli import main
+    from avatar.services import Services
+
+    with pytest.raises(ConfigError, match="AVATAR_VIDEO_BACKEND must be one of offline"):
+        Services(Config.from_env(environ={}, overrides={"INSTANCE_PATH": str(tmp_path), "VIDEO_BACKEND": "sora"}))
+    r = CliRunner().invoke(main, ["jobs", "status"], env={"AVATAR_INSTANCE_PATH": str(tmp_path),
+                                                        "AVATAR_VIDEO_BACKEND": "sora"})
+    assert r.exit_code == 1 and "AVATAR_VIDEO_BACKEND" in r.output and "Traceback" not in r.output, r.output

@@ -3,8 +3,9 @@
 - mediapipe (default): 478-point mesh, weights inside the mediapipe package.
 - face_alignment: the `face-alignment` package's FAN (68 iBUG points), run through that
   package's own crop and heatmap decoding. Its weights are downloaded at run time by the package,
-  which cannot happen here, so the backend is used only when a FAN state-dict file is present
-  (AVATAR_FACE_ALIGNMENT_WEIGHTS) and is never the default. Face boxes come from mediapipe.
+  which cannot happen here, so the backend is used only when a FAN state-dict file is given
+  (landmark_backend(weights=...)); the enrollment analysis does not use it (its cues are laid out on
+  mediapipe's mesh), and no setting selects it. Face boxes come from mediapipe.
 """
 from __future__ import annotations
 
