@@ -24,12 +24,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, start_jobs: bool
     from avatar.config import Config
     from avatar.jobs import definitions  # noqa: F401 - registers job functions
     from avatar.jobs.runners import start_runner
+    from avatar.resources import resource_dir
     from avatar.services import Services
     from avatar.web import init_web
 
     cfg = Config.from_env(overrides=dict(test_config or {}))
-    app = Flask(__name__, instance_path=cfg.INSTANCE_PATH, template_folder="../templates",
-                static_folder="../static")
+    app = Flask(__name__, instance_path=cfg.INSTANCE_PATH, template_folder=str(resource_dir("templates")),
+                static_folder=str(resource_dir("static")))
     app.json = _BoundedJSON(app)
     app.config.update(
         SECRET_KEY=cfg.secret_key(),

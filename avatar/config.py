@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from avatar.resources import work_dir
 
 
 class ConfigError(ValueError):
@@ -31,7 +31,7 @@ def _env_bool(value: str) -> bool:
 class Config:
     """One object holding every setting, fixed once read. Field name FOO is read from AVATAR_FOO."""
 
-    INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
+    INSTANCE_PATH: str = str(work_dir("instance"))
     DATABASE_URL: str = ""  # default: sqlite file in INSTANCE_PATH
     MEDIA_BACKEND: str = "filesystem"  # filesystem | s3
     MEDIA_PATH: str = ""  # default: INSTANCE_PATH/media

@@ -12,7 +12,6 @@ from avatar.jobs.core import JobContext, PermanentJobError, job
 from avatar.store import audit
 from avatar.store.models import Generation, MediaObject
 
-PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 class EncryptedLatents:
@@ -48,8 +47,11 @@ class EncryptedLatents:
 
 
 def xtts_dir(config) -> Path:
-    """The XTTS-v2 model folder: AVATAR_XTTS_DIR, or models/xtts_v2 in the project."""
-    return Path(config.XTTS_DIR) if config.XTTS_DIR else PROJECT_MODELS / "xtts_v2"
+    """The XTTS-v2 model folder: AVATAR_XTTS_DIR, or models/xtts_v2 (the project's, or the current
+    directory's for an installed wheel)."""
+    from avatar.resources import work_dir
+
+    return Path(config.XTTS_DIR) if config.XTTS_DIR else work_dir("models") / "xtts_v2"
 
 
 def speech_backend(services, subject_id: int):

@@ -8,12 +8,13 @@ import sqlalchemy as sa
 
 from pathlib import Path
 
-from avatar.config import PROJECT_ROOT, ensure_private_dir
+from avatar.config import ensure_private_dir
+from avatar.resources import resource_dir
 
 
 def alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
