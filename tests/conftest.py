@@ -14,7 +14,10 @@ import sqlalchemy as sa
 from avatar import create_app
 from avatar.demo.footage import FOOTAGE, fitting_seed
 from avatar.domain.challenges import draw, schedule
+from avatar.domain.passwords import use_cheap_hashing_for_tests
 from avatar.store.migrate import upgrade
+
+use_cheap_hashing_for_tests()  # every in-process app of the suite; test_auth checks the production cost
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PG_ADMIN_URL = os.environ.get("AVATAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -1,4 +1,7 @@
 """Accounts and the web's security rules: registration, login, lockout, CSRF, roles, limits."""
+import subprocess
+import sys
+
 
 import pytest
 import sqlalchemy as sa
@@ -225,3 +228,20 @@ def test_names_are_escaped(client, auth):
     auth.login(email="bob@example.org")
     html = client.get("/account").get_data(as_text=True)
     assert "Bob &#34;quote&#39; &amp; amp" in html
+
+
+def test_production_passwords_cost_what_owasp_asks_and_any_cost_verifies():
+    """The suite hashes cheaply (conftest); the app does not: argon2id t=3, 64 MiB, p=4. A hash made
+    at either cost verifies, since argon2 reads the cost from the hash."""
+    from avatar.domain import passwords
+
+    p = passwords.PRODUCTION
+    assert (p.type.name, p.time_cost, p.memory_cost, p.parallelism) == ("ID", 3, 65536, 4)
+    strong = p.hash("Correct-horse-42-battery")
+    assert strong.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert passwords.verify_password(strong, "Correct-horse-42-battery")
+    assert not passwords.verify_password(strong, "Correct-horse-42-batterY")
+    assert passwords.hash_password("x").startswith("$argon2id$v=19$m=1024,t=1,p=1$")  # the suite's
+    code = "import avatar.domain.passwords as p; p.use_cheap_hashing_for_tests()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "test suite only" in out.stderr  # refused outside pytest

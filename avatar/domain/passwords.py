@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -10,10 +11,22 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from avatar.domain import DomainError
 
-_hasher = PasswordHasher()  # argon2id, library defaults (t=3, m=64 MiB, p=4)
+PRODUCTION = PasswordHasher()  # argon2id, library defaults (t=3, m=64 MiB, p=4)
+_hasher = PRODUCTION
 # A hash of a random password, verified against when the user does not exist, so that
 # the time of a failed login does not tell whether the email is registered.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-0a8f7e")
+
+
+def use_cheap_hashing_for_tests() -> None:
+    """For test suites only (refused outside pytest): argon2id at its least cost, so the suite's
+    hundreds of registrations and logins take milliseconds, not minutes. Hashes made at any cost
+    still verify (argon2 reads the cost from the hash); tests/test_auth.py checks PRODUCTION."""
+    global _hasher, _DUMMY_HASH
+    if "pytest" not in sys.modules:
+        raise RuntimeError("cheap password hashing is for the test suite only")
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    _DUMMY_HASH = _hasher.hash("not-a-real-password-0a8f7e")
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
