@@ -170,8 +170,37 @@ def make_app(tmp_path: Path, **overrides):
     }
     db_url = cfg.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'instance' / 'avatar.db'}"
     cfg["DATABASE_URL"] = db_url
-    upgrade(db_url)
+    sqlite_file = Path(db_url[len("sqlite:///"):]) if db_url.startswith("sqlite:///") else None
+    if sqlite_file is not None and not sqlite_file.exists():
+        _copy_migrated_sqlite(sqlite_file)  # Alembic once per session, not per app
+    else:
+        upgrade(db_url)
     return create_app(cfg)
+
+
+_TEMPLATE_DB: list[Path] = []
+
+
+def _copy_migrated_sqlite(path: Path) -> None:
+    """A new SQLite database at path, at the head revision: a copy (SQLite's backup API, so nothing
+    in a WAL is left behind) of a template migrated once per test session."""
+    import sqlite3
+    import tempfile
+
+    from avatar.config import ensure_private_dir
+
+    if not _TEMPLATE_DB:
+        template = Path(tempfile.mkdtemp(prefix="avatar-template-db-")) / "avatar.db"
+        upgrade(f"sqlite:///{template}")
+        _TEMPLATE_DB.append(template)
+    ensure_private_dir(path.parent)
+    src, dst = sqlite3.connect(_TEMPLATE_DB[0]), sqlite3.connect(path)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    os.chmod(path, 0o600)
 
 
 @pytest.fixture
