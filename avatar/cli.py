@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 import click
 
@@ -202,8 +203,8 @@ def _start_requeue_thread(svc, celery) -> None:
     from avatar.store.models import Job, JobState
 
     def loop():
-        stop = threading.Event()
-        while not stop.wait(svc.config.JOB_POLL_SECONDS * 5):
+        while True:  # a daemon thread: it ends with the worker process
+            time.sleep(svc.config.JOB_POLL_SECONDS * 5)
             ids = []
             for step in (recover_stale, enqueue_periodic):
                 try:  # one failing step does not keep the others from running

@@ -34,12 +34,16 @@ def eval_group():
     """Accuracy of the analysis models on labeled data."""
 
 
+# these commands print JSON and nothing else; --json is accepted for scripts that pass it
+JSON_ONLY = click.option("--json", is_flag=True, expose_value=False, help="JSON is what this command prints (accepted, changes nothing)")
+
+
 @eval_group.command("faces")
 @click.option("--pairs", "pairs", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--threshold", type=float, default=None, help="dlib distance (default: the calibrated one)")
-@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
-def eval_faces_cmd(pairs, images, threshold, as_json):
+@JSON_ONLY
+def eval_faces_cmd(pairs, images, threshold):
     """Face verification accuracy over a CSV of file_x,file_y,same."""
     from avatar.analysis.evaluation import eval_faces
     from avatar.analysis.face import FACE_MATCH_THRESHOLD
@@ -52,8 +56,8 @@ def eval_faces_cmd(pairs, images, threshold, as_json):
 
 @eval_group.command("voices")
 @click.option("--dir", "root", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
-def eval_voices_cmd(root, as_json):
+@JSON_ONLY
+def eval_voices_cmd(root):
     """Speaker verification EER over folders of utterances (one folder per speaker)."""
     from avatar.analysis.evaluation import eval_voices
 
@@ -65,8 +69,8 @@ def eval_voices_cmd(root, as_json):
 
 @eval_group.command("codes")
 @click.option("--dir", "root", required=True, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
-def eval_codes_cmd(root, as_json):
+@JSON_ONLY
+def eval_codes_cmd(root):
     """Spoken-code verification over STEM.wav + STEM.txt (the digits read, as words): the true code,
     a random code and one with two digits changed per file, with the enrollment rule."""
     from avatar.analysis.evaluation import eval_codes
@@ -86,8 +90,8 @@ def liveness_group():
 
 @liveness_group.command("passive")
 @click.argument("clip", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
-def liveness_passive_cmd(clip, as_json):
+@JSON_ONLY
+def liveness_passive_cmd(clip):
     """Passive liveness of a clip without a challenge: {"live", "score", "reasons", "events"}."""
     from avatar.analysis.checks import passive_check_bytes
     from avatar.analysis.media import MediaError
@@ -135,8 +139,8 @@ def face_group():
 
 @face_group.command("check")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, default=True, help="print JSON (the default)")
-def face_check_cmd(image, as_json):
+@JSON_ONLY
+def face_check_cmd(image):
     """One usable human face in the image? {"ok", "faces", "reason"}; exit 0 either way."""
     from avatar.analysis.checks import face_check_bytes
     from avatar.analysis.media import MediaError

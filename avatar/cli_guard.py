@@ -81,8 +81,8 @@ def guard_group():
 
 @guard_group.command("screen")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, default=True)
-def guard_screen(file, as_json):
+@click.option("--json", is_flag=True, expose_value=False, help="JSON is what this command prints (accepted, changes nothing)")
+def guard_screen(file):
     """Screens an image or audio file against protected persons and enrolled people:
     {"match": NAME or null, "distance"} (face: dlib distance; voice: 1 − similarity)."""
     from avatar.cli import _services

@@ -17,7 +17,7 @@ RIGHT_EYE = (33, 160, 158, 133, 153, 144)  # subject's right eye: outer, top×2,
 LEFT_EYE = (263, 387, 385, 362, 380, 373)
 MOUTH_INNER_TOP, MOUTH_INNER_BOTTOM = 13, 14
 MOUTH_LEFT, MOUTH_RIGHT = 61, 291  # image-left / image-right outer corners
-FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
+CHIN, NOSE_TIP = 152, 1
 # Where each signal's points sit in a landmark layout: mediapipe's 478-point mesh and the
 # 68-point iBUG layout of the face-alignment backend. Eyes: outer, top, top, inner, bottom, bottom.
 MEDIAPIPE_LAYOUT = {"right_eye": RIGHT_EYE, "left_eye": LEFT_EYE, "mouth_top": MOUTH_INNER_TOP,
@@ -259,7 +259,3 @@ def aligned_face(rgb: np.ndarray, obs: FaceObservation, size: int = 256) -> np.n
 
 def face_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32)))
-
-
-def same_face(a: np.ndarray, b: np.ndarray, threshold: float = FACE_MATCH_THRESHOLD) -> bool:
-    return face_distance(a, b) < threshold

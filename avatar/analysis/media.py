@@ -40,7 +40,6 @@ class MediaError(ValueError):
 class Limits:
     max_bytes: int = 64 * 1024 * 1024
     max_seconds: float = 60.0
-    min_seconds: float = 0.0
     max_pixels: int = 1920 * 1080
     max_side: int = 4096
 

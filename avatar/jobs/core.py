@@ -68,11 +68,6 @@ class JobContext:
         if cancel:
             raise JobCancelled(message or "cancelled")
 
-    def check_cancelled(self) -> None:
-        with self.services.db.session_scope() as s:
-            if s.scalar(sa.select(Job.cancel_requested).where(Job.id == self.job_id)):
-                raise JobCancelled("cancelled")
-
 
 def add_job(session, name: str, payload: dict | None = None, *, owner_id: int | None = None,
             subject_id: int | None = None, max_attempts: int = 3) -> Job:

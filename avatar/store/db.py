@@ -73,10 +73,6 @@ class Database:
         self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.session = scoped_session(self.factory)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
         """A new session committed on success, rolled back on error, always closed."""

@@ -17,10 +17,6 @@ class JobState(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def finished(self) -> bool:
-        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
-
 
 class Job(Base):
     """Every long-running task, whatever runner executes it."""
