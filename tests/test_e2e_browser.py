@@ -15,7 +15,6 @@ from avatar.domain.challenges import MAX_PROMPT_LAG
 from avatar.store.models import AuditEvent, Enrollment, Generation, LivenessSession
 from tests.conftest import OWN_OUTPUT_KEY, OWN_OUTPUT_MARK, PLAN, SEED, STRONG_PASSWORD, make_app
 from tests.media_factory import FFMPEG
-from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]
 
@@ -23,12 +22,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedrive
 @contextmanager
 def serving(tmp_path, **overrides):
     app = make_app(tmp_path, CHALLENGE_SEED=SEED, JOB_RUNNER="threads", **overrides)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: the system's free port, no race
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        yield app, f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         app.extensions["avatar"].close()

@@ -60,13 +60,11 @@ def test_evidence_page_renders_in_chromium(app, client, services, reviewed, tmp_
     from selenium.webdriver.support.ui import WebDriverWait
     from werkzeug.serving import make_server
 
-    from tests.ports import free_port
     from tests.test_e2e_browser import browser
 
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: no race for a free port
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{server.server_port}"
     driver = browser("/dev/null", "/dev/null", tmp_path / "profile")
     try:
         driver.get(f"{base}/auth/login")
