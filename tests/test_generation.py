@@ -83,6 +83,11 @@ def test_video_generation_is_labeled_traceable_and_faithful(app, services, share
         code, report = _verify(app, _transform(out, tmp_path / name, *args))
         assert report["generated"] and report["generation_id"] == gen_id, (name, report)
         assert report["manifest_valid"] is False  # other bytes than were signed
+    code, report = _verify(app, _transform(out, tmp_path / "cropped.mp4", "-vf", "crop=iw:ih-60:0:60,scale=360:-2",
+                                           "-c:v", "libx264", "-crf", "28", "-an"))  # label cut off, no sound
+    video = report["watermark"]["video"]
+    assert report["generated"] and report["generation_id"] == gen_id and video["found"], report
+    assert video["crop"]["top"] > 0.1 and "has been cropped (12 % off the top)" in report["finding"], report
     tampered = bytearray(data)
     tampered[len(tampered) // 2] ^= 0xFF
     (tmp_path / "tampered.mp4").write_bytes(bytes(tampered))

@@ -97,7 +97,7 @@ def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, 
     generated = by_mark is not None or by_bytes is not None or manifest_valid
     return {
         "generated": generated,
-        "finding": _finding(by_mark, by_bytes, wm_id, check, gen),
+        "finding": _finding(by_mark, by_bytes, wm_id, check, gen) + _cropped(marks["video"]),
         "generation_id": gen.id if gen is not None else None,
         "watermark": {"id": wm_id, **{k: v for k, v in marks.items() if k != "error"}},
         "manifest_valid": manifest_valid,
@@ -105,6 +105,15 @@ def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, 
         "revoked": bool(gen is not None and gen.revoked_at is not None),
         **({"error": marks["error"]} if "error" in marks else {}),
     }
+
+
+def _cropped(video_mark: dict | None) -> str:
+    """A second sentence when the picture's mark was read only after finding how it was cropped."""
+    crop = (video_mark or {}).get("crop") if (video_mark or {}).get("found") else None
+    if not crop:
+        return ""
+    cut = ", ".join(f"{round(100 * v)} % off the {side}" for side, v in crop.items() if v >= 0.01)
+    return f" The picture has been cropped ({cut or 'a sliver'}) since it was made: e.g. its visible label cut off."
 
 
 def _finding(by_mark, by_bytes, wm_id, check, gen) -> str:
