@@ -60,7 +60,7 @@ class Config:
     GUARD_BACKEND: str = "numpy"  # or faiss (1:N likeness search)
     VIDEO_BACKEND: str = "offline"  # talking-head backend (avatar.synthesis.video.BACKENDS)
     SPEECH_SOURCE: str = "espeak"  # what the offline voice starts from: espeak (espeak-ng) or kokoro (Kokoro-82M)
-    XTTS_DIR: str = ""  # XTTS-v2 model folder; empty = models/xtts_v2 in the project (used when complete)
+    XTTS_DIR: str = ""  # XTTS-v2 model folder; empty = models/xtts_v2 (the project's, or ./models for a wheel; used when complete)
     TESTING: bool = False
     # Test-only: fixes the challenge generator. Refused unless TESTING is on.
     CHALLENGE_SEED: int | None = None
