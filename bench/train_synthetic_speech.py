@@ -12,6 +12,8 @@ Generated speech, made here from that material (each item belongs to the person 
   (4 kHz), as a code made to pass for an 8 kHz recording (every second person; not the 8 kHz
   digits/ speakers, whose voices bench_attacks.py imitates);
 - kokoro: Kokoro-82M in one of its styles; kokoro_world: the product's Kokoro voice (adapted by WORLD);
+- espeak_world_fs, kokoro_world_fs: the product's offline voices as they now deliver, the adapted
+  speech drawn toward the person's own frames (speech/frame_selection.py);
 - world_resynthesis: WORLD analysis and resynthesis of the person's real speech;
 - griffin_lim: the person's real magnitude spectrogram with its phase rebuilt (Griffin-Lim);
 - xtts_tiny: a tiny random-weight XTTS-v2 (tests/tiny_xtts.py) speaking in the person's voice.
@@ -42,8 +44,8 @@ from avatar.analysis import synthetic_speech as ss  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = ss.SR
 C = 0.1  # inverse regularisation: C = 1 and a 64-unit MLP fitted the folds better and held out worse
-GENERATED = ["espeak", "espeak_world", "espeak_world_digits", "espeak_world_digits_narrow", "kokoro", "kokoro_world",
-             "world_resynthesis", "griffin_lim", "xtts_tiny"]
+GENERATED = ["espeak", "espeak_world", "espeak_world_fs", "espeak_world_digits", "espeak_world_digits_narrow", "kokoro",
+             "kokoro_world", "kokoro_world_fs", "world_resynthesis", "griffin_lim", "xtts_tiny"]
 
 
 # -- real speech -----------------------------------------------------------------------------
@@ -146,7 +148,7 @@ class _Xtts:
 def generated_items(reals: list[dict], cache: Path) -> list[dict]:
     from scipy.signal import resample_poly
 
-    from avatar.synthesis.speech import kokoro
+    from avatar.synthesis.speech import frame_selection, kokoro
     from avatar.synthesis.speech.offline import WORK_SR, SpeechError, adapt, espeak, voice_model
 
     assert WORK_SR == SR
@@ -197,6 +199,17 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
         with np.load(digits) as z:
             if z["espeak_world_digits"].size:
                 made = {**made, "espeak_world_digits": z["espeak_world_digits"]}
+        converted = cache / f"fs-{person}.npz"
+        if not converted.exists():
+            out = {}
+            try:
+                bank = frame_selection.frame_bank(refs[person])
+                out = {f"{k}_fs": frame_selection.convert(made[k], bank) for k in ("espeak_world", "kokoro_world") if k in made}
+            except frame_selection.ConversionError as exc:
+                print(f"{person}: {exc}", file=sys.stderr)
+            np.savez(converted, **out)
+        with np.load(converted) as z:
+            made = {**made, **{k: z[k] for k in z.files}}
         narrow = cache / f"digits-narrow-{person}.npz"
         if p % 2 == 0 and not person.startswith("fsdd-") and not narrow.exists():
             band = resample_poly(resample_poly(refs[person], 1, 2), 2, 1).astype(np.float32)
