@@ -28,6 +28,7 @@ def use_cheap_hashing_for_tests() -> None:
     _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     _DUMMY_HASH = _hasher.hash("not-a-real-password-0a8f7e")
 
+
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 
