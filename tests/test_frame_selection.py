@@ -45,3 +45,22 @@ def test_too_little_enrolled_speech_is_an_error(shared_data):
     enrolled, _ = _speaker(shared_data, "2609")
     with pytest.raises(frame_selection.ConversionError, match="too little speech"):
         frame_selection.FrameBank(enrolled[: 16000])
+
+
+def test_offline_voice_falls_back_to_the_adapted_voice_on_little_enrolled_speech(shared_data):
+    """1.5 s of enrolled speech is enough for the adaptation but not for a bank of frames: the offline
+    voice still speaks (adapted only) instead of failing the generation."""
+    from datetime import datetime
+
+    from avatar.synthesis.grant import _MINT, ConsentGrant, Likeness
+    from avatar.synthesis.speech.offline import OfflineSpeech
+
+    enrolled, _ = _speaker(shared_data, "2609")
+    voice = enrolled[16000: 16000 + 24000]
+    grant = ConsentGrant(_MINT, requester_id=0, subject_id=0, subject_pseudonym="test", consent_id=0,
+                         modality="speech", purpose="personal", issued_at=datetime.now(), check=lambda: None,
+                         load=lambda m: Likeness(voice, None))
+    with pytest.raises(frame_selection.ConversionError):
+        frame_selection.frame_bank(voice)
+    speech = OfflineSpeech().synthesize(grant, "Hello, this is a short message.")
+    assert speech.audio.size > speech.sr and np.isfinite(speech.audio).all()
