@@ -5,11 +5,37 @@
 `synthesize(grant, text)`."""
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass, field
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 
 OUTPUT_SR = 24000
+T = TypeVar("T")
+
+
+class ReferenceCache(Generic[T]):
+    """What is built from an enrolled voice (a reference recording), kept per process by the
+    reference's SHA-256 (the reference itself is not kept), the oldest dropped beyond `keep`."""
+
+    def __init__(self, build: Callable[[np.ndarray], T], keep: int):
+        self.build, self.keep = build, keep
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, reference: np.ndarray) -> T:
+        key = hashlib.sha256(np.asarray(reference, np.float32).tobytes()).hexdigest()
+        with self._lock:
+            item = self._items.get(key)
+        if item is None:
+            item = self.build(reference)  # outside the lock: a slow build does not hold up other voices
+            with self._lock:
+                self._items[key] = item
+                while len(self._items) > self.keep:
+                    self._items.pop(next(iter(self._items)))
+        return item
 
 
 @dataclass

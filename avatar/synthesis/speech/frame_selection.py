@@ -12,10 +12,9 @@ idea of kNN-VC (Baas et al., 2023) with cepstra and a WORLD vocoder instead of W
 HiFi-GAN, whose weights cannot be installed here. Takes and returns float32 audio at SR."""
 from __future__ import annotations
 
-import hashlib
-import threading
-
 import numpy as np
+
+from avatar.synthesis.speech import ReferenceCache
 
 SR = 16000
 N_CEP = 24  # mel-cepstral coefficients of the key (c1..c24)
@@ -91,22 +90,12 @@ class FrameBank:
         return out
 
 
-_BANKS: dict[str, FrameBank] = {}
-_LOCK = threading.Lock()
+_BANKS: ReferenceCache[FrameBank] = ReferenceCache(FrameBank, keep=8)
 
 
 def frame_bank(reference: np.ndarray) -> FrameBank:
     """Cached per process by the reference's hash (as offline.voice_model)."""
-    key = hashlib.sha256(np.asarray(reference, np.float32).tobytes()).hexdigest()
-    with _LOCK:
-        bank = _BANKS.get(key)
-    if bank is None:
-        bank = FrameBank(reference)
-        with _LOCK:
-            _BANKS[key] = bank
-            while len(_BANKS) > 8:
-                _BANKS.pop(next(iter(_BANKS)))
-    return bank
+    return _BANKS.get(reference)
 
 
 def convert(audio: np.ndarray, bank: FrameBank) -> np.ndarray:

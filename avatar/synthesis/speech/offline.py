@@ -5,10 +5,10 @@ Adaptation, all measured on the enrolled reference: F0 mapped to the speaker's l
 spread; the spectral envelope warped along frequency by the factor that best matches the
 speaker's average envelope (formant positions), then equalised toward that envelope (timbre);
 loudness matched. Then each frame is drawn toward the nearest frames of the enrolled speech itself
-(speech/frame_selection.py), when there are at least 2 s of it. Figures on the shared speakers: bench/bench_clone.py and bench/bench_synthesis.py."""
+(speech/frame_selection.py), when there are at least 2 s of it. Figures on the shared speakers:
+bench/bench_clone.py and bench/bench_synthesis.py."""
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import shutil
@@ -20,7 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from avatar.synthesis.grant import require_grant
-from avatar.synthesis.speech import OUTPUT_SR, Speech, frame_selection
+from avatar.synthesis.speech import OUTPUT_SR, ReferenceCache, Speech, frame_selection
 
 WORK_SR = 16000
 FRAME_MS = 5.0
@@ -67,19 +67,12 @@ class VoiceModel:
         self.rms = float(np.sqrt(np.mean(np.asarray(audio, np.float64) ** 2)) + 1e-9)
 
 
-_CACHE: dict[str, VoiceModel] = {}
-_LOCK = threading.Lock()
+_VOICES: ReferenceCache[VoiceModel] = ReferenceCache(VoiceModel, keep=32)
 
 
 def voice_model(reference: np.ndarray) -> VoiceModel:
     """Cached per process by the reference's hash (the reference itself is never stored here)."""
-    key = hashlib.sha256(np.asarray(reference, np.float32).tobytes()).hexdigest()
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = VoiceModel(reference)
-            while len(_CACHE) > 32:
-                _CACHE.pop(next(iter(_CACHE)))
-        return _CACHE[key]
+    return _VOICES.get(reference)
 
 
 def _warp(log_env: np.ndarray, alpha: float) -> np.ndarray:
