@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avatar.analysis.media import MediaFile  # noqa: E402
-from avatar.domain.verification import READ_SECONDS, VIDEO_FPS, VIDEO_SIDE  # noqa: E402
+from avatar.domain.verification import READ_SECONDS, VIDEO_FPS, VIDEO_SIDE, video_mark_in  # noqa: E402
 from avatar.synthesis.label import payload, video_mark  # noqa: E402
 from avatar.synthesis.render import render_video  # noqa: E402
 from avatar.synthesis.speech import OUTPUT_SR, Speech  # noqa: E402
@@ -55,11 +55,8 @@ def squared(path: Path) -> list[np.ndarray]:
 
 def read(path: Path, key: bytes) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    reader = video_mark.Reader(key)
     with MediaFile(path.read_bytes()) as mf:
-        for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
-            reader.add(frame, t)
-        result = reader.result()
+        result = video_mark_in(mf, key)
     return result, time.perf_counter() - t0
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avatar.analysis.media import MediaFile
-from avatar.domain.verification import READ_SECONDS, VIDEO_FPS, VIDEO_SIDE
+from avatar.domain.verification import video_mark_in
 from avatar.synthesis.label import payload, video_mark
 from avatar.synthesis.render import render_video
 from avatar.synthesis.speech import OUTPUT_SR, Speech
@@ -18,11 +18,8 @@ MARK = "5eed0a11"
 
 
 def read(path, key=KEY) -> dict:
-    reader = video_mark.Reader(key)
     with MediaFile(path.read_bytes()) as mf:
-        for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
-            reader.add(frame, t)
-    return reader.result()
+        return video_mark_in(mf, key)
 
 
 @pytest.fixture(scope="module")

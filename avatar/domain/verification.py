@@ -59,19 +59,27 @@ def read_marks(data: bytes, key: bytes) -> dict:
 def marks_in(mf, key: bytes) -> dict:
     """read_marks() on a file already open (a MediaFile): its first READ_SECONDS of picture and sound."""
     from avatar.analysis.media import SAMPLE_RATE
-    from avatar.synthesis.label import audio_mark, video_mark
+    from avatar.synthesis.label import audio_mark
 
     out = {"audio": None, "video": None}
     probe = mf.probe
     if probe.has_video and not probe.is_image:
-        reader = video_mark.Reader(key)
-        for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
-            reader.add(frame, t)
-        out["video"] = reader.result()
+        out["video"] = video_mark_in(mf, key)
     audio = mf.audio(seconds=READ_SECONDS) if probe.has_audio else None
     if audio is not None and audio.size:
         out["audio"] = audio_mark.detect(audio, SAMPLE_RATE, key)
     return out
+
+
+def video_mark_in(mf, key: bytes) -> dict:
+    """The video watermark of a file already open (a MediaFile with a picture): its first
+    READ_SECONDS at VIDEO_FPS, scaled to VIDEO_SIDE, one frame at a time (video_mark.Reader)."""
+    from avatar.synthesis.label import video_mark
+
+    reader = video_mark.Reader(key)
+    for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
+        reader.add(frame, t)
+    return reader.result()
 
 
 def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, manifest: dict | None = None) -> dict:
