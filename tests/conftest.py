@@ -6,6 +6,7 @@ import os
 import random
 import re
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -178,23 +179,25 @@ def make_app(tmp_path: Path, **overrides):
     return create_app(cfg)
 
 
-_TEMPLATE_DB: list[Path] = []
+@lru_cache(maxsize=1)
+def _migrated_template() -> Path:
+    """A SQLite database at the head revision, migrated once per test session."""
+    import tempfile
+
+    template = Path(tempfile.mkdtemp(prefix="avatar-template-db-")) / "avatar.db"
+    upgrade(f"sqlite:///{template}")
+    return template
 
 
 def _copy_migrated_sqlite(path: Path) -> None:
     """A new SQLite database at path, at the head revision: a copy (SQLite's backup API, so nothing
-    in a WAL is left behind) of a template migrated once per test session."""
+    in a WAL is left behind) of the session's migrated template."""
     import sqlite3
-    import tempfile
 
     from avatar.config import ensure_private_dir
 
-    if not _TEMPLATE_DB:
-        template = Path(tempfile.mkdtemp(prefix="avatar-template-db-")) / "avatar.db"
-        upgrade(f"sqlite:///{template}")
-        _TEMPLATE_DB.append(template)
     ensure_private_dir(path.parent)
-    src, dst = sqlite3.connect(_TEMPLATE_DB[0]), sqlite3.connect(path)
+    src, dst = sqlite3.connect(_migrated_template()), sqlite3.connect(path)
     try:
         src.backup(dst)
     finally:
