@@ -29,6 +29,11 @@ class Services:
         sweep_temp_dir(tmp)
         self.runner = None  # set by jobs.runners.start_runner()
 
+    @classmethod
+    def from_env(cls, overrides: dict | None = None) -> "Services":
+        """Services for the settings of the environment (AVATAR_*); ConfigError names a bad one."""
+        return cls(Config.from_env(overrides=overrides))
+
     @cached_property
     def keyring(self) -> Keyring:
         """The master key, plus the pending one of an interrupted `avatar keys rotate`."""

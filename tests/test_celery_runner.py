@@ -8,7 +8,7 @@ import time
 import pytest
 
 from avatar.jobs import enqueue
-from avatar.jobs.runners import RunnerUnavailable
+from avatar.jobs.core import RunnerUnavailable
 from avatar.store import audit
 from avatar.store.models import Job
 from tests.conftest import make_app, wait_for_jobs

@@ -134,7 +134,7 @@ def test_an_upload_is_one_transaction_whichever_step_fails(tmp_path, shared_data
     the commit (the runner's broker is down): the answer says it is saved, and it all is."""
     from sqlalchemy.exc import OperationalError
 
-    from avatar.jobs import runners
+    from avatar.jobs.core import RunnerUnavailable
     from avatar.store import audit
     from avatar.web import enroll
 
@@ -166,7 +166,7 @@ def test_an_upload_is_one_transaction_whichever_step_fails(tmp_path, shared_data
     else:
         class DownRunner:
             def submit(self, job_id):
-                raise runners.RunnerUnavailable("broker unreachable")
+                raise RunnerUnavailable("broker unreachable")
         services.runner = DownRunner()
     try:
         r = client.post(f"/api/enroll/sessions/{nonce}/recording", headers={"X-CSRFToken": token},

@@ -1,10 +1,39 @@
 """Celery over Redis for scale-out: the same job functions, executed by `avatar worker`."""
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from datetime import timedelta
+
 from celery import Celery
 from celery.signals import worker_process_init
 
+from avatar.jobs.core import RunnerUnavailable
+from avatar.jobs.requeue import requeue_due
+from avatar.store.db import utcnow
+
+log = logging.getLogger(__name__)
 _services = None
+
+
+class CeleryRunner:
+    """Sends job ids to Celery workers (`avatar worker`); the row in the database is the truth."""
+
+    def __init__(self, services):
+        self.services = services
+        self.celery = make_celery(services.config)
+
+    def submit(self, job_id: int) -> None:
+        try:
+            self.celery.send_task("avatar.execute_job", args=[job_id], retry=False)
+        except Exception as exc:  # kombu raises OperationalError and friends
+            raise RunnerUnavailable(
+                f"job {job_id} is saved but the job queue ({self.services.config.BROKER_URL}) is unreachable: {exc}"
+            ) from exc
+
+    def stop(self) -> None:
+        pass
 
 
 def make_celery(config) -> Celery:
@@ -44,8 +73,6 @@ def _worker_services(config):
         from avatar.jobs import definitions  # noqa: F401 - registers the job functions
         from avatar.services import Services
 
-        from avatar.jobs.runners import CeleryRunner
-
         services = Services(config)
         services.runner = CeleryRunner(services)  # retries are re-sent through the broker
         _services = services
@@ -56,3 +83,24 @@ def _worker_services(config):
 def _reset_after_fork(**_):
     global _services
     _services = None
+
+
+def start_requeue_thread(services, celery: Celery) -> threading.Thread:
+    """In a worker process: every few poll periods, re-sends the jobs requeue_due() finds (a dead
+    worker's, periodic ones that are due, and queued jobs older than a lease whose message never
+    reached the broker). A daemon thread: it ends with the worker."""
+
+    def loop():
+        while True:
+            time.sleep(services.config.JOB_POLL_SECONDS * 5)
+            cutoff = utcnow() - timedelta(seconds=services.config.JOB_LEASE_SECONDS)
+            for job_id in requeue_due(services, queued_before=cutoff):
+                try:
+                    celery.send_task("avatar.execute_job", args=[job_id], retry=False)
+                except Exception:  # noqa: BLE001 - broker briefly down: the next pass sends them again
+                    log.warning("job requeue: the broker is unreachable", exc_info=True)
+                    break
+
+    thread = threading.Thread(target=loop, name="avatar-requeue", daemon=True)
+    thread.start()
+    return thread

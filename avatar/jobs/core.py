@@ -25,6 +25,10 @@ REGISTRY: dict[str, Callable[["JobContext"], Any]] = {}
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
+class RunnerUnavailable(RuntimeError):
+    """The job queue cannot be reached; the job stays queued in the database."""
+
+
 class JobCancelled(Exception):
     """Raised inside a job when cancellation was requested; the job ends as cancelled."""
 

@@ -5,17 +5,10 @@ import logging
 import queue
 import threading
 
-import sqlalchemy as sa
-
-from avatar.jobs.core import WORKER_ID, execute, recover_stale
-from avatar.jobs.periodic import enqueue_periodic
-from avatar.store.models import Job, JobState
+from avatar.jobs.core import WORKER_ID, execute
+from avatar.jobs.requeue import requeue_due
 
 log = logging.getLogger(__name__)
-
-
-class RunnerUnavailable(RuntimeError):
-    """The job queue cannot be reached; the job stays queued in the database."""
 
 
 class ThreadRunner:
@@ -71,40 +64,8 @@ class ThreadRunner:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_seconds):
-            try:
-                recover_stale(self.services)
-            except Exception:  # noqa: BLE001 - database briefly unavailable: try next round
-                log.warning("job poller could not recover stale jobs", exc_info=True)
-            enqueue_periodic(self.services)  # logs its own failures, job by job
-            try:
-                with self.services.db.session_scope() as s:
-                    ids = s.scalars(sa.select(Job.id).where(Job.state == JobState.QUEUED.value)
-                                    .order_by(Job.id).limit(50)).all()
-                for job_id in ids:
-                    self.submit(job_id)
-            except Exception:  # noqa: BLE001 - database briefly unavailable: try next round
-                log.warning("job poller could not read the queue", exc_info=True)
-
-
-class CeleryRunner:
-    """Sends job ids to Celery workers (`avatar worker`); the row in the database is the truth."""
-
-    def __init__(self, services):
-        from avatar.jobs.celery_app import make_celery
-
-        self.services = services
-        self.celery = make_celery(services.config)
-
-    def submit(self, job_id: int) -> None:
-        try:
-            self.celery.send_task("avatar.execute_job", args=[job_id], retry=False)
-        except Exception as exc:  # kombu raises OperationalError and friends
-            raise RunnerUnavailable(
-                f"job {job_id} is saved but the job queue ({self.services.config.BROKER_URL}) is unreachable: {exc}"
-            ) from exc
-
-    def stop(self) -> None:
-        pass
+            for job_id in requeue_due(self.services):  # logs its own failures, step by step
+                self.submit(job_id)
 
 
 def start_runner(services):
@@ -113,6 +74,8 @@ def start_runner(services):
     if kind == "threads":
         services.runner = ThreadRunner(services, services.config.JOB_THREADS, services.config.JOB_POLL_SECONDS).start()
     elif kind == "celery":
+        from avatar.jobs.celery_app import CeleryRunner  # Celery is imported only where it is used
+
         services.runner = CeleryRunner(services)
     else:
         services.runner = None

@@ -61,7 +61,7 @@ def init_errors(app: Flask) -> None:
         app.extensions["avatar"].db.session.rollback()
         return render_error(exc.status, str(exc))
 
-    from avatar.jobs.runners import RunnerUnavailable
+    from avatar.jobs.core import RunnerUnavailable
 
     @app.errorhandler(RunnerUnavailable)
     def _queue_down(exc):

@@ -41,13 +41,13 @@ def protect_group():
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def protect_add(name, files):
     """Protects NAME with reference photos and/or voice clips (FILE...)."""
-    from avatar.cli import _services
+    from avatar.cli.common import services
     from avatar.domain import DomainError
     from avatar.domain.protected import add_person
     from avatar.store.audit import record
 
     faces, voices = _samples(files)
-    svc = _services()
+    svc = services()
     try:
         with svc.db.session_scope() as s:
             person = add_person(s, svc.media, name, faces, voices)
@@ -63,10 +63,10 @@ def protect_add(name, files):
 @click.option("--json", "as_json", is_flag=True)
 def protect_list(as_json):
     """Lists protected persons and how many samples each has."""
-    from avatar.cli import _services
+    from avatar.cli.common import services
     from avatar.domain.protected import list_people
 
-    with _services().db.session_scope() as s:
+    with services().db.session_scope() as s:
         people = list_people(s)
     if as_json:
         click.echo(json.dumps(people))
@@ -85,11 +85,11 @@ def guard_group():
 def guard_screen(file):
     """Screens an image or audio file against protected persons and enrolled people:
     {"match": NAME or null, "distance"} (face: dlib distance; voice: 1 − similarity)."""
-    from avatar.cli import _services
+    from avatar.cli.common import services
     from avatar.domain.guard import load_gallery
 
     faces, voices = _samples((file,))
-    svc = _services()
+    svc = services()
     modality, template = ("face", faces[0][0]) if faces else ("voice", voices[0])
     with svc.db.session_scope() as s:
         gallery = load_gallery(s, svc.media, modality, None, svc.config.GUARD_BACKEND)
@@ -105,6 +105,4 @@ def guard_screen(file):
                            "modality": modality, "distance": distance}))
 
 
-def register(main: click.Group) -> None:
-    main.add_command(protect_group)
-    main.add_command(guard_group)
+COMMANDS = [protect_group, guard_group]

@@ -36,5 +36,4 @@ def demo_command(out_dir: str, data_dir: str | None):
                            "outputs": report["outputs"]}, indent=2))
 
 
-def register(main: click.Group) -> None:
-    main.add_command(demo_command)
+COMMANDS = [demo_command]

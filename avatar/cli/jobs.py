@@ -18,12 +18,12 @@ def jobs_group():
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def jobs_status(as_json: bool):
     """When each periodic job last succeeded and failed, and when it is next due."""
-    from avatar.cli import _services
+    from avatar.cli.common import services
     from avatar.jobs.periodic import LATE_AFTER_PERIODS, periodic_status
 
     import sqlalchemy as sa
 
-    svc = _services()
+    svc = services()
     try:
         rows = periodic_status(svc)
     except sa.exc.SQLAlchemyError as exc:
@@ -47,5 +47,4 @@ def jobs_status(as_json: bool):
     sys.exit(1 if late else 0)
 
 
-def register(main: click.Group) -> None:
-    main.add_command(jobs_group)
+COMMANDS = [jobs_group]

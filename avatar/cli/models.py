@@ -72,5 +72,4 @@ def verify_command(model: str, folder: str | None):
     sys.exit(0 if report["ok"] else 1)
 
 
-def register(main: click.Group) -> None:
-    main.add_command(models)
+COMMANDS = [models]

@@ -152,6 +152,4 @@ def face_check_cmd(image):
         sys.exit(0)
 
 
-def register(main: click.Group) -> None:
-    for group in (eval_group, liveness_group, face_group):
-        main.add_command(group)
+COMMANDS = [eval_group, liveness_group, face_group]

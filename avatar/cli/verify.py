@@ -16,7 +16,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_command(file: str, manifest_path: str | None, as_json: bool):
     """Check FILE for our watermark and provenance manifest."""
-    from avatar.cli import _services
+    from avatar.cli.common import services
     from avatar.domain.verification import ManifestError, parse_manifest, verify
 
     data = Path(file).read_bytes()
@@ -27,7 +27,7 @@ def verify_command(file: str, manifest_path: str | None, as_json: bool):
             manifest = parse_manifest(sidecar.read_bytes())
         except ManifestError as exc:
             raise click.ClickException(f"{sidecar}: {exc}") from exc
-    svc = _services()
+    svc = services()
     try:
         with svc.db.session_scope() as s:
             report = verify(s, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest)
@@ -46,5 +46,4 @@ def verify_command(file: str, manifest_path: str | None, as_json: bool):
     sys.exit(0 if report["generated"] else 3)
 
 
-def register(main: click.Group) -> None:
-    main.add_command(verify_command)
+COMMANDS = [verify_command]

@@ -1,0 +1,4 @@
+"""`python -m avatar.cli …`"""
+from avatar.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""`avatar keys`: the master key that wraps every data key."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from avatar.cli.common import services
+
+
+@click.group()
+def keys():
+    """Encryption key management."""
+
+
+@keys.command("rotate")
+def keys_rotate():
+    """Re-wraps every data key under a new master key (media is not re-encrypted). Stop the app
+    and workers first. With AVATAR_MASTER_KEY set, give the new key as AVATAR_NEW_MASTER_KEY and
+    set it as AVATAR_MASTER_KEY afterwards; otherwise instance/master.key is rotated in place."""
+    import base64
+    from pathlib import Path
+
+    from avatar.store import rotation
+    from avatar.store.audit import record
+
+    svc = services()
+    cfg = svc.config
+    try:
+        if cfg.MASTER_KEY:
+            new_b64 = os.environ.get("AVATAR_NEW_MASTER_KEY", "")
+            try:
+                new_key = base64.b64decode(new_b64, validate=True)
+            except ValueError:
+                new_key = b""
+            if len(new_key) != 32:
+                raise click.ClickException("AVATAR_MASTER_KEY is set: give the new key as AVATAR_NEW_MASTER_KEY "
+                                           "(base64 of 32 bytes, e.g. `openssl rand -base64 32`)")
+            result = rotation.rotate_env_key(svc.db, cfg.master_key(), new_key)
+        else:
+            master_file = Path(cfg.INSTANCE_PATH) / "master.key"
+            if not master_file.is_file():
+                raise click.ClickException(f"no master key at {master_file}: nothing to rotate")
+            result = rotation.rotate_file_key(svc.db, master_file)
+        record(svc.db, "keys.rotated", details={"old": result.old_key_id, "new": result.new_key_id,
+                                                "rewrapped": result.rewrapped})
+    finally:
+        svc.close()
+    click.echo(f"master key {result.old_key_id} -> {result.new_key_id}: {result.rewrapped} data keys re-wrapped"
+               + (f" ({result.already_new} already were)" if result.already_new else ""))
+    if result.retired_file:
+        click.echo(f"the old key is kept as {result.retired_file}: it reads database backups taken before now; "
+                   "move it offline with those backups, then delete it here")
+    else:
+        click.echo("now set AVATAR_MASTER_KEY to the new key and restart the app and workers")
+
+
+COMMANDS = [keys]
