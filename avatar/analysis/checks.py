@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from avatar.analysis.face import (
-    FaceError, FaceObservation, aligned_face, face_embedding, observe_image, require_single_face,
+    FaceError,
+    FaceObservation,
+    aligned_face,
+    face_embedding,
+    observe_image,
+    require_single_face,
 )
 from avatar.analysis.liveness import HUMAN_FACE_MIN, SAMPLE_FPS, PassiveResult, human_face_score, passive_liveness
 from avatar.analysis.media import Limits, MediaFile, decode_image
@@ -44,9 +49,9 @@ def face_check_bytes(data: bytes) -> dict:
     return face_check(decode_image(data))
 
 
-def passive_check_bytes(data: bytes, limits: Limits = Limits()) -> PassiveResult:
+def passive_check_bytes(data: bytes, limits: Limits | None = None) -> PassiveResult:
     """Passive liveness of an uploaded file. A still image is never live."""
-    with MediaFile(data, limits) as mf:
+    with MediaFile(data, limits or Limits()) as mf:
         if mf.probe.is_image or (mf.probe.has_video and mf.probe.duration < 0.2):
             return PassiveResult(False, 0.0, ["a still image cannot show that a person is live"], [],
                                  {"still_image": True})
@@ -57,19 +62,14 @@ def passive_check_bytes(data: bytes, limits: Limits = Limits()) -> PassiveResult
 SPEECH_READ_SECONDS = 60.0
 
 
-def speech_check(audio: np.ndarray, watermark_key: bytes | None = None) -> dict:
+def speech_check(audio: np.ndarray, mark: dict | None = None) -> dict:
     """Is the speech (16 kHz mono) generated? {"synthetic", "flagged", "score", "watermark", "reasons", …}.
-    This installation's audio watermark, where found, is decisive; otherwise the synthetic-speech
-    score decides (synthetic_speech.REFUSE_AT) or flags (FLAG_AT). Too little speech to score is a
-    reason, not an error."""
+    `mark` is what this installation's audio watermark detector found in the same audio
+    ({"found", "watermark_id", "confidence"}; None when it was not looked for): where found it is
+    decisive; otherwise the synthetic-speech score decides (synthetic_speech.REFUSE_AT) or flags
+    (FLAG_AT). Too little speech to score is a reason, not an error."""
     from avatar.analysis.synthetic_speech import SyntheticSpeechError, speech_origin
-    from avatar.synthesis.label import audio_mark
 
-    mark = None
-    if watermark_key is not None:
-        found = audio_mark.detect(audio, 16000, watermark_key)
-        mark = {"found": bool(found["found"]), "watermark_id": found.get("watermark_id"),
-                "confidence": found.get("confidence")}
     reasons = []
     try:
         origin = speech_origin(audio)
@@ -84,8 +84,7 @@ def speech_check(audio: np.ndarray, watermark_key: bytes | None = None) -> dict:
     return {**out, "watermark": mark, "reasons": reasons}
 
 
-def speech_check_bytes(data: bytes, watermark_key: bytes | None = None) -> dict:
-    """speech_check() on the first SPEECH_READ_SECONDS of an uploaded file's sound."""
+def speech_of_bytes(data: bytes) -> np.ndarray:
+    """The first SPEECH_READ_SECONDS of an uploaded file's sound, 16 kHz mono, for speech_check()."""
     with MediaFile(data, Limits(max_seconds=3600.0, max_pixels=3840 * 2160)) as mf:
-        audio = mf.audio(seconds=SPEECH_READ_SECONDS)
-    return speech_check(audio, watermark_key)
+        return mf.audio(seconds=SPEECH_READ_SECONDS)

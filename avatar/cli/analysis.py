@@ -109,19 +109,21 @@ def liveness_passive_cmd(clip):
 def liveness_speech_cmd(file, as_json):
     """Is the speech in FILE generated? {"synthetic", "score", "watermark", "reasons"}; exit 0
     either way, 2 when FILE cannot be read as audio."""
-    from avatar.analysis.checks import speech_check_bytes
+    from avatar.analysis.checks import speech_check, speech_of_bytes
     from avatar.analysis.media import MediaError
     from avatar.config import Config, ConfigError
+    from avatar.domain.verification import audio_mark_in
 
     try:
         key = Config.from_env().watermark_key()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        result = speech_check_bytes(_read(file), key)
+        audio = speech_of_bytes(_read(file))
     except MediaError as exc:
         click.echo(f"Error: {file}: {exc}", err=True)
         sys.exit(2)
+    result = speech_check(audio, audio_mark_in(audio, key) if audio.size else None)
     if as_json:
         _emit(result)
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import sqlalchemy as sa
 
 from avatar.store.models import Generation
@@ -69,6 +70,16 @@ def marks_in(mf, key: bytes) -> dict:
     if audio is not None and audio.size:
         out["audio"] = audio_mark.detect(audio, SAMPLE_RATE, key)
     return out
+
+
+def audio_mark_in(audio: np.ndarray, key: bytes) -> dict:
+    """This installation's audio watermark in 16 kHz mono audio, as analysis.checks.speech_check
+    takes it: {"found", "watermark_id", "confidence"}."""
+    from avatar.analysis.media import SAMPLE_RATE
+    from avatar.synthesis.label import audio_mark
+
+    found = audio_mark.detect(audio, SAMPLE_RATE, key)
+    return {"found": bool(found["found"]), "watermark_id": found.get("watermark_id"), "confidence": found.get("confidence")}
 
 
 def video_mark_in(mf, key: bytes) -> dict:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from avatar.jobs.core import JobContext, PermanentJobError, job
 from avatar.store import audit
 from avatar.store.models import Enrollment, LivenessSession, MediaObject, User, VoiceProfile
@@ -95,14 +94,19 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
 @job("enrollment.voice_extra")
 def add_paragraph_reading(ctx: JobContext) -> dict:
     """Adds a read paragraph to the voice profile if it is the same speaker as the live capture."""
+    from avatar.analysis.checks import speech_check
     from avatar.analysis.media import MediaError, decode_audio
     from avatar.analysis.voice import (
-        SPEAKER_MATCH_THRESHOLD, VoiceError, speaker_similarity, speaker_template, voice_activity, voiced_audio,
+        SPEAKER_MATCH_THRESHOLD,
+        VoiceError,
+        speaker_similarity,
+        speaker_template,
+        voice_activity,
+        voiced_audio,
     )
-    from avatar.analysis.checks import speech_check
     from avatar.domain import enrollment as rules
     from avatar.domain.enrollment import wav_bytes
-    from avatar.domain.verification import own_output_of_mark
+    from avatar.domain.verification import audio_mark_in, own_output_of_mark
     from avatar.store.templates import load_template, save_template
 
     svc = ctx.services
@@ -119,7 +123,7 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
         template = speaker_template(voiced)
     except (MediaError, VoiceError) as exc:
         raise PermanentJobError(str(exc)) from exc
-    origin = speech_check(audio, svc.watermark_key)
+    origin = speech_check(audio, audio_mark_in(audio, svc.watermark_key))
     if origin["synthetic"]:  # generated speech (ours by its mark, or by how it sounds) adds nothing to a voice
         mark = origin["watermark"] if origin["watermark"] and origin["watermark"]["found"] else None
         with svc.db.session_scope() as s:

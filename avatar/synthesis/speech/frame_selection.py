@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar.synthesis.speech import ReferenceCache
+from avatar.synthesis.speech import ReferenceCache, world
 
 SR = 16000
 N_CEP = 24  # mel-cepstral coefficients of the key (c1..c24)
@@ -35,13 +35,6 @@ class ConversionError(ValueError):
     pass
 
 
-def _analyse(audio: np.ndarray):
-    from avatar.synthesis.speech.offline import _world
-
-    f0, sp, ap = _world(audio, SR)
-    return f0, sp, ap
-
-
 def _keys(sp: np.ndarray) -> np.ndarray:
     """Per frame: mel-cepstrum c1..N_CEP and its change over ±DELTA frames."""
     import pyworld as pw
@@ -60,7 +53,7 @@ class FrameBank:
     """The enrolled speech's frames: keys (normalised), log envelopes, aperiodicities, voicing."""
 
     def __init__(self, audio: np.ndarray):
-        f0, sp, ap = _analyse(audio)
+        f0, sp, ap = world.analyse(audio, SR)
         level = _level_db(sp)
         speech = level >= np.percentile(level, 95) - SPEECH_RANGE_DB if level.size else np.zeros(0, bool)
         if speech.sum() < MIN_BANK_FRAMES:
@@ -103,7 +96,7 @@ def convert(audio: np.ndarray, bank: FrameBank) -> np.ndarray:
     import pyworld as pw
     from scipy.ndimage import uniform_filter1d
 
-    f0, sp, ap = _analyse(audio)
+    f0, sp, ap = world.analyse(audio, SR)
     raw = _keys(sp)
     keys = (raw - raw.mean(axis=0)) / (raw.std(axis=0) + 1e-6)  # each side normalised over its own frames
     idx = bank.nearest(keys, f0 > 0)

@@ -20,10 +20,10 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from avatar.synthesis.grant import require_grant
-from avatar.synthesis.speech import OUTPUT_SR, ReferenceCache, Speech, frame_selection
+from avatar.synthesis.speech import OUTPUT_SR, ReferenceCache, Speech, frame_selection, world
 
 WORK_SR = 16000
-FRAME_MS = 5.0
+FRAME_MS = world.FRAME_MS
 
 
 class SpeechError(Exception):
@@ -42,22 +42,11 @@ def espeak(text: str, voice: str = "en-us", rate: int = 160) -> np.ndarray:
     return resample_poly(audio, WORK_SR, sr).astype(np.float32) if sr != WORK_SR else audio
 
 
-def _world(x: np.ndarray, sr: int):
-    import pyworld as pw
-
-    x = np.asarray(x, np.float64)
-    f0, t = pw.dio(x, sr, frame_period=FRAME_MS, f0_floor=60, f0_ceil=500)
-    f0 = pw.stonemask(x, f0, t, sr)
-    sp = pw.cheaptrick(x, f0, t, sr)
-    ap = pw.d4c(x, f0, t, sr)
-    return f0, sp, ap
-
-
 class VoiceModel:
     """What the adaptation needs from a speaker: log-F0 mean and spread, mean log envelope, loudness."""
 
     def __init__(self, audio: np.ndarray, sr: int = WORK_SR):
-        f0, sp, _ = _world(audio, sr)
+        f0, sp, _ = world.analyse(audio, sr)
         voiced = f0 > 0
         if voiced.sum() < 50:
             raise SpeechError("the enrolled voice has too little voiced speech")
@@ -87,7 +76,7 @@ def _warp(log_env: np.ndarray, alpha: float) -> np.ndarray:
 def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarray:
     import pyworld as pw
 
-    f0, sp, ap = _world(audio, sr)
+    f0, sp, ap = world.analyse(audio, sr)
     voiced = f0 > 0
     if not voiced.any():  # nothing voiced to move (a short unvoiced word): only the level is the person's
         y = np.asarray(audio, np.float64) * target.rms / (np.sqrt(np.mean(np.square(audio, dtype=np.float64))) + 1e-9)

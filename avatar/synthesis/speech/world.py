@@ -1,0 +1,17 @@
+"""WORLD (pyworld) analysis as the offline voice and its frame selection use it: pitch by DIO refined
+by StoneMask, spectral envelope by CheapTrick, aperiodicity by D4C, every FRAME_MS."""
+from __future__ import annotations
+
+import numpy as np
+
+FRAME_MS = 5.0
+
+
+def analyse(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(f0, spectral envelope, aperiodicity) of mono audio; f0 is 0 where unvoiced."""
+    import pyworld as pw
+
+    x = np.asarray(x, np.float64)
+    f0, t = pw.dio(x, sr, frame_period=FRAME_MS, f0_floor=60, f0_ceil=500)
+    f0 = pw.stonemask(x, f0, t, sr)
+    return f0, pw.cheaptrick(x, f0, t, sr), pw.d4c(x, f0, t, sr)
