@@ -67,7 +67,15 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
     import numpy as np
     import soundfile as sf
 
-    from tests.media_factory import assemble_capture, cut, digit_audio, encode_frames, frames_of, read_rgb, still_to_video
+    from tests.media_factory import (
+        assemble_capture,
+        cut,
+        digit_audio,
+        encode_frames,
+        frames_of,
+        read_rgb,
+        still_to_video,
+    )
 
     d = shared_data
     silent = media_dir / "silent.wav"
@@ -207,8 +215,11 @@ def _copy_migrated_sqlite(path: Path) -> None:
 
 
 @pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path)
+def app(request, tmp_path):
+    """The app on a fresh instance; a test (or module, via pytestmark) sets settings with
+    @pytest.mark.app_config(NAME=value, ...)."""
+    marker = request.node.get_closest_marker("app_config")
+    app = make_app(tmp_path, **(marker.kwargs if marker else {}))
     yield app
     app.extensions["avatar"].close()
 

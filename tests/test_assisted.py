@@ -5,15 +5,14 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from avatar.domain import DomainError, Forbidden
+from avatar.domain import DomainError, Forbidden, review
 from avatar.domain import enrollment as rules
-from avatar.domain import review
 from avatar.store import audit
 from avatar.store.models import AuditEvent, Enrollment, FaceProfile, Role, User
-from tests.conftest import STRONG_PASSWORD, csrf_token
-from tests.test_enrollment_api import (  # noqa: F401
-    SEED, _consent, app, login, run_capture,
-)
+from tests.conftest import SEED, STRONG_PASSWORD, csrf_token
+from tests.support.enrollment import give_consent, login, run_capture
+
+pytestmark = pytest.mark.app_config(CHALLENGE_SEED=SEED)
 
 
 def _start(client, email, document_type="passport", last4="X123", attest=True):
@@ -91,7 +90,7 @@ def test_assisted_enrollment_runs_the_same_checks_and_the_recorder_cannot_review
     assert run_capture(client, services, passing_clip)["passed"]
     page = client.get("/enroll/consent").get_data(as_text=True)
     assert "I, Walk In, consent" in page
-    r = _consent(client)
+    r = give_consent(client)
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/users")
     with services.db.session_scope() as s:
         enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == person))

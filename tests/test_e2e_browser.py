@@ -15,6 +15,7 @@ from avatar.domain.challenges import MAX_PROMPT_LAG
 from avatar.store.models import AuditEvent, Enrollment, Generation, LivenessSession
 from tests.conftest import OWN_OUTPUT_KEY, OWN_OUTPUT_MARK, PLAN, SEED, STRONG_PASSWORD, make_app
 from tests.media_factory import FFMPEG
+from tests.support.browser import browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]
 
@@ -60,21 +61,6 @@ def fake_devices(clip, out_dir):
                    check=True, capture_output=True)
     subprocess.run(FFMPEG + ["-i", str(clip), "-vn", "-ac", "1", "-ar", "48000", str(wav)], check=True, capture_output=True)
     return y4m, wav
-
-
-def browser(y4m, wav, profile):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1100,900"]:
-        opts.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
 def register_and_login(driver, base, email):

@@ -14,58 +14,11 @@ from avatar.domain.challenges import MAX_PROMPT_LAG, draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
-from tests.conftest import ACTIONS, CODE, SEED, STRONG_PASSWORD, csrf_token, make_app
+from tests.conftest import ACTIONS, CODE, SEED, csrf_token
 from tests.media_factory import digit_audio
+from tests.support.enrollment import api_post, give_consent, login, new_session, run_capture, upload
 
-
-@pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path, CHALLENGE_SEED=SEED)
-    yield app
-    app.extensions["avatar"].close()
-
-
-def login(client, services, email="ada@example.org", name="Ada Lovelace"):
-    from avatar.domain.accounts import register
-
-    with services.db.session_scope() as s:
-        uid = register(s, email, name, STRONG_PASSWORD).id
-    token = csrf_token(client)
-    client.post("/auth/login", data={"email": email, "password": STRONG_PASSWORD, "csrf_token": token})
-    return uid
-
-
-def api_post(client, url, **kw):
-    token = csrf_token(client, "/enroll/capture")
-    return client.post(url, headers={"X-CSRFToken": token, "Accept": "application/json"}, **kw)
-
-
-def new_session(client):
-    resp = api_post(client, "/api/enroll/sessions")
-    assert resp.status_code == 201, resp.get_json()
-    return resp.get_json()
-
-
-def upload(client, nonce, data, name="capture.mp4", mimetype="video/mp4", **fields):
-    return api_post(client, f"/api/enroll/sessions/{nonce}/recording",
-                    data={"recording": (io.BytesIO(data), name, mimetype), **fields}, content_type="multipart/form-data")
-
-
-def backdate(services, nonce, seconds=30):
-    """The capture takes ~15 s to record: move the issue time back as a real client's would be."""
-    with services.db.session_scope() as s:
-        ls = s.scalar(sa.select(LivenessSession).where(LivenessSession.nonce == nonce))
-        ls.issued_at -= timedelta(seconds=seconds)
-
-
-def run_capture(client, services, data):
-    ch = new_session(client)
-    backdate(services, ch["nonce"])
-    resp = upload(client, ch["nonce"], data)
-    assert resp.status_code == 202, resp.get_json()
-    job_id = resp.get_json()["job_id"]
-    assert execute(services, job_id) == "succeeded"
-    return client.get(f"/api/jobs/{job_id}").get_json()["result"]
+pytestmark = pytest.mark.app_config(CHALLENGE_SEED=SEED)
 
 
 def test_challenge_is_seeded_only_in_tests():
@@ -170,7 +123,7 @@ def test_five_failures_in_three_minutes_lock_enrolling(client, services):
     uid = login(client, services)
     with services.db.session_scope() as s:
         user = s.get(User, uid)
-        for k in range(5):
+        for _ in range(5):
             ls = rules.start(s, user, "Avatar")
             ls.used_at = utcnow()
             locked = rules.record_failure(s, user, ls, {"failures": ["test"]})
@@ -181,26 +134,16 @@ def test_five_failures_in_three_minutes_lock_enrolling(client, services):
     assert r.status_code == 429 and "try again" in r.get_json()["error"]
 
 
-def _consent(client, face=True, voice=False):
-    token = csrf_token(client, "/enroll/consent")
-    data = {"csrf_token": token, "personal": "y", "days": "365"}
-    if face:
-        data["face"] = "y"
-    if voice:
-        data["voice"] = "y"
-    return client.post("/enroll/consent", data=data)
-
-
 @pytest.mark.slow
 def test_guard_blocks_a_face_that_belongs_to_another_account(client, services, passing_clip):
     a = login(client, services, "first@example.org", "First Person")
     assert run_capture(client, services, passing_clip)["passed"]
-    assert _consent(client, voice=True).status_code == 400  # too little speech for a voice
-    assert _consent(client).status_code == 302
+    assert give_consent(client, voice=True).status_code == 400  # too little speech for a voice
+    assert give_consent(client).status_code == 302
     client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
     b = login(client, services, "second@example.org", "Second Person")
     assert run_capture(client, services, passing_clip)["passed"]
-    assert _consent(client).status_code == 302
+    assert give_consent(client).status_code == 302
     with services.db.session_scope() as s:
         first = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == a))
         second = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == b))
@@ -231,6 +174,6 @@ def test_paragraph_reading_extends_the_voice_only_for_the_same_speaker(client, s
     assert send(other, "other.flac")["accepted"] is False
     res = send(buf.getvalue(), "same.wav")
     assert res["accepted"] is True and res["voiced_seconds"] >= 10
-    assert _consent(client, voice=True).status_code == 302
+    assert give_consent(client, voice=True).status_code == 302
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(Enrollment.state).where(Enrollment.user_id == uid)) == "submitted"

@@ -6,12 +6,10 @@ import pytest
 import sqlalchemy as sa
 
 from avatar.store.models import AuditEvent, Enrollment
-from tests.conftest import STRONG_PASSWORD, csrf_token
-from tests.test_enrollment_api import (  # noqa: F401 - fixtures
-    SEED, _consent, app, login, run_capture,
-)
+from tests.conftest import SEED, STRONG_PASSWORD, csrf_token
+from tests.support.enrollment import give_consent, login, run_capture
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.app_config(CHALLENGE_SEED=SEED)]
 
 
 @pytest.fixture
@@ -21,10 +19,10 @@ def reviewed(client, services, passing_clip):
     from avatar.store.models import Role
 
     login(client, services, "first@example.org", "First Person")
-    assert run_capture(client, services, passing_clip)["passed"] and _consent(client).status_code == 302
+    assert run_capture(client, services, passing_clip)["passed"] and give_consent(client).status_code == 302
     client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
     b = login(client, services, "second@example.org", "Second Person")
-    assert run_capture(client, services, passing_clip)["passed"] and _consent(client).status_code == 302
+    assert run_capture(client, services, passing_clip)["passed"] and give_consent(client).status_code == 302
     client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
     with services.db.session_scope() as s:
         register(s, "rev@example.org", "Re Viewer", STRONG_PASSWORD, role=Role.REVIEWER)
@@ -60,7 +58,7 @@ def test_evidence_page_renders_in_chromium(app, client, services, reviewed, tmp_
     from selenium.webdriver.support.ui import WebDriverWait
     from werkzeug.serving import make_server
 
-    from tests.test_e2e_browser import browser
+    from tests.support.browser import browser
 
     server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: no race for a free port
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -13,15 +13,12 @@ import sqlalchemy as sa
 from avatar.analysis.challenge import HINTS
 from avatar.jobs.core import execute
 from avatar.store.models import AuditEvent, Enrollment, Generation, LivenessSession
-from tests.conftest import OWN_OUTPUT_KEY as KEY, OWN_OUTPUT_MARK as WATERMARK_ID, SEED, make_app
-from tests.test_enrollment_api import backdate, login, new_session, upload
+from tests.conftest import OWN_OUTPUT_KEY as KEY
+from tests.conftest import OWN_OUTPUT_MARK as WATERMARK_ID
+from tests.conftest import SEED
+from tests.support.enrollment import api_post, backdate, login, new_session, upload
 
-
-@pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path, CHALLENGE_SEED=SEED, WATERMARK_KEY=base64.b64encode(KEY).decode())
-    yield app
-    app.extensions["avatar"].close()
+pytestmark = pytest.mark.app_config(CHALLENGE_SEED=SEED, WATERMARK_KEY=base64.b64encode(KEY).decode())
 
 
 def _generation(services) -> int:
@@ -71,8 +68,6 @@ def test_real_capture_is_not_taken_for_our_output(client, services, passing_clip
 
 def test_our_speech_as_the_read_paragraph_is_refused(client, services, own_outputs, passing_clip):
     from avatar.analysis.media import MediaFile, wav_bytes
-    from tests.test_enrollment_api import api_post
-
     login(client, services)
     gen_id = _generation(services)
     ch = new_session(client)

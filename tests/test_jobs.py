@@ -11,7 +11,9 @@ from avatar.jobs.core import PermanentJobError, execute, recover_stale
 from avatar.jobs.runners import ThreadRunner
 from avatar.store.db import utcnow
 from avatar.store.models import Job
-from tests.conftest import make_app
+
+# a short lease, so that expiry and renewal show within a test
+pytestmark = pytest.mark.app_config(JOB_LEASE_SECONDS=3)
 
 CALLS: dict[str, int] = {}
 GATE = threading.Event()
@@ -60,14 +62,6 @@ def _wait(services, job_id, states=("succeeded", "failed", "cancelled"), timeout
                 return row
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} stuck in {row.state}")
-
-
-@pytest.fixture
-def app(tmp_path):
-    """A short lease, so that expiry and renewal show within a test."""
-    app = make_app(tmp_path, JOB_LEASE_SECONDS=3)
-    yield app
-    app.extensions["avatar"].close()
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Helpers the tests share: accounts, enrollment through the API, a headless browser."""
