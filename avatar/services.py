@@ -15,7 +15,6 @@ class Services:
         from pathlib import Path
 
         from avatar.analysis.media import set_temp_dir, sweep_temp_dir
-
         from avatar.config import ConfigError
         from avatar.synthesis.video import BACKENDS
 

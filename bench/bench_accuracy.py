@@ -11,17 +11,22 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import DATA, emit
 
-from avatar.analysis.checks import passive_check_bytes
-from avatar.analysis.face import observe_image
 from avatar.analysis.challenge import AV_SYNC_MIN
+from avatar.analysis.checks import passive_check_bytes
+from avatar.analysis.evaluation import eval_codes, eval_faces, eval_voices, two_digits_changed
+from avatar.analysis.face import observe_image
 from avatar.analysis.liveness import (
-    PLANAR_RESIDUAL_MIN, SAMPLE_FPS, SYNC_FPS, lip_sync, mouth_track, planar_residual, track,
+    PLANAR_RESIDUAL_MIN,
+    SAMPLE_FPS,
+    SYNC_FPS,
+    lip_sync,
+    mouth_track,
+    planar_residual,
+    track,
 )
 from avatar.analysis.media import MediaFile, decode_clip
-from avatar.analysis.evaluation import eval_codes, eval_faces, eval_voices, two_digits_changed
 from avatar.analysis.speech_recognition import Hearing
 from avatar.analysis.voice import edit_distance, verify_code
 from tests.media_factory import encode_frames, moved_still, native_frames, read_rgb, still_to_video, webcam_framing

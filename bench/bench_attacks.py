@@ -44,7 +44,11 @@ from avatar.analysis.media import MediaFile  # noqa: E402
 from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture, digit_audio  # noqa: E402
 from avatar.domain.challenges import draw, schedule  # noqa: E402
 from tests.media_factory import (  # noqa: E402
-    encode_frames, frames_of, label_cropped, screen_replay, still_to_video,
+    encode_frames,
+    frames_of,
+    label_cropped,
+    screen_replay,
+    still_to_video,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

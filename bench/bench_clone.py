@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
 from _common import DATA, emit
 
 IMPOSTORS = "singles"  # a folder of one utterance each of other speakers (shared/data/voices has 125)

@@ -9,8 +9,8 @@ from _common import DATA, emit, timed
 from avatar.analysis.challenge import verify_capture
 from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS
 from avatar.analysis.media import MediaFile
-from tests.media_factory import assemble_capture, cut
 from tests.conftest import CODE, PLAN
+from tests.media_factory import assemble_capture, cut
 
 
 def main():
@@ -22,7 +22,7 @@ def main():
         data = path.read_bytes()
         verdict = {}
 
-        def job():
+        def job(data=data, verdict=verdict):
             with MediaFile(data) as mf:
                 frames, audio = mf.clip(SAMPLE_FPS, max_side=640)
                 verdict["v"] = verify_capture(frames, audio, PLAN, CODE, mf.iter_frames(SYNC_FPS, 640))

@@ -8,7 +8,6 @@ import time
 from datetime import datetime
 
 import numpy as np
-
 from _common import DATA, emit
 
 SCRIPT_10S = ("Hello everyone, this is a short message for my family and my friends. I hope you are all well, "

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import DATA, emit
 from bench_synthesis import _grant
 
@@ -67,10 +66,10 @@ def main() -> None:
     if not args.clip.is_file():
         sys.exit(f"no such clip: {args.clip}")
 
+    from avatar.analysis.challenge import best_frames
     from avatar.analysis.face import aligned_face, face_embedding
     from avatar.analysis.liveness import track
     from avatar.analysis.media import MediaFile, decode_clip
-    from avatar.analysis.challenge import best_frames
     from avatar.synthesis.render import render_video
     from avatar.synthesis.speech.offline import OfflineSpeech
     from avatar.synthesis.video import get_backend

@@ -107,9 +107,9 @@ def _persons(reals: list[dict]) -> dict[str, np.ndarray]:
 def _world_resynthesis(audio: np.ndarray) -> np.ndarray:
     import pyworld as pw
 
-    from avatar.synthesis.speech.offline import _world
+    from avatar.synthesis.speech.world import analyse
 
-    f0, sp, ap = _world(audio, SR)
+    f0, sp, ap = analyse(audio, SR)
     return pw.synthesize(f0, sp, ap, SR, frame_period=5.0).astype(np.float32)
 
 
@@ -299,8 +299,9 @@ def fit(items: list[dict]) -> dict[str, np.ndarray]:
     y = np.concatenate([np.full(len(it["rows"]), it["kind"] != "real") for it in used])
     w = np.concatenate([np.full(len(it["rows"]), 1.0 / len(it["rows"])) for it in used])
     w *= np.where(y, 1.0 / w[y].sum(), 1.0 / w[~y].sum()) * len(w) / 2
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    clf = LogisticRegression(C=C, max_iter=5000).fit((x - mean) / scale, y, sample_weight=w)
+    mean, scale = np.nanmean(x, axis=0), np.nanstd(x, axis=0) + 1e-9
+    # a cue a window could not measure (NaN) stands at the mean: it weighs nothing, as when scoring
+    clf = LogisticRegression(C=C, max_iter=5000).fit(np.nan_to_num((x - mean) / scale), y, sample_weight=w)
     return {"mean": mean, "scale": scale, "coef": clf.coef_[0], "intercept": np.array(clf.intercept_[0])}
 
 
@@ -361,7 +362,7 @@ def main() -> None:
     random.Random(3).shuffle(people)
     folds = [set(people[k::5]) for k in range(5)]
     tmp = cache / "fold.npz"
-    for k, held in enumerate(folds):
+    for held in folds:
         model = fit([it for it in items if it["person"] not in held])
         _scores(model, [it for it in items if it["person"] in held], tmp)
     result = {"items": {k: sum(it["kind"] == k for it in items) for k in ["real"] + GENERATED},

@@ -1,6 +1,6 @@
 """Alembic environment: the URL comes from avatar's config (set by avatar.store.migrate)."""
-from alembic import context
 import sqlalchemy as sa
+from alembic import context
 
 from avatar.store import models  # noqa: F401 - registers all tables on Base.metadata
 from avatar.store.db import Base

@@ -6,7 +6,12 @@ import pytest
 from avatar.analysis.checks import face_check
 from avatar.analysis.evaluation import eval_faces
 from avatar.analysis.face import (
-    FaceError, aligned_face, face_distance, face_embedding, observe_image, require_single_face,
+    FaceError,
+    aligned_face,
+    face_distance,
+    face_embedding,
+    observe_image,
+    require_single_face,
 )
 from avatar.analysis.media import decode_image
 

@@ -1,19 +1,34 @@
 """Passive liveness: every real clip passes, every still attack fails with a reason."""
-import pytest
-
 import cv2
 import numpy as np
+import pytest
 
 from avatar.analysis.challenge import match_actions
 from avatar.analysis.checks import passive_check_bytes
 from avatar.analysis.face import observe_image
 from avatar.analysis.liveness import (
-    PLANAR_RESIDUAL_MIN, SAMPLE_FPS, SCREEN_PATTERN_MAX, Event, av_sync, detect_events, identity_consistency,
-    planar_residual, spectral_peak, track,
+    PLANAR_RESIDUAL_MIN,
+    SAMPLE_FPS,
+    SCREEN_PATTERN_MAX,
+    Event,
+    av_sync,
+    detect_events,
+    identity_consistency,
+    planar_residual,
+    spectral_peak,
+    track,
 )
 from avatar.analysis.media import decode_clip
 from tests.media_factory import (
-    cut, encode_frames, frames_of, moved_still, native_frames, read_rgb, screen_replay, still_to_video, tmpdir,
+    cut,
+    encode_frames,
+    frames_of,
+    moved_still,
+    native_frames,
+    read_rgb,
+    screen_replay,
+    still_to_video,
+    tmpdir,
     webcam_framing,
 )
 

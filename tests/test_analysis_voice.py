@@ -6,8 +6,18 @@ import soundfile as sf
 from avatar.analysis.evaluation import audio_of_file, eval_voices
 from avatar.analysis.media import MediaError, decode_audio
 from avatar.analysis.voice import (
-    REPEATED_SOUND_MAX, SR, VoiceError, edit_distance, repeated_sound, same_speaker, speaker_consistency,
-    speaker_similarity, speaker_template, speech_quality, verify_code, voice_activity,
+    REPEATED_SOUND_MAX,
+    SR,
+    VoiceError,
+    edit_distance,
+    repeated_sound,
+    same_speaker,
+    speaker_consistency,
+    speaker_similarity,
+    speaker_template,
+    speech_quality,
+    verify_code,
+    voice_activity,
 )
 
 

@@ -75,9 +75,8 @@ def test_healthz_and_readyz(client, app):
 
 
 def test_readyz_reports_an_unreachable_database(tmp_path):
-    from tests.conftest import make_app
-
     from avatar.store.db import make_engine
+    from tests.conftest import make_app
 
     app = make_app(tmp_path)
     app.extensions["avatar"].db.engine = make_engine("sqlite:////nonexistent/dir/x.db")

@@ -23,8 +23,16 @@ from avatar.jobs.core import execute
 from avatar.store import audit
 from avatar.store.db import utcnow
 from avatar.store.models import AuditEvent, Generation, Job, LivenessSession, MediaObject, SubjectKey, User
-from tests.conftest import (CSRF_FIELD, PG_ADMIN_URL, STRONG_PASSWORD, AuthActions, csrf_token,
-                            make_app, row_counts, wait_for_jobs)
+from tests.conftest import (
+    CSRF_FIELD,
+    PG_ADMIN_URL,
+    STRONG_PASSWORD,
+    AuthActions,
+    csrf_token,
+    make_app,
+    row_counts,
+    wait_for_jobs,
+)
 from tests.likeness_factory import approved_likeness
 from tests.mounts import tmpfs
 

@@ -17,7 +17,6 @@ from tests.conftest import STRONG_PASSWORD
 from tests.likeness_factory import approved_likeness
 
 
-
 @pytest.fixture
 def subject(services, shared_data):
     return approved_likeness(services, shared_data)

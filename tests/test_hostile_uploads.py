@@ -98,7 +98,7 @@ def test_ids_beyond_64_bits_are_404_on_every_route(app, client, services):
         if "int:" not in str(rule.rule) and not any(t == "int" for t in (rule._converters or {})):
             continue
         url = rule.rule
-        for name, conv in rule._converters.items():
+        for name in rule._converters:
             url = url.replace(f"<int:{name}>", huge).replace(f"<{name}>", "x")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             r = client.open(url, method=method, headers={"X-CSRFToken": csrf_token(client, "/account")})

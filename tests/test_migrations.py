@@ -8,8 +8,18 @@ from alembic.runtime.migration import MigrationContext
 from avatar.store.db import Base, Database, utcnow
 from avatar.store.migrate import current, downgrade, upgrade
 from avatar.store.models import (
-    AuditEvent, Consent, Enrollment, FaceProfile, Generation, Job, LivenessSession, MediaObject, Review,
-    SubjectKey, User, VoiceProfile,
+    AuditEvent,
+    Consent,
+    Enrollment,
+    FaceProfile,
+    Generation,
+    Job,
+    LivenessSession,
+    MediaObject,
+    Review,
+    SubjectKey,
+    User,
+    VoiceProfile,
 )
 
 

@@ -5,8 +5,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from avatar.domain import Conflict, DomainError, Forbidden
-from avatar.domain import review
+from avatar.domain import Conflict, DomainError, Forbidden, review
 from avatar.domain.accounts import register
 from avatar.jobs import JobContext, enqueue, job
 from avatar.jobs.runners import ThreadRunner

@@ -92,7 +92,7 @@ class _ModelServer:
                 if name.endswith(".pth"):
                     self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
                 else:
-                    self.send_header("ETag", f'"{hashlib.sha1(b"blob %d" % len(data) + bytes(1) + data).hexdigest()}"')
+                    self.send_header("ETag", f'"{hashlib.sha1(b"blob %d" % len(data) + bytes(1) + data, usedforsecurity=False).hexdigest()}"')
                 if name in server.corrupt:
                     data = data[:-1] + bytes([data[-1] ^ 1])
                 self.send_header("Content-Length", str(len(data)))

@@ -14,14 +14,33 @@ import numpy as np
 
 from avatar.analysis.face import FACE_MATCH_THRESHOLD, face_embedding
 from avatar.analysis.liveness import (
-    HUMAN_FACE_MIN, MIN_PRESENT, PLANAR_RESIDUAL_MIN, SCREEN_PATTERN_MAX, ClipSignals, Event, detect_events,
-    human_face_score, identity_and_planarity, lip_sync, mouth_track, screen_pattern, speech_envelope, track,
+    HUMAN_FACE_MIN,
+    MIN_PRESENT,
+    PLANAR_RESIDUAL_MIN,
+    SCREEN_PATTERN_MAX,
+    ClipSignals,
+    Event,
+    detect_events,
+    human_face_score,
+    identity_and_planarity,
+    lip_sync,
+    mouth_track,
+    screen_pattern,
+    speech_envelope,
+    track,
 )
 from avatar.analysis.media import Frames
 from avatar.analysis.synthetic_speech import SyntheticSpeechError, speech_origin
 from avatar.analysis.voice import (
-    REPEATED_SOUND_MAX, SPEAKER_MATCH_THRESHOLD, SR, VoiceError, repeated_sound, speaker_consistency, verify_code,
-    voice_activity, voiced_audio,
+    REPEATED_SOUND_MAX,
+    SPEAKER_MATCH_THRESHOLD,
+    SR,
+    VoiceError,
+    repeated_sound,
+    speaker_consistency,
+    verify_code,
+    voice_activity,
+    voiced_audio,
 )
 
 EVENT_OF_ACTION = {"turn_left": "turn_left", "turn_right": "turn_right", "look_up": "look_up",

@@ -15,8 +15,14 @@ import cv2
 import numpy as np
 
 from avatar.analysis.face import (
-    FaceObservation, face_distance, face_embedding, find_faces, get_face_models, observe, observe_in_region,
     FACE_MATCH_THRESHOLD,
+    FaceObservation,
+    face_distance,
+    face_embedding,
+    find_faces,
+    get_face_models,
+    observe,
+    observe_in_region,
 )
 from avatar.analysis.media import Frames
 

@@ -6,7 +6,6 @@ import click
 
 from avatar.cli import admin, analysis, audit, db, demo, guard, jobs, keys, models, server, verify
 
-
 # what SQLite and PostgreSQL say when the schema is missing or older than the code
 _UNMIGRATED = ("no such table", "no such column", "undefinedtable", "undefinedcolumn")
 

@@ -18,10 +18,10 @@ def jobs_group():
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def jobs_status(as_json: bool):
     """When each periodic job last succeeded and failed, and when it is next due."""
+    import sqlalchemy as sa
+
     from avatar.cli.common import services
     from avatar.jobs.periodic import LATE_AFTER_PERIODS, periodic_status
-
-    import sqlalchemy as sa
 
     svc = services()
     try:

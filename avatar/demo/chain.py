@@ -23,7 +23,7 @@ import numpy as np
 from avatar.demo.browser import DemoError, WebUser, expect
 from avatar.demo.footage import FFMPEG, FOOTAGE, SR, assemble_capture, digit_audio, fitting_seed
 
-PASSWORD = "Consent-first-walkthrough-26!"  # contains no part of the demo names (passwords.check_strength)
+PASSWORD = "Consent-first-walkthrough-26!"  # noqa: S105 - the throwaway demo instance's; contains no part of the demo names (passwords.check_strength)
 PERSON = ("walkin@demo.invalid", "Dana Demo")
 SCRIPT = ("Hello, this is my own avatar. I recorded my consent in person, and every clip like this one "
           "is labeled as generated.")

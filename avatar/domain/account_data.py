@@ -12,7 +12,15 @@ from avatar.domain import DomainError
 from avatar.domain.passwords import verify_password
 from avatar.store.media import MediaShredded, MediaStore
 from avatar.store.models import (
-    AuditEvent, Consent, Enrollment, Generation, Job, LivenessSession, MediaObject, Review, User,
+    AuditEvent,
+    Consent,
+    Enrollment,
+    Generation,
+    Job,
+    LivenessSession,
+    MediaObject,
+    Review,
+    User,
 )
 
 EXTENSIONS = {"image/png": "png", "audio/wav": "wav", "video/mp4": "mp4", "video/webm": "webm",

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from avatar.domain import DomainError, NotFound
 from avatar.domain.accounts import normalize_email
-from avatar.domain.gate import MODALITY_SCOPES, RECENT_AUTH, ReauthRequired
 from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.gate import MODALITY_SCOPES, RECENT_AUTH, ReauthRequired
 from avatar.store.db import utcnow
-from avatar.store.models import Consent, Delegation, Enrollment, EnrollmentState as S, User
+from avatar.store.models import Consent, Delegation, Enrollment, User
+from avatar.store.models import EnrollmentState as S
 
 MAX_DAYS = 365
 

@@ -17,7 +17,15 @@ from avatar.domain.challenges import CONSENT_TEXT_VERSION, PURPOSES_LABELS, draw
 from avatar.store.db import utcnow
 from avatar.store.media import MediaStore
 from avatar.store.models import (
-    Consent, Enrollment, EnrollmentState as S, FaceProfile, LivenessSession, User, VoiceProfile,
+    Consent,
+    Enrollment,
+    FaceProfile,
+    LivenessSession,
+    User,
+    VoiceProfile,
+)
+from avatar.store.models import (
+    EnrollmentState as S,
 )
 from avatar.store.templates import save_template
 

@@ -17,7 +17,16 @@ from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.enrollment import current_enrollment
 from avatar.store.db import utcnow
 from avatar.store.models import (
-    Consent, Delegation, Enrollment, EnrollmentState as S, FaceProfile, MediaObject, User, VoiceProfile,
+    Consent,
+    Delegation,
+    Enrollment,
+    FaceProfile,
+    MediaObject,
+    User,
+    VoiceProfile,
+)
+from avatar.store.models import (
+    EnrollmentState as S,
 )
 from avatar.synthesis.grant import _MINT, ConsentGrant, GrantError, Likeness
 

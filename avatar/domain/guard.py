@@ -12,7 +12,13 @@ from avatar.analysis.face import FACE_MATCH_THRESHOLD
 from avatar.analysis.voice import SPEAKER_MATCH_THRESHOLD, speaker_similarity, template_vector
 from avatar.store.media import MediaShredded, MediaStore
 from avatar.store.models import (
-    Enrollment, EnrollmentState, FaceProfile, ProtectedPerson, ProtectedTemplate, User, VoiceProfile,
+    Enrollment,
+    EnrollmentState,
+    FaceProfile,
+    ProtectedPerson,
+    ProtectedTemplate,
+    User,
+    VoiceProfile,
 )
 from avatar.store.templates import load_template
 

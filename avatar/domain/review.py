@@ -9,7 +9,17 @@ from avatar.domain.enrollment import transition
 from avatar.store.db import utcnow
 from avatar.store.media import MediaStore
 from avatar.store.models import (
-    Consent, Enrollment, EnrollmentState as S, Generation, Job, JobState, Review, Role, User,
+    Consent,
+    Enrollment,
+    Generation,
+    Job,
+    JobState,
+    Review,
+    Role,
+    User,
+)
+from avatar.store.models import (
+    EnrollmentState as S,
 )
 
 MIN_REASON = 10

@@ -67,8 +67,9 @@ class ScriptRefused(DomainError):
 @lru_cache(maxsize=1)
 def _latin_lookalikes() -> dict[str, str]:
     """Every character Unicode lists as confusable with an ASCII letter or digit, mapped to it."""
-    import confusable_homoglyphs
     from pathlib import Path
+
+    import confusable_homoglyphs
 
     data = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
     out = {}

@@ -71,7 +71,7 @@ def record_failure(session: Session, keys: list[Rule], now: datetime | None = No
             locked = True
             if rule.lock > ACCOUNT_BACKOFF:  # a full lock starts a fresh count afterwards
                 row.failures = 0
-    if random.random() < 0.01:  # keep the table small: forget quiet keys
+    if random.random() < 0.01:  # noqa: S311 - keep the table small: forget quiet keys (a sample, not a secret)
         session.execute(sa.delete(LoginThrottle).where(LoginThrottle.window_start < now - 2 * WINDOW,
                                                        sa.or_(LoginThrottle.locked_until.is_(None),
                                                               LoginThrottle.locked_until < now)))

@@ -13,7 +13,6 @@ from avatar.store import audit
 from avatar.store.models import Generation, MediaObject
 
 
-
 class EncryptedLatents:
     """XTTS conditioning latents cached in the media store under the subject's key (so they are
     shredded with the rest on revocation), tied to the enrolled voice they came from."""

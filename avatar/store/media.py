@@ -76,7 +76,7 @@ class MediaStore:
             for obj in objs:
                 try:
                     self.blobs.delete(obj.storage_key)
-                except Exception:  # noqa: BLE001 - key is gone; leftovers are unreadable
+                except Exception:  # noqa: BLE001, S110 - key is gone; leftovers are unreadable
                     pass
         return len(objs)
 
@@ -191,5 +191,5 @@ def _delete_pending(session: Session) -> None:
     for blobs, key in session.info.pop(_PENDING, []):
         try:
             blobs.delete(key)
-        except Exception:  # noqa: BLE001 - best effort; the blob has no row and no reader
+        except Exception:  # noqa: BLE001, S110 - best effort; the blob has no row and no reader
             pass

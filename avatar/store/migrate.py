@@ -1,12 +1,12 @@
 """Alembic, driven from code (no alembic.ini needed): `avatar db upgrade` calls upgrade()."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
-import sqlalchemy as sa
-
-from pathlib import Path
 
 from avatar.config import ensure_private_dir
 from avatar.resources import resource_dir

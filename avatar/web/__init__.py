@@ -18,7 +18,18 @@ class RowIdConverter(IntegerConverter):
 
 def init_web(app: Flask) -> None:
     from avatar.web import (
-        admin, api, api_generations, auth, delegations, enroll, errors, generate, health, main, review, tokens,
+        admin,
+        api,
+        api_generations,
+        auth,
+        delegations,
+        enroll,
+        errors,
+        generate,
+        health,
+        main,
+        review,
+        tokens,
     )
 
     app.url_map.converters["int"] = RowIdConverter

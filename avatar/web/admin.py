@@ -5,8 +5,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from avatar.domain import DomainError
-from avatar.domain import accounts
+from avatar.domain import DomainError, accounts
 from avatar.store import audit
 from avatar.store.models import AuditEvent, User
 from avatar.web import services

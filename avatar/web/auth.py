@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from avatar.domain import Conflict, DomainError, TooManyAttempts
-from avatar.domain import accounts
+from avatar.domain import Conflict, DomainError, TooManyAttempts, accounts
 from avatar.domain.passwords import verify_password
 from avatar.web import services
 from avatar.web.forms import ChangePasswordForm, LoginForm, PasswordConfirmForm, RegisterForm

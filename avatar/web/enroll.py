@@ -8,9 +8,8 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_login import current_user, login_required
 
 from avatar.analysis.media import Limits, MediaError, MediaFile
-from avatar.domain import DomainError
+from avatar.domain import DomainError, challenges
 from avatar.domain import enrollment as rules
-from avatar.domain import challenges
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.guard import screen
 from avatar.jobs import add_job, submit
@@ -27,7 +26,7 @@ UPLOAD_LIMITS = Limits(max_seconds=90, max_pixels=1920 * 1080)
 def _rng() -> random.Random | None:
     """A seeded generator only where the test-only setting allows it (see Config)."""
     seed = current_app.config["AVATAR"].CHALLENGE_SEED
-    return random.Random(seed) if seed is not None else None
+    return random.Random(seed) if seed is not None else None  # noqa: S311 - tests only; otherwise SystemRandom
 
 
 ASSIST_KEY = "assist_enrollment"

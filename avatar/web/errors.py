@@ -89,7 +89,7 @@ def init_errors(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         try:
             app.extensions["avatar"].db.session.rollback()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - the connection may be gone; the error page follows anyway
             pass
         from sqlalchemy.exc import InterfaceError, OperationalError
 

@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from avatar.domain import DomainError
 from avatar.domain import generation as rules
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.gate import ReauthRequired
-from avatar.jobs import add_job, submit as submit_job
+from avatar.jobs import add_job
+from avatar.jobs import submit as submit_job
 from avatar.store.db import utcnow
 from avatar.store.media import MediaShredded
 from avatar.store.models import Generation, Job, MediaObject, User

@@ -6,8 +6,7 @@ import base64
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from avatar.domain import DomainError
-from avatar.domain import evidence
+from avatar.domain import DomainError, evidence
 from avatar.domain import review as rules
 from avatar.store.media import MediaShredded
 from avatar.store.models import Enrollment, MediaObject, User

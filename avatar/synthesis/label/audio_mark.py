@@ -11,9 +11,9 @@ unmarked; clips under ~5 s after lossy coding are read only some of the time (be
 The bin signs and the MAC are keyed by the installation's watermark key (payload.py)."""
 from __future__ import annotations
 
-import numpy as np
 from functools import lru_cache
 
+import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import istft, resample_poly, stft
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,8 @@ def _published(headers) -> tuple[str, str] | None:
 def _download(url: str, dest: Path, timeout: float) -> tuple[str, str, int, tuple[str, str] | None]:
     """Streams url into dest; returns (sha256, git-blob sha1, size, published hash)."""
     try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "avatar-models"}),
-                                      timeout=timeout)
+        request = urllib.request.Request(url, headers={"User-Agent": "avatar-models"})  # noqa: S310 - pull() allows http(s) only
+        resp = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - pull() allows http(s) only
     except urllib.error.HTTPError as exc:
         raise PullError(f"{url}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, OSError) as exc:
@@ -74,7 +75,7 @@ def _download(url: str, dest: Path, timeout: float) -> tuple[str, str, int, tupl
                 sha256.update(chunk)
                 size += len(chunk)
                 f.write(chunk)
-    blob = hashlib.sha1(f"blob {size}\0".encode())
+    blob = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)  # the git blob id the hub publishes
     with dest.open("rb") as f:
         while chunk := f.read(CHUNK):
             blob.update(chunk)
@@ -108,6 +109,8 @@ def pull(model: str, target: Path, base_url: str = DEFAULT_BASE, revision: str =
     spec = MODELS.get(model)
     if spec is None:
         raise PullError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        raise PullError(f"{base_url}: the base URL must be http:// or https://")
     pinned = dict(pinned or read_lock(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-pull-", dir=target.parent))
