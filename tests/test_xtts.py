@@ -165,3 +165,7 @@ def test_models_pull_verifies_checksums_and_never_leaves_a_half_folder(model_ser
     r = CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target), "--base-url", "http://127.0.0.1:9",
                                   "--accept-license"])
     assert r.exit_code == 1 and "cannot connect" in r.output
+    # only http(s): a file: or other scheme is refused before anything is opened
+    r = CliRunner().invoke(main, ["models", "pull", "xtts-v2", "--dir", str(target), "--base-url", "file:///etc",
+                                  "--accept-license"])
+    assert r.exit_code == 1 and "must be http:// or https://" in r.output

@@ -250,7 +250,7 @@ def give_consent(session: Session, user: User, service: str, scopes: list[str], 
     if not scopes or not set(scopes) <= {"face", "voice"}:
         raise DomainError("Choose at least one of face and voice.")
     if "voice" in scopes:
-        vp = session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+        vp = enr.voice_profile
         if vp is None or vp.voiced_seconds < MIN_VOICE_SECONDS:
             raise DomainError(f"Your voice needs at least {MIN_VOICE_SECONDS:.0f} s of speech: read the paragraph too.")
     purposes = sorted(set(purposes))

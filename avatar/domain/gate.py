@@ -20,10 +20,8 @@ from avatar.store.models import (
     Consent,
     Delegation,
     Enrollment,
-    FaceProfile,
     MediaObject,
     User,
-    VoiceProfile,
 )
 from avatar.store.models import (
     EnrollmentState as S,
@@ -131,12 +129,12 @@ class ConsentGate:
         with self.db.session_scope() as s:
             enr = current_enrollment(s, subject_id)
             face = None
-            vp = s.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+            vp = enr.voice_profile
             if vp is None:
                 raise GrantError("No enrolled voice.")
             voice = decode_audio(self.media.get(s, s.get(MediaObject, vp.reference_media_id)))
             if "face" in MODALITY_SCOPES[modality]:
-                fp = s.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
+                fp = enr.face_profile
                 if fp is None:
                     raise GrantError("No enrolled face.")
                 face = decode_image(self.media.get(s, s.get(MediaObject, fp.reference_media_id)))

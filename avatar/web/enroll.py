@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
@@ -13,7 +12,7 @@ from avatar.domain import enrollment as rules
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.guard import screen
 from avatar.jobs import add_job, submit
-from avatar.store.models import FaceProfile, User, VoiceProfile
+from avatar.store.models import User
 from avatar.store.templates import load_template
 from avatar.web import services
 from avatar.web.forms import ConsentForm
@@ -49,10 +48,8 @@ def overview():
     db = services().db
     person = subject()
     enr = rules.current_enrollment(db.session, person.id)
-    voice = face = None
-    if enr is not None:
-        face = db.session.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
-        voice = db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+    face = enr and enr.face_profile
+    voice = enr and enr.voice_profile
     return render_template("enroll/overview.html", enrollment=enr, face=face, voice=voice,
                            min_voice=rules.MIN_VOICE_SECONDS, person=person)
 
@@ -140,7 +137,7 @@ def upload_paragraph():
     db = svc.db
     person = subject()
     enr = rules.current_enrollment(db.session, person.id)
-    vp = enr and db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+    vp = enr and enr.voice_profile
     if vp is None or enr.state != "captured":
         abort(409, "Complete the live capture (with your voice) first.")
     up = svc.media.put(db.session, person.id, "evidence", data, request.files["audio"].mimetype or "audio/webm")
@@ -170,8 +167,7 @@ def consent():
         try:
             c = rules.give_consent(db.session, person, current_app.config["AVATAR"].SERVICE_NAME, scopes,
                                    purposes, form.days.data or 365, client_ip(), request.user_agent.string)
-            face = db.session.scalar(sa.select(FaceProfile).where(FaceProfile.enrollment_id == enr.id))
-            voice = db.session.scalar(sa.select(VoiceProfile).where(VoiceProfile.enrollment_id == enr.id))
+            face, voice = enr.face_profile, enr.voice_profile
             result = screen(db.session, svc.media, person.id,
                             load_template(db.session, svc.media, face.template_media_id) if "face" in scopes else None,
                             load_template(db.session, svc.media, voice.template_media_id) if "voice" in scopes and voice else None,

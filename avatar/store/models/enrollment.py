@@ -42,6 +42,10 @@ class Enrollment(Base):
     submitted_at: so.Mapped[Optional[datetime]]
     decided_at: so.Mapped[Optional[datetime]]
     revoked_at: so.Mapped[Optional[datetime]]
+    # the likeness taken from this attempt's live capture (read here; written and deleted only by
+    # domain/enrollment.py and the capture job, so the relationships are view-only)
+    face_profile: so.Mapped[Optional[FaceProfile]] = so.relationship(viewonly=True)
+    voice_profile: so.Mapped[Optional[VoiceProfile]] = so.relationship(viewonly=True)
 
 
 class LivenessSession(Base):
