@@ -154,7 +154,7 @@ def test_an_upload_is_one_transaction_whichever_step_fails(tmp_path, shared_data
     elif step == "job":
         monkeypatch.setattr(enroll, "add_job", boom)
     elif step == "audit":
-        monkeypatch.setattr(audit, "_append", boom)
+        monkeypatch.setattr(audit, "append", boom)
     elif step == "commit":
         from sqlalchemy import event
         from sqlalchemy.orm import Session

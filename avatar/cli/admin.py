@@ -22,17 +22,16 @@ def admin_create(email: str, name: str, role: str, password: str):
     """Creates an account with a role (admin by default)."""
     from avatar.domain import DomainError
     from avatar.domain.accounts import register
-    from avatar.store.audit import record
+    from avatar.domain.actor import Actor, audit
     from avatar.store.models import Role
 
     svc = services()
     try:
         with svc.db.session_scope() as s:
-            user = register(s, email, name, password, role=Role(role))
-            uid = user.id
+            uid = register(s, email, name, password, role=Role(role)).id
+            audit(s, Actor.cli(), "admin.account_created", target_type="user", target_id=uid, details={"role": role})
     except DomainError as exc:
         raise click.ClickException(str(exc)) from exc
-    record(svc.db, "admin.account_created", target_type="user", target_id=uid, details={"role": role, "via": "cli"})
     click.echo(f"created {role} {email} (id {uid})")
 
 
@@ -43,19 +42,21 @@ def admin_ensure(email: str):
     one printed once."""
     from avatar.domain import DomainError
     from avatar.domain.accounts import ensure_admin
-    from avatar.store.audit import record
+    from avatar.domain.actor import Actor, audit
 
     svc = services()
     try:
         with svc.db.session_scope() as s:
             user, generated = ensure_admin(s, email, os.environ.get("AVATAR_ADMIN_PASSWORD"))
             uid = user.id if user else None
+            if uid is not None:
+                audit(s, Actor.cli(), "admin.account_created", target_type="user", target_id=uid,
+                      details={"role": "admin", "command": "ensure"})
     except DomainError as exc:
         raise click.ClickException(f"AVATAR_ADMIN_PASSWORD: {exc}") from exc
     if uid is None:
         click.echo("an admin account exists")
         return
-    record(svc.db, "admin.account_created", target_type="user", target_id=uid, details={"via": "ensure"})
     click.echo(f"created admin {email}")
     if generated:
         click.echo(f"  password (shown once, store it now): {generated}")

@@ -43,19 +43,18 @@ def protect_add(name, files):
     """Protects NAME with reference photos and/or voice clips (FILE...)."""
     from avatar.cli.common import services
     from avatar.domain import DomainError
+    from avatar.domain.actor import Actor, audit
     from avatar.domain.protected import add_person
-    from avatar.store.audit import record
 
     faces, voices = _samples(files)
     svc = services()
     try:
         with svc.db.session_scope() as s:
             person = add_person(s, svc.media, name, faces, voices)
-            pid = person.id
+            audit(s, Actor.cli(), "protected.added", target_type="protected_person", target_id=person.id,
+                  details={"faces": len(faces), "voices": len(voices)})
     except DomainError as exc:
         raise click.ClickException(str(exc)) from exc
-    record(svc.db, "protected.added", target_type="protected_person", target_id=pid,
-           details={"faces": len(faces), "voices": len(voices), "via": "cli"})
     click.echo(f"protected {name}: {len(faces)} face(s), {len(voices)} voice(s)")
 
 

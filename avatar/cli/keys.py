@@ -21,8 +21,11 @@ def keys_rotate():
     import base64
     from pathlib import Path
 
+    from avatar.domain.actor import Actor, audit
     from avatar.store import rotation
-    from avatar.store.audit import record
+
+    def audited(session, old_id, new_id, rewrapped):
+        audit(session, Actor.cli(), "keys.rotated", details={"old": old_id, "new": new_id, "rewrapped": rewrapped})
 
     svc = services()
     cfg = svc.config
@@ -36,14 +39,12 @@ def keys_rotate():
             if len(new_key) != 32:
                 raise click.ClickException("AVATAR_MASTER_KEY is set: give the new key as AVATAR_NEW_MASTER_KEY "
                                            "(base64 of 32 bytes, e.g. `openssl rand -base64 32`)")
-            result = rotation.rotate_env_key(svc.db, cfg.master_key(), new_key)
+            result = rotation.rotate_env_key(svc.db, cfg.master_key(), new_key, audited)
         else:
             master_file = Path(cfg.INSTANCE_PATH) / "master.key"
             if not master_file.is_file():
                 raise click.ClickException(f"no master key at {master_file}: nothing to rotate")
-            result = rotation.rotate_file_key(svc.db, master_file)
-        record(svc.db, "keys.rotated", details={"old": result.old_key_id, "new": result.new_key_id,
-                                                "rewrapped": result.rewrapped})
+            result = rotation.rotate_file_key(svc.db, master_file, audited)
     finally:
         svc.close()
     click.echo(f"master key {result.old_key_id} -> {result.new_key_id}: {result.rewrapped} data keys re-wrapped"

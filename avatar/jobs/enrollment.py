@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from avatar.domain.actor import Actor, audit
 from avatar.jobs.core import JobContext, PermanentJobError, job
-from avatar.store import audit
 from avatar.store.models import Enrollment, LivenessSession, MediaObject, User, VoiceProfile
 
 MEDIA_LIMITS_SECONDS = 90
@@ -79,13 +79,13 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
             locked = rules.record_failure(s, user, ls, report)
             if own_output is not None:
                 rules.flag_generated_media(enr)
-        user_id, enr_id = user.id, enr.id
-    audit.record(svc.db, "enrollment.capture_verified" if failure is None else "enrollment.capture_failed",
-                 actor_id=user_id, target_type="enrollment", target_id=enr_id,
-                 details={"liveness_session": ls_id, "failures": report.get("failures", []), "locked": locked})
-    if own_output is not None:
-        audit.record(svc.db, "enrollment.generated_media_refused", actor_id=user_id, target_type="enrollment",
-                     target_id=enr_id, details={"liveness_session": ls_id, "upload": "capture", **own_output})
+        actor = Actor.job(ctx.job_id, user.id)
+        audit(s, actor, "enrollment.capture_verified" if failure is None else "enrollment.capture_failed",
+              target_type="enrollment", target_id=enr.id,
+              details={"liveness_session": ls_id, "failures": report.get("failures", []), "locked": locked})
+        if own_output is not None:
+            audit(s, actor, "enrollment.generated_media_refused", target_type="enrollment", target_id=enr.id,
+                  details={"liveness_session": ls_id, "upload": "capture", **own_output})
     if failure is not None:
         return {"passed": False, "hint": failure, "locked": locked}
     return {"passed": True, "hint": None}
@@ -110,6 +110,7 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
     from avatar.store.templates import load_template, save_template
 
     svc = ctx.services
+    actor = Actor.job(ctx.job_id, ctx.owner_id)
     with svc.db.session_scope() as s:
         vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
         upload = s.get(MediaObject, ctx.payload["media_id"])
@@ -129,24 +130,20 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
         with svc.db.session_scope() as s:
             vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
             svc.media.delete(s, s.get(MediaObject, ctx.payload["media_id"]))
-            own = None
+            audit(s, actor, "enrollment.voice_extra_refused", target_type="voice_profile", target_id=vp.id,
+                  details={"synthetic_speech": {k: origin[k] for k in ("score", "max_window")},
+                           "reasons": origin["reasons"]})
             if mark is not None:
-                own = own_output_of_mark(s, mark)
                 rules.flag_generated_media(s.get(Enrollment, vp.enrollment_id))
-            enr_id = vp.enrollment_id
-        audit.record(svc.db, "enrollment.voice_extra_refused", actor_id=ctx.owner_id, target_type="voice_profile",
-                     target_id=ctx.payload["voice_profile_id"],
-                     details={"synthetic_speech": {k: origin[k] for k in ("score", "max_window")}, "reasons": origin["reasons"]})
-        if own is not None:
-            audit.record(svc.db, "enrollment.generated_media_refused", actor_id=ctx.owner_id, target_type="enrollment",
-                         target_id=enr_id, details={"upload": "voice_extra", **own})
+                audit(s, actor, "enrollment.generated_media_refused", target_type="enrollment",
+                      target_id=vp.enrollment_id, details={"upload": "voice_extra", **own_output_of_mark(s, mark)})
         return {"accepted": False, "hint": "Read the paragraph aloud yourself, in your own voice."}
     sim = speaker_similarity(current, template)
     if sim < SPEAKER_MATCH_THRESHOLD:
         with svc.db.session_scope() as s:
             svc.media.delete(s, s.get(MediaObject, ctx.payload["media_id"]))
-        audit.record(svc.db, "enrollment.voice_extra_refused", actor_id=ctx.owner_id, target_type="voice_profile",
-                     target_id=ctx.payload["voice_profile_id"])
+            audit(s, actor, "enrollment.voice_extra_refused", target_type="voice_profile",
+                  target_id=ctx.payload["voice_profile_id"], details={"speaker_similarity": round(float(sim), 3)})
         return {"accepted": False, "hint": "This reading does not sound like the voice in your live capture."}
     combined = np.concatenate([ref_audio, voiced])
     new_template = speaker_template(combined)
@@ -159,9 +156,8 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
         svc.media.delete(s, old_t)
         svc.media.delete(s, old_r)
         seconds = vp.voiced_seconds
-    audit.record(svc.db, "enrollment.voice_extra_added", actor_id=ctx.owner_id, target_type="voice_profile",
-                 target_id=ctx.payload["voice_profile_id"],
-                 details={"voiced_seconds": seconds, "synthetic_speech": {k: origin[k] for k in ("score", "flagged")}})
+        audit(s, actor, "enrollment.voice_extra_added", target_type="voice_profile", target_id=vp.id,
+              details={"voiced_seconds": seconds, "synthetic_speech": {k: origin[k] for k in ("score", "flagged")}})
     return {"accepted": True, "voiced_seconds": seconds}
 
 

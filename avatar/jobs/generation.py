@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
+from avatar.domain.actor import Actor, audit
 from avatar.jobs.core import JobContext, PermanentJobError, job
-from avatar.store import audit
 from avatar.store.models import Generation, MediaObject
 
 
@@ -103,6 +103,6 @@ def render_generation(ctx: JobContext) -> dict:
         obj = svc.media.put(s, subject, "output", data, mime, expires_at=expires)
         g.output_media_id, g.manifest, g.backend, g.job_id = obj.id, sig, backend, ctx.job_id
         g.content_sha256 = sig["claims"]["content_sha256"]
-    audit.record(svc.db, "generation.completed", actor_id=requester, target_type="generation", target_id=gen_id,
-                 details={"bytes": len(data), "backend": backend, "watermark_id": wm})
+        audit(s, Actor.job(ctx.job_id, requester), "generation.completed", target_type="generation", target_id=gen_id,
+              details={"bytes": len(data), "backend": backend, "watermark_id": wm})
     return {"generation_id": gen_id, "bytes": len(data), "mime": mime}

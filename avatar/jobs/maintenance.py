@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from avatar.domain.actor import Actor, audit
 from avatar.jobs.core import JobContext, job
-from avatar.store import audit
+from avatar.store import audit as chain
 from avatar.store.db import utcnow
 from avatar.store.models import MediaObject
 
@@ -12,16 +13,16 @@ from avatar.store.models import MediaObject
 @job("audit.verify")
 def verify_audit_chain(ctx: JobContext) -> dict:
     ctx.progress(1, "checking the audit chain")
-    report = audit.verify_chain(ctx.services.db, progress=ctx.progress)
+    report = chain.verify_chain(ctx.services.db, progress=ctx.progress)
     return report.as_dict()
 
 
 @job("media.purge_expired")
 def purge_expired_media(ctx: JobContext) -> dict:
     """Deletes media whose expiry has passed (generated outputs are given one), one transaction per
-    item with progress reported between them (progress writes in a session of its own: called while
-    a deletion is uncommitted, it would wait on that deletion's lock on SQLite)."""
-    db, media = ctx.services.db, ctx.services.media
+    item with its audit event, progress reported between them (progress writes in a session of its
+    own: called while a deletion is uncommitted, it would wait on that deletion's lock on SQLite)."""
+    db, media, actor = ctx.services.db, ctx.services.media, Actor.job(ctx.job_id)
     with db.session_scope() as s:
         ids = s.scalars(sa.select(MediaObject.id).where(
             MediaObject.expires_at < utcnow(), MediaObject.deleted_at.is_(None))).all()
@@ -33,9 +34,9 @@ def purge_expired_media(ctx: JobContext) -> dict:
             obj = s.get(MediaObject, media_id)
             if obj is not None and obj.deleted_at is None:
                 media.delete(s, obj)
+                audit(s, actor, "media.purged", target_type="media", target_id=media_id,
+                      details={"kind": obj.kind, "subject": obj.subject_id})
                 purged += 1
-    if purged:
-        audit.record(db, "media.purged", details={"count": purged})
     return {"purged": purged}
 
 
@@ -45,8 +46,8 @@ def sweep_orphan_blobs(ctx: JobContext) -> dict:
     ctx.progress(1, "listing the media store")
     with ctx.services.db.session_scope() as s:
         result = ctx.services.media.sweep_orphans(s)
-    if result["deleted"]:
-        audit.record(ctx.services.db, "media.orphans_swept", details=result)
+        if result["deleted"]:
+            audit(s, Actor.job(ctx.job_id), "media.orphans_swept", details=result)
     return result
 
 
@@ -57,7 +58,7 @@ def expire_consents_job(ctx: JobContext) -> dict:
 
     with ctx.services.db.session_scope() as s:
         ids = expire_consents(s, ctx.services.media)
-    for uid in ids:
-        audit.record(ctx.services.db, "enrollment.expired", target_type="user", target_id=uid,
-                     details={"reason": "consent expired"})
+        for uid in ids:
+            audit(s, Actor.job(ctx.job_id), "enrollment.expired", target_type="user", target_id=uid,
+                  details={"reason": "consent expired"})
     return {"expired": ids}

@@ -2,8 +2,10 @@
 
 Each event stores the hash of the previous event and its own hash over (its content + that
 previous hash). Changing or removing any row breaks the chain at that row or the next one,
-which verify_chain() reports. Events are appended in their own short transaction, or in the
-transaction of the action they record (commit_with). Appends are serialized by the database
+which verify_chain() reports. An event is appended to the transaction of the action it records
+(append(), through domain.actor.audit; commit_with() for a web request's session), so the two are
+committed together or not at all; record() appends an event in a transaction of its own, for an
+event that records no transaction (tests use it). Appends are serialized by the database
 (PostgreSQL: an advisory lock; SQLite: its write lock, taken before the head is read), within a
 process also by a lock, and, last line, by the unique sequence number.
 """
@@ -40,7 +42,7 @@ def event_hash(ev: AuditEvent) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
 
-def _append(session: Session, action: str, *, actor_id: int | None, target_type: str | None,
+def append(session: Session, action: str, *, actor_id: int | None, target_type: str | None,
             target_id: int | None, ip: str | None, details: dict | None) -> AuditEvent:
     """Adds the next event of the chain to session's transaction; the caller commits. The
     transaction first takes the database's lock on appending (PostgreSQL: an advisory lock;
@@ -63,12 +65,12 @@ def _append(session: Session, action: str, *, actor_id: int | None, target_type:
 
 def record(db: Database, action: str, *, actor_id: int | None = None, target_type: str | None = None,
            target_id: int | None = None, ip: str | None = None, details: dict | None = None) -> AuditEvent:
-    """Appends one event in its own transaction and returns it (committed). Call after the action
-    itself is committed; where the action is in an open session, use commit_with()."""
+    """Appends one event in its own transaction and returns it (committed). An action's event
+    belongs in the action's transaction instead (append, or commit_with)."""
     for attempt in range(5):
         try:
             with _LOCK, db.session_scope() as session:
-                ev = _append(session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
+                ev = append(session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
                              ip=ip, details=details)
             return ev
         except IntegrityError:
@@ -83,7 +85,7 @@ def commit_with(session: Session, action: str, *, actor_id: int | None = None, t
     audit event are saved together or not at all (a database failure in between loses neither
     alone). On failure the session is rolled back and the error raised."""
     try:
-        ev = _append(session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
+        ev = append(session, action, actor_id=actor_id, target_type=target_type, target_id=target_id,
                      ip=ip, details=details)
         session.commit()
     except BaseException:

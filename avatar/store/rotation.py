@@ -53,20 +53,24 @@ def rewrap_keys(session, old: Keyring, new: Keyring) -> tuple[int, int]:
     return done, already
 
 
-def rewrap(db, old: Keyring, new_key: bytes) -> tuple[int, int]:
-    """rewrap_keys in one transaction of its own."""
+def rewrap(db, old: Keyring, new_key: bytes, within=None) -> tuple[int, int]:
+    """rewrap_keys in one transaction of its own; within(session, old_id, new_id, rewrapped), when
+    given, adds to that transaction (the rotation's audit event) before it commits."""
     with db.session_scope() as s:
-        return rewrap_keys(s, old, Keyring(new_key))
+        done, already = rewrap_keys(s, old, Keyring(new_key))
+        if within is not None:
+            within(s, old.current_id, key_id(new_key), done)
+        return done, already
 
 
-def rotate_file_key(db, master_file: Path) -> Rotation:
-    """Rotates the embedded key file (see module doc)."""
+def rotate_file_key(db, master_file: Path, within=None) -> Rotation:
+    """Rotates the embedded key file (see module doc); within: as for rewrap()."""
     old_key = read_key_file(master_file)
     pending = pending_key_file(master_file)
     if not pending.exists():
         write_secret_file(pending, secrets.token_bytes(32))
     new_key = read_key_file(pending)
-    done, already = rewrap(db, Keyring(old_key, previous=[new_key]), new_key)
+    done, already = rewrap(db, Keyring(old_key, previous=[new_key]), new_key, within)
     retired = master_file.with_name(f"{master_file.name}.retired-{key_id(old_key)}")
     if not retired.exists():
         write_secret_file(retired, old_key)
@@ -74,7 +78,8 @@ def rotate_file_key(db, master_file: Path) -> Rotation:
     return Rotation(key_id(old_key), key_id(new_key), done, already, retired)
 
 
-def rotate_env_key(db, old_key: bytes, new_key: bytes) -> Rotation:
-    """Rotates a master key given by the environment: the operator sets the new one afterwards."""
-    done, already = rewrap(db, Keyring(old_key, previous=[new_key]), new_key)
+def rotate_env_key(db, old_key: bytes, new_key: bytes, within=None) -> Rotation:
+    """Rotates a master key given by the environment: the operator sets the new one afterwards;
+    within: as for rewrap()."""
+    done, already = rewrap(db, Keyring(old_key, previous=[new_key]), new_key, within)
     return Rotation(key_id(old_key), key_id(new_key), done, already, None)

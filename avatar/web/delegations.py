@@ -38,8 +38,7 @@ def index():
             db.session.rollback()
             flash(str(exc), "error")
             status = exc.status
-        else:
-            db.session.commit()
+        else:  # the delegation and its audit event are committed together
             audit_event("delegation.created", target_type="delegation", target_id=row.id,
                         details={"delegate": row.delegate_id, "modalities": row.modalities, "purposes": row.purposes,
                                  "expires_at": row.expires_at.isoformat()})

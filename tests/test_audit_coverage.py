@@ -1,0 +1,154 @@
+"""Every state-changing entry point appends its audit event (issue 17 item 1): each state-changing
+route, CLI command and job is in a table with the audit actions it appends (or why it appends
+none), the table fails when a new one has no entry, and each named action is appended by the
+code of that entry point (its function, or the helper it goes through). The behaviour (the event
+committed with the action) is tested where each action is: test_hostile_uploads (one upload, one
+transaction, the broker down), test_audit, test_review, test_periodic_jobs, test_generation, …"""
+import importlib
+import inspect
+
+import click
+import pytest
+
+from avatar.cli import main as cli_main
+from avatar.jobs import definitions  # noqa: F401 - registers every job
+from avatar.jobs.core import REGISTRY
+
+READS_ONLY = "reads, changes nothing"
+
+ROUTES = {
+    "admin.assisted": ("enrollment.assisted_started",),
+    "admin.end_assisted": ("enrollment.assisted_left",),
+    "admin.protected": ("protected.added",),
+    "admin.set_role": ("admin.role_changed",),
+    "api.job_cancel": ("job.cancel_requested",),
+    "api_generations.create_generation": ("generation.requested",),
+    "auth.change_password": ("account.password_changed",),
+    "auth.confirm": ("auth.reauthenticated",),
+    "auth.login": ("auth.login", "auth.login_failed"),
+    "auth.logout": ("auth.logout",),
+    "auth.register": ("account.registered", "account.register_taken"),
+    "delegations.index": ("delegation.created",),
+    "delegations.revoke": ("delegation.revoked",),
+    "enroll.consent": ("enrollment.consented", "enrollment.submitted"),
+    "enroll.new_session": ("enrollment.challenge_issued",),
+    "enroll.upload_paragraph": ("enrollment.voice_extra_uploaded",),
+    "enroll.upload_recording": ("enrollment.capture_uploaded",),
+    "generate.index": ("generation.requested",),
+    "generate.verify_api": READS_ONLY,  # the uploaded file is read and forgotten
+    "generate.verify_page": READS_ONLY,
+    "review.decide": ("review.{r.decision}",),  # review.approve, review.reject, review.revoke
+    "review.delete_own": ("account.deleted",),
+    "review.revoke_own": ("enrollment.revoked",),
+    "review.revoke_user": ("enrollment.revoked",),
+    "tokens.index": ("token.created",),
+    "tokens.revoke": ("token.revoked",),
+}
+# where a route's event is appended by a helper it calls
+THROUGH = {"generate.index": "avatar.web.generate.submit",
+           "api_generations.create_generation": "avatar.web.generate.submit",
+           "tokens.index": "avatar.web.tokens._create"}
+
+COMMANDS = {
+    "serve": "starts the app; what it serves audits itself",
+    "worker": "starts a Celery worker; the jobs it runs audit themselves",
+    "db upgrade": "changes the schema, before which the audit table may not exist",
+    "db current": READS_ONLY,
+    "admin create": ("admin.account_created",),
+    "admin ensure": ("admin.account_created",),
+    "keys rotate": ("keys.rotated",),
+    "audit verify": READS_ONLY,
+    "jobs status": READS_ONLY,
+    "eval faces": READS_ONLY,
+    "eval voices": READS_ONLY,
+    "eval codes": READS_ONLY,
+    "liveness passive": READS_ONLY,
+    "liveness speech": READS_ONLY,
+    "face check": READS_ONLY,
+    "protect add": ("protected.added",),
+    "protect list": READS_ONLY,
+    "guard screen": READS_ONLY,
+    "models pull": "writes model files under models/, nothing in the database",
+    "models verify": READS_ONLY,
+    "verify": READS_ONLY,
+    "demo": "a throwaway instance of its own, driven through the routes above",
+}
+
+JOBS = {
+    "audit.verify": READS_ONLY,
+    "consent.expire": ("enrollment.expired",),
+    "enrollment.verify": ("enrollment.capture_verified", "enrollment.capture_failed",
+                          "enrollment.generated_media_refused"),
+    "enrollment.voice_extra": ("enrollment.voice_extra_added", "enrollment.voice_extra_refused",
+                               "enrollment.generated_media_refused"),
+    "generation.render": ("generation.completed",),
+    "media.purge_expired": ("media.purged",),
+    "media.sweep_orphans": ("media.orphans_swept",),
+}
+
+
+def _commands(group: click.Group, prefix=()):
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*prefix, name))
+        else:
+            yield " ".join((*prefix, name)), cmd.callback
+
+
+def _appends(source: str, actions) -> list[str]:
+    """The actions of the table that the source does not name."""
+    return [a for a in actions if f'"{a}"' not in source]
+
+
+def test_every_state_changing_route_is_in_the_table(app):
+    routes = {rule.endpoint for rule in app.url_map.iter_rules() if rule.methods & {"POST", "PUT", "PATCH", "DELETE"}}
+    assert routes - set(ROUTES) == set(), "new state-changing routes: add them to ROUTES with their audit actions"
+    assert set(ROUTES) - routes == set(), "ROUTES names routes that no longer exist"
+
+
+@pytest.mark.parametrize("endpoint", sorted(ROUTES))
+def test_each_route_appends_its_actions(app, endpoint):
+    actions = ROUTES[endpoint]
+    if isinstance(actions, str):
+        return
+    view = app.view_functions[endpoint]
+    source = inspect.getsource(view)
+    if endpoint in THROUGH:
+        module, name = THROUGH[endpoint].rsplit(".", 1)
+        source += inspect.getsource(getattr(importlib.import_module(module), name))
+    assert "audit_event(" in source
+    assert not _appends(source.replace('f"review.{', '"review.{'), actions), endpoint
+
+
+def test_every_command_is_in_the_table():
+    names = {name for name, _ in _commands(cli_main)}
+    assert names - set(COMMANDS) == set(), "new commands: add them to COMMANDS with their audit actions"
+    assert set(COMMANDS) - names == set()
+
+
+@pytest.mark.parametrize("name,callback", sorted(_commands(cli_main)), ids=lambda v: v if isinstance(v, str) else "")
+def test_each_command_appends_its_actions_in_its_transaction(name, callback):
+    actions = COMMANDS[name]
+    source = inspect.getsource(callback)
+    if isinstance(actions, str):
+        assert "audit(" not in source, f"{name} appends an event: name it in COMMANDS"
+        return
+    assert "audit(s" in source or "audit(session" in source  # into the action's own transaction
+    assert "record(" not in source  # never in a second transaction after the action
+    assert not _appends(source, actions), name
+
+
+def test_every_job_is_in_the_table():
+    assert set(REGISTRY) - set(JOBS) == set(), "new jobs: add them to JOBS with their audit actions"
+    assert set(JOBS) - set(REGISTRY) == set()
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_each_job_appends_its_actions_in_its_transaction(name):
+    actions = JOBS[name]
+    source = inspect.getsource(REGISTRY[name])
+    if isinstance(actions, str):
+        assert "audit(" not in source
+        return
+    assert "record(" not in source
+    assert not _appends(source, actions), name
