@@ -43,6 +43,12 @@ class Config:
     SECRET_KEY: str = ""  # default: generated into INSTANCE_PATH/secret_key
     MASTER_KEY: str = ""  # base64 of 32 bytes; default: generated into INSTANCE_PATH/master.key
     WATERMARK_KEY: str = ""  # base64 of 32 bytes; default: generated into INSTANCE_PATH/watermark.key
+    # C2PA Content Credentials: PEM certificate chain (signer first), its private key, and the roots
+    # that count as this installation's; all three or none (default: a root and signer generated
+    # into INSTANCE_PATH, see synthesis/label/content_credentials.py)
+    C2PA_CERT: str = ""
+    C2PA_KEY: str = ""
+    C2PA_TRUST_ANCHORS: str = ""
     JOB_RUNNER: str = "threads"  # threads | celery | none
     JOB_THREADS: int = 2
     JOB_LEASE_SECONDS: int = 60
@@ -102,6 +108,14 @@ class Config:
             raise ConfigError(f"AVATAR_MEDIA_BACKEND must be filesystem or s3, not {self.MEDIA_BACKEND!r}")
         if self.MEDIA_BACKEND == "s3" and not self.S3_BUCKET:
             raise ConfigError("AVATAR_MEDIA_BACKEND=s3 needs AVATAR_S3_BUCKET")
+        c2pa = {"AVATAR_C2PA_CERT": self.C2PA_CERT, "AVATAR_C2PA_KEY": self.C2PA_KEY,
+                "AVATAR_C2PA_TRUST_ANCHORS": self.C2PA_TRUST_ANCHORS}
+        if any(c2pa.values()) and not all(c2pa.values()):
+            raise ConfigError(f"set all of {', '.join(c2pa)} (PEM text) or none of them; missing: "
+                              f"{', '.join(k for k, v in c2pa.items() if not v)}")
+        for name, value in c2pa.items():
+            if value and "-----BEGIN " not in value:
+                raise ConfigError(f"{name} must be PEM text (-----BEGIN …)")
 
     # -- secrets -----------------------------------------------------------------------------
     def secret_key(self) -> bytes:

@@ -26,3 +26,13 @@ def resource_dir(name: str) -> Path:
 def work_dir(name: str) -> Path:
     """instance or models: the project's in a checkout, else the current directory's."""
     return (SOURCE_ROOT if in_source_tree() else Path.cwd()) / name
+
+
+def app_version() -> str:
+    """The installed avatar distribution's version ("unknown" when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("avatar")
+    except PackageNotFoundError:
+        return "unknown"

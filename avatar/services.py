@@ -75,6 +75,19 @@ class Services:
 
         return load_or_create_key(Path(self.config.INSTANCE_PATH) / "manifest-ed25519.pem")
 
+    @cached_property
+    def content_credentials(self):
+        """What signs the C2PA Content Credentials: AVATAR_C2PA_* in a deployment, else the
+        instance's own root and signer (generated into the instance folder on first use)."""
+        from pathlib import Path
+
+        from avatar.synthesis.label import content_credentials as cc
+
+        cfg = self.config
+        if cfg.C2PA_CERT:
+            return cc.Credentials(cfg.C2PA_CERT, cfg.C2PA_KEY, cfg.C2PA_TRUST_ANCHORS)
+        return cc.instance_credentials(Path(cfg.INSTANCE_PATH), cfg.SERVICE_NAME)
+
     def trusted_manifest_keys(self) -> list[str]:
         """The public keys whose manifests count as this installation's (base64, raw Ed25519)."""
         from avatar.synthesis.label.manifest import public_key_b64

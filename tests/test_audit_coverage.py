@@ -57,6 +57,7 @@ COMMANDS = {
     "admin create": ("admin.account_created",),
     "admin ensure": ("admin.account_created",),
     "keys rotate": ("keys.rotated",),
+    "keys reissue-c2pa": ("keys.c2pa_signer_reissued",),
     "audit verify": READS_ONLY,
     "jobs status": READS_ONLY,
     "eval faces": READS_ONLY,

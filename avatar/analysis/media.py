@@ -67,6 +67,7 @@ class Probe:
     audio_codec: str = ""
     is_image: bool = False
     extra: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)  # the container's metadata (e.g. the AIGC label), values cut at 4 KB
 
 
 def _run(cmd: list[str], data: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -205,8 +206,10 @@ class MediaFile:
         audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
         if video is None and audio is None:
             raise MediaError("the file has no audio or video")
+        tags = fmt.get("tags") if isinstance(fmt.get("tags"), dict) else {}
         p = Probe(format_name=fmt.get("format_name", ""), duration=_f(fmt.get("duration")),
-                  has_video=video is not None, has_audio=audio is not None)
+                  has_video=video is not None, has_audio=audio is not None,
+                  tags={str(k)[:64]: str(v)[:4096] for k, v in list(tags.items())[:64]})
         if video is not None:
             p.width, p.height = int(video.get("width") or 0), int(video.get("height") or 0)
             p.video_codec = video.get("codec_name", "")

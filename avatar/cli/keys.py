@@ -56,4 +56,32 @@ def keys_rotate():
         click.echo("now set AVATAR_MASTER_KEY to the new key and restart the app and workers")
 
 
+
+@keys.command("reissue-c2pa")
+def keys_reissue_c2pa():
+    """Issues a new C2PA signing key and certificate under the instance's own root (the files in the
+    instance folder). Outputs signed before stay Trusted: the root is the trust anchor. With
+    AVATAR_C2PA_* set, the deployment's certificate authority issues certificates instead."""
+    from pathlib import Path
+
+    from avatar.domain.actor import Actor, audit
+    from avatar.synthesis.label import content_credentials as cc
+
+    svc = services()
+    try:
+        cfg = svc.config
+        if cfg.C2PA_CERT:
+            raise click.ClickException("AVATAR_C2PA_CERT is set: have your certificate authority issue the new "
+                                       "signing certificate and set AVATAR_C2PA_CERT / AVATAR_C2PA_KEY to it")
+        folder = Path(cfg.INSTANCE_PATH)
+        cc.instance_credentials(folder, cfg.SERVICE_NAME)  # the root first, if this instance never signed
+        serial = cc.reissue_signer(folder, cfg.SERVICE_NAME)
+        with svc.db.session_scope() as s:
+            audit(s, Actor.cli(), "keys.c2pa_signer_reissued", details={"serial": serial})
+    finally:
+        svc.close()
+    click.echo(f"new C2PA signing certificate {serial} under the instance's root ({folder / cc.ROOT_CERT}); "
+               "restart the app and workers to sign with it")
+
+
 COMMANDS = [keys]

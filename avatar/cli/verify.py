@@ -30,15 +30,19 @@ def verify_command(file: str, manifest_path: str | None, as_json: bool):
     svc = services()
     try:
         with svc.db.session_scope() as s:
-            report = verify(s, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest)
+            report = verify(s, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest,
+                            svc.content_credentials.anchors_pem)
     finally:
         svc.close()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
         click.echo(report["finding"])
+        cc, label = report["content_credentials"] or {}, report["aigc_label"]
         click.echo(f"generated here: {'yes' if report['generated'] else 'no'}; generation {report['generation_id']}; "
                    f"manifest {'valid' if report['manifest_valid'] else 'not valid'}; "
+                   f"Content Credentials {cc.get('state') or 'none'}{' (ours)' if cc.get('ours') else ''}; "
+                   f"AIGC label {('bound to the content' if label['bound'] else 'not bound') if label['present'] else 'none'}; "
                    f"{'REVOKED' if report['revoked'] else 'not revoked'}")
     if "error" in report:
         click.echo(f"error: {report['error']}", err=True)

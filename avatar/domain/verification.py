@@ -1,10 +1,15 @@
 """`avatar verify`, the verify page and POST /api/verify: is this file one of this installation's
 outputs, which generation, is it revoked, and does its signed manifest hold for exactly these bytes?
 
-"Generated here" means one of three things, and nothing else: a watermark keyed with this
+"Generated here" means one of four things, and nothing else: a watermark keyed with this
 installation's watermark key names a generation recorded here; the file is byte for byte one this
-installation delivered; or a manifest signed by this installation's key verifies for these bytes.
-A mark or manifest that does not resolve that way is reported as what it is, never as ours.
+installation delivered; a manifest signed by this installation's key verifies for these bytes; or
+the file's C2PA Content Credentials are valid and signed under this installation's root (read with
+c2pa-python, that root the only trust anchor). A mark or manifest that does not resolve that way is
+reported as what it is, never as ours: changed content (Content Credentials that no longer match),
+credentials stripped (the watermark still found), another signer (valid, but not under our root).
+The AIGC implicit label (GB 45438) in the file's metadata is reported, and whether its signature
+binds it to the watermark in the content.
 
 Reading is bounded whatever the file claims: the first READ_SECONDS of picture and sound are
 analysed one frame at a time (the marks repeat every 1.6 s), so a long upload costs no more than
@@ -47,14 +52,15 @@ def parse_manifest(raw: bytes | str) -> dict:
 
 
 def read_marks(data: bytes, key: bytes) -> dict:
-    """Watermarks of this installation found in the file's audio and video (either may be absent)."""
+    """Watermarks of this installation found in the file's audio and video (either may be absent),
+    and the text of its AIGC metadata field ("aigc", None when there is none)."""
     from avatar.analysis.media import Limits, MediaError, MediaFile
 
     try:
         with MediaFile(data, Limits(max_seconds=MAX_FILE_SECONDS, max_pixels=3840 * 2160)) as mf:
-            return marks_in(mf, key)
+            return {**marks_in(mf, key), "aigc": mf.probe.tags.get("AIGC")}
     except MediaError as exc:
-        return {"audio": None, "video": None, "error": str(exc)}
+        return {"audio": None, "video": None, "aigc": None, "error": str(exc)}
 
 
 def marks_in(mf, key: bytes) -> dict:
@@ -93,13 +99,23 @@ def video_mark_in(mf, key: bytes) -> dict:
     return reader.result()
 
 
-def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, manifest: dict | None = None) -> dict:
+def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, manifest: dict | None = None,
+           c2pa_anchors: str | None = None) -> dict:
+    """The report on one file (see the module doc); c2pa_anchors: the PEM roots whose Content
+    Credentials count as this installation's (None: they are not read)."""
+    from avatar.synthesis.label import aigc
+    from avatar.synthesis.label import content_credentials as cc
     from avatar.synthesis.label import manifest as manifests
 
     marks = read_marks(data, watermark_key)
     found = [m for m in (marks["video"], marks["audio"]) if m and m["found"]]
     wm_id = found[0]["watermark_id"] if found else None
     gen = by_mark = session.scalar(sa.select(Generation).where(Generation.watermark_id == wm_id)) if wm_id else None
+    credentials = cc.read(data, c2pa_anchors) if c2pa_anchors else None
+    by_credentials = None
+    if gen is None and credentials and credentials["ours"]:
+        gen_id = (credentials["generation"] or {}).get("generation_id")
+        gen = by_credentials = session.get(Generation, gen_id) if _an_id(gen_id) else None
     by_bytes = None
     if gen is None and manifest is None:  # the exact file we delivered, even where no mark is readable
         digest = hashlib.sha256(data).hexdigest()
@@ -111,19 +127,50 @@ def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, 
         check = manifests.verify(manifest, data, trusted_keys)
         if gen is None and check["valid"]:
             gen_id = manifest["claims"].get("generation_id")
-            gen = session.get(Generation, gen_id) if isinstance(gen_id, int) and 0 < gen_id < 2 ** 63 else None
+            gen = session.get(Generation, gen_id) if _an_id(gen_id) else None
     manifest_valid = bool(check and check["valid"])
-    generated = by_mark is not None or by_bytes is not None or manifest_valid
+    ours_by_credentials = bool(credentials and credentials["ours"])
+    generated = by_mark is not None or by_bytes is not None or manifest_valid or ours_by_credentials
+    label = aigc.parse(marks.get("aigc"))
+    bound_to = wm_id or (credentials or {}).get("watermark_id") or (gen.watermark_id if gen is not None else None)
+    finding = _finding(by_mark, by_bytes, by_credentials, wm_id, check, gen) + _cropped(marks["video"])
     return {
         "generated": generated,
-        "finding": _finding(by_mark, by_bytes, wm_id, check, gen) + _cropped(marks["video"]),
+        "finding": " ".join(x for x in (finding, _credentials_finding(credentials, gen)) if x),
         "generation_id": gen.id if gen is not None else None,
-        "watermark": {"id": wm_id, **{k: v for k, v in marks.items() if k != "error"}},
+        "watermark": {"id": wm_id, **{k: v for k, v in marks.items() if k not in ("error", "aigc")}},
         "manifest_valid": manifest_valid,
         "manifest": check,
+        "content_credentials": credentials,
+        "aigc_label": {"present": label is not None, "label": label,
+                       "bound": bool(label and aigc.bound(label, bound_to, trusted_keys))},
         "revoked": bool(gen is not None and gen.revoked_at is not None),
         **({"error": marks["error"]} if "error" in marks else {}),
     }
+
+
+def _an_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2 ** 63
+
+
+def _credentials_finding(credentials: dict | None, gen) -> str:
+    """What the C2PA Content Credentials say, in one sentence (empty when they were not read)."""
+    if credentials is None:
+        return ""
+    if credentials.get("error"):
+        return f"Its Content Credentials could not be read ({credentials['error']})."
+    if not credentials["present"]:
+        if gen is not None:
+            return (f"Its C2PA Content Credentials have been stripped; the watermark still leads to generation "
+                    f"{gen.id}.")
+        return "It carries no C2PA Content Credentials."
+    if credentials["state"] == "Invalid":
+        codes = ", ".join(sorted({f["code"] for f in credentials["failures"] if f.get("code")})) or "invalid"
+        return (f"Its Content Credentials no longer match the file: it was changed after it was signed ({codes}).")
+    if credentials["ours"]:
+        return "Its C2PA Content Credentials are valid and signed under this installation's root."
+    return (f"It carries valid C2PA Content Credentials signed by someone else ({credentials['signer'] or 'unknown'}),"
+            " not under this installation's root.")
 
 
 def _cropped(video_mark: dict | None) -> str:
@@ -135,12 +182,14 @@ def _cropped(video_mark: dict | None) -> str:
     return f" The picture has been cropped ({cut or 'a sliver'}) since it was made: e.g. its visible label cut off."
 
 
-def _finding(by_mark, by_bytes, wm_id, check, gen) -> str:
+def _finding(by_mark, by_bytes, by_credentials, wm_id, check, gen) -> str:
     """One sentence saying what was found, for the page, the API and the CLI alike."""
     if by_mark is not None:
         return f"This installation's watermark names generation {by_mark.id}, made here."
     if by_bytes is not None:
         return f"These are exactly the bytes of generation {by_bytes.id}, delivered here."
+    if by_credentials is not None:
+        return f"Content Credentials signed under this installation's root name generation {by_credentials.id}."
     if check and check["valid"]:
         tail = f" (generation {gen.id})" if gen is not None else " (its generation is no longer on record)"
         return "A manifest signed by this installation's key verifies for exactly this file" + tail + "."

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from avatar.domain.actor import Actor, audit
 from avatar.jobs.core import JobContext, PermanentJobError, job
+from avatar.resources import app_version, work_dir
 from avatar.store.models import Generation, MediaObject
 
 
@@ -48,8 +49,6 @@ class EncryptedLatents:
 def xtts_dir(config) -> Path:
     """The XTTS-v2 model folder: AVATAR_XTTS_DIR, or models/xtts_v2 (the project's, or the current
     directory's for an installed wheel)."""
-    from avatar.resources import work_dir
-
     return Path(config.XTTS_DIR) if config.XTTS_DIR else work_dir("models") / "xtts_v2"
 
 
@@ -64,7 +63,7 @@ def speech_backend(services, subject_id: int):
 def render_generation(ctx: JobContext) -> dict:
     from avatar.domain.gate import GateRefused
     from avatar.synthesis.grant import GrantError
-    from avatar.synthesis.label import manifest
+    from avatar.synthesis.label import aigc, content_credentials, manifest
     from avatar.synthesis.render import render_speech, render_video
     from avatar.synthesis.video import frame_count, get_backend
 
@@ -73,7 +72,8 @@ def render_generation(ctx: JobContext) -> dict:
     with svc.db.session_scope() as s:
         g = s.get(Generation, gen_id)
         requester, subject, modality, purpose = g.requester_id, g.subject_id, g.modality, g.purpose
-        script, wm, expires = g.script, g.watermark_id, g.expires_at
+        script, wm, expires, consent_id = g.script, g.watermark_id, g.expires_at, g.consent_id
+    label = aigc.make(svc.config.SERVICE_NAME, str(gen_id), wm, svc.signing_key)
     try:
         grant = svc.gate.regrant(requester, subject, modality, purpose)
         ctx.progress(5, "synthesizing speech")
@@ -87,13 +87,20 @@ def render_generation(ctx: JobContext) -> dict:
                 if i % 10 == 0:
                     ctx.progress(40 + int(50 * i / n), f"rendering frame {i} of {n}")
 
-            data = render_video(head.frames(grant, speech), speech, wm, svc.watermark_key, on_frame=on_frame)
+            data = render_video(head.frames(grant, speech), speech, wm, svc.watermark_key, on_frame=on_frame,
+                                label=label)
             mime, backend = "video/mp4", f"{speech.backend}+{head.name}"
         else:
-            data, mime, backend = render_speech(speech, wm, svc.watermark_key), "audio/wav", speech.backend
+            data, mime, backend = render_speech(speech, wm, svc.watermark_key, label), "audio/wav", speech.backend
+        data = content_credentials.embed(
+            data, mime, svc.content_credentials, watermark_id=wm, service=svc.config.SERVICE_NAME, version=app_version(),
+            generation={"generation_id": gen_id, "consent_id": consent_id, "subject": grant.subject_pseudonym,
+                        "modality": modality, "purpose": purpose, "backend": backend})
         grant.ensure_valid()  # last check before anything is written
     except (GateRefused, GrantError) as exc:
         raise PermanentJobError(f"consent no longer allows this: {exc}") from exc
+    except content_credentials.CredentialsError as exc:
+        raise PermanentJobError(str(exc)) from exc
     with svc.db.session_scope() as s:
         g = s.get(Generation, gen_id)
         pseudonym = grant.subject_pseudonym

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from avatar.analysis.media import wav_bytes
-from avatar.synthesis.label import audio_mark, video_mark, visible
+from avatar.synthesis.label import aigc, audio_mark, video_mark, visible
 from avatar.synthesis.speech import Speech
 from avatar.synthesis.video import FPS
 
@@ -26,15 +26,19 @@ def labeled_audio(speech: Speech, watermark_id: str, key: bytes) -> np.ndarray:
     return audio_mark.embed(speech.audio, speech.sr, watermark_id, key)
 
 
-def render_speech(speech: Speech, watermark_id: str, key: bytes) -> bytes:
-    """24 kHz 16-bit WAV with the audio watermark (key: the installation's watermark key)."""
-    return wav_bytes(labeled_audio(speech, watermark_id, key), speech.sr)
+def render_speech(speech: Speech, watermark_id: str, key: bytes, label: dict | None = None) -> bytes:
+    """24 kHz 16-bit WAV with the audio watermark (key: the installation's watermark key) and, when
+    given, the AIGC implicit label (label/aigc.py) in a LIST/INFO chunk."""
+    wav = wav_bytes(labeled_audio(speech, watermark_id, key), speech.sr)
+    return aigc.wav_with_label(wav, label) if label is not None else wav
 
 
 def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str, key: bytes, size: int = 512,
                  fps: int = FPS,
-                 on_frame: Callable[[int], None] | None = None, title: str = "AI-generated") -> bytes:
-    """H.264 (yuv420p) + AAC MP4: every frame stamped and watermarked, the speech watermarked."""
+                 on_frame: Callable[[int], None] | None = None, title: str = "AI-generated",
+                 label: dict | None = None) -> bytes:
+    """H.264 (yuv420p) + AAC MP4: every frame stamped and watermarked, the speech watermarked, and
+    the AIGC implicit label (label/aigc.py), when given, as the metadata tag AIGC."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise RenderError("ffmpeg is not installed")
@@ -44,8 +48,9 @@ def render_video(frames: Iterable[np.ndarray], speech: Speech, watermark_id: str
         cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}",
                "-r", str(fps), "-i", "-", "-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
                "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
-               "-shortest", "-movflags", "+faststart", "-metadata", f"title={title}",
-               "-metadata", "comment=AI-generated (trainedAlgorithmicMedia); verify with `avatar verify`", str(mp4)]
+               "-shortest", "-movflags", "+faststart+use_metadata_tags", "-metadata", f"title={title}",
+               "-metadata", "comment=AI-generated (trainedAlgorithmicMedia); verify with `avatar verify`",
+               *(["-metadata", f"AIGC={aigc.to_text(label)}"] if label is not None else []), str(mp4)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             for i, frame in enumerate(frames):

@@ -159,7 +159,8 @@ def _verify_upload() -> dict:
         abort(400, "The uploaded file is empty.")
     svc = services()
     with anonymous_work_slot("verify"):
-        report = verify(svc.db.session, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest)
+        report = verify(svc.db.session, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest,
+                        svc.content_credentials.anchors_pem)
     if "error" in report:
         abort(400, f"Unreadable file: {report['error']}.")
     return report

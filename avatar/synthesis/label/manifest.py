@@ -1,7 +1,9 @@
-"""Provenance manifest: a JSON document signed with Ed25519, as a sidecar file and embedded in
-MP4 metadata. c2pa-python is not installable here (no offline signer), so this is the fallback
-the design allows. The manifest names the generator, backend, the subject's pseudonymous id, the
-consent id, the time, the content hash and the IPTC "trainedAlgorithmicMedia" source type."""
+"""The sidecar provenance manifest: a JSON document signed with Ed25519 over the exact bytes
+delivered (downloadable as FILE.manifest.json, kept with the generation's record). Inside the file
+the same story is told by C2PA Content Credentials (content_credentials.py), which standard readers
+read; this manifest is for checking a delivered file byte for byte. It names the generator, backend,
+the subject's pseudonymous id, the consent id, the time, the content hash and the IPTC
+"trainedAlgorithmicMedia" source type."""
 from __future__ import annotations
 
 import base64
