@@ -127,7 +127,9 @@ def openapi():
             "/api/verify": {"post": _op("Was this file generated here? (anyone; the first 30 s are read)", auth=False,
                                         body=multipart, responses={
                 "200": {"description": "The report: generated, finding (one sentence), generation_id, watermark, "
-                                       "manifest_valid, manifest, revoked"},
+                                       "manifest_valid, manifest, content_credentials (C2PA: present, state, ours, "
+                                       "signer, generation, watermark_id, failures), aigc_label (present, label, "
+                                       "bound), revoked"},
                 "400": {"description": "Unreadable file or manifest"}, "413": {"description": "Over the upload limit"},
                 "429": {"description": "Too many checks from this address (Retry-After)"},
                 "503": {"description": "Busy with other checks (Retry-After)"}})},
