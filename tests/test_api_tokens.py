@@ -1,10 +1,13 @@
 """API tokens and the JSON generation API: tokens shown once, work on /api/ only, need no CSRF
 (no cookie), stop working when revoked; the OpenAPI document is valid."""
+import json
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from avatar.jobs.core import execute
+from avatar.store.models import ApiToken, AuditEvent
 from tests.conftest import csrf_token
 from tests.likeness_factory import approved_likeness
 
@@ -68,3 +71,10 @@ def test_generation_through_the_api_with_a_token(client, auth, services, shared_
     assert bare.get(info["download_url"], headers=headers).data[:4] == b"RIFF"
     assert bare.get(info["manifest_url"], headers=headers).get_json()["claims"]["generation_id"] == gen_id
     assert bare.get(info["download_url"]).status_code == 401
+    # the request's audit event names the door it came through: the API, with this token
+    with services.db.session_scope() as s:
+        ev = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "generation.requested"))
+        token_id = s.scalar(sa.select(ApiToken.id))
+        details = json.loads(ev.details)
+        assert details["via"] == "api" and details["token"] == token_id and ev.target_id == gen_id
+        assert ev.actor_id == s.get(ApiToken, token_id).user_id and ev.ip

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from avatar.domain import DomainError, Forbidden, review
 from avatar.domain import enrollment as rules
+from avatar.domain.actor import Actor
 from avatar.store import audit
 from avatar.store.models import AuditEvent, Enrollment, FaceProfile, Role, User
 from tests.conftest import SEED, STRONG_PASSWORD, csrf_token
@@ -102,11 +103,11 @@ def test_assisted_enrollment_runs_the_same_checks_and_the_recorder_cannot_review
         details = json.loads(consented.details)
         assert details["witnessed_by"] == admin and details["subject"] == person
         with pytest.raises(Forbidden, match="recorded"):
-            review.decide(s, s.get(User, admin), enr.id, "approve", "I saw them myself")
+            review.decide(s, s.get(User, admin), enr.id, "approve", "I saw them myself", by=Actor("web", user_id=admin))
         enr_id = enr.id
     page = client.get(f"/review/{enr_id}").get_data(as_text=True)
     assert "recorded in person by Studio Admin" in page and "X123" in page
     with services.db.session_scope() as s:
-        review.decide(s, s.get(User, reviewer), enr_id, "approve", "capture clear, ID attested in person")
+        review.decide(s, s.get(User, reviewer), enr_id, "approve", "capture clear, ID attested in person", by=Actor("web", user_id=reviewer))
         assert s.get(Enrollment, enr_id).state == "approved"
     assert audit.verify_chain(services.db).ok

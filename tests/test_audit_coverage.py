@@ -37,17 +37,27 @@ ROUTES = {
     "generate.index": ("generation.requested",),
     "generate.verify_api": READS_ONLY,  # the uploaded file is read and forgotten
     "generate.verify_page": READS_ONLY,
-    "review.decide": ("review.{r.decision}",),  # review.approve, review.reject, review.revoke
+    "review.decide": ("review.{decision}",),  # review.approve, review.reject
     "review.delete_own": ("account.deleted",),
     "review.revoke_own": ("enrollment.revoked",),
     "review.revoke_user": ("enrollment.revoked",),
     "tokens.index": ("token.created",),
     "tokens.revoke": ("token.revoked",),
 }
-# where a route's event is appended by a helper it calls
-THROUGH = {"generate.index": "avatar.web.generate.submit",
-           "api_generations.create_generation": "avatar.web.generate.submit",
-           "tokens.index": "avatar.web.tokens._create"}
+# where a route's event is appended by a helper it calls, or by the domain action itself (an Actor
+# passed in, the event appended to the action's transaction, the route's one commit after it)
+THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.generation.request"),
+           "api_generations.create_generation": ("avatar.web.generate.submit", "avatar.domain.generation.request"),
+           "tokens.index": ("avatar.web.tokens._create", "avatar.domain.tokens.create"),
+           "tokens.revoke": ("avatar.domain.tokens.revoke",),
+           "delegations.index": ("avatar.domain.delegations.create",),
+           "delegations.revoke": ("avatar.domain.delegations.revoke",),
+           "review.decide": ("avatar.domain.review.decide",)}
+
+
+def _source(dotted: str) -> str:
+    module, name = dotted.rsplit(".", 1)
+    return inspect.getsource(getattr(importlib.import_module(module), name))
 
 COMMANDS = {
     "serve": "starts the app; what it serves audits itself",
@@ -112,12 +122,16 @@ def test_each_route_appends_its_actions(app, endpoint):
     actions = ROUTES[endpoint]
     if isinstance(actions, str):
         return
-    view = app.view_functions[endpoint]
-    source = inspect.getsource(view)
-    if endpoint in THROUGH:
-        module, name = THROUGH[endpoint].rsplit(".", 1)
-        source += inspect.getsource(getattr(importlib.import_module(module), name))
-    assert "audit_event(" in source
+    helpers = THROUGH.get(endpoint, ())
+    web = inspect.getsource(app.view_functions[endpoint]) + "".join(
+        _source(h) for h in helpers if h.startswith("avatar.web."))
+    domain = "".join(_source(h) for h in helpers if h.startswith("avatar.domain."))
+    if domain:  # the view passes its actor and commits once; the domain action appends the event
+        assert "by=actor()" in web and "commit()" in web and "audit_event(" not in web, endpoint
+        assert "audit(session, by" in domain, endpoint
+    else:
+        assert "audit_event(" in web, endpoint
+    source = web + domain
     assert not _appends(source.replace('f"review.{', '"review.{'), actions), endpoint
 
 

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from avatar.domain import DomainError
 from avatar.domain import delegations as rules
+from avatar.domain.actor import Actor
 from avatar.domain.gate import GateRefused, ReauthRequired
 from avatar.store.db import utcnow
 from avatar.store.models import AuditEvent, Delegation, User
@@ -95,8 +96,8 @@ def test_delegation_cannot_exceed_consent_or_its_expiry(services, people):
     with services.db.session_scope() as s:
         user = s.get(User, subject)
         with pytest.raises(ReauthRequired):
-            rules.create(s, user, "helper@example.org", ["speech"], ["personal"], 30, utcnow() - timedelta(minutes=20))
-        row = rules.create(s, user, "helper@example.org", ["video", "speech"], ["personal"], 365, utcnow())
+            rules.create(s, user, "helper@example.org", ["speech"], ["personal"], 30, utcnow() - timedelta(minutes=20), by=Actor("web"))
+        row = rules.create(s, user, "helper@example.org", ["video", "speech"], ["personal"], 365, utcnow(), by=Actor("web"))
         # the likeness factory's consent lasts 30 days: the delegation ends with it
         assert row.expires_at - utcnow() <= timedelta(days=30)
         assert row.modalities == ["speech", "video"]
@@ -106,4 +107,4 @@ def test_no_delegation_without_an_approved_likeness(services, people):
     _, helper, stranger = people
     with services.db.session_scope() as s:
         with pytest.raises(DomainError, match="approved likeness"):
-            rules.create(s, s.get(User, stranger), "helper@example.org", ["speech"], ["personal"], 30, utcnow())
+            rules.create(s, s.get(User, stranger), "helper@example.org", ["speech"], ["personal"], 30, utcnow(), by=Actor("web"))

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from avatar.domain import generation
+from avatar.domain.actor import Actor
 from avatar.jobs import enqueue
 from avatar.jobs.core import execute
 from avatar.store import audit
@@ -113,7 +114,8 @@ def test_full_media_store_fails_a_generation_job_cleanly(tmp_path, small_disk, s
     subject = approved_likeness(services, shared_data)
     with services.db.session_scope() as s:
         gen = generation.request(s, services.gate, subject, subject, "speech", "personal",
-                                 "Hello, this is a short message for my family.", utcnow(), "offline")
+                                 "Hello, this is a short message for my family.", utcnow(), "offline",
+                                 by=Actor("web", user_id=subject))
         gen_id = gen.id
     job_id = enqueue(services, "generation.render", {"generation_id": gen_id}, owner_id=subject, max_attempts=1)
     files = _files(small_disk)

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from avatar.domain import review
+from avatar.domain.actor import Actor
 from avatar.domain.gate import GateRefused, ReauthRequired
 from avatar.domain.scripts import ScriptRefused, screen
 from avatar.store.db import utcnow
@@ -124,5 +125,5 @@ def test_spoken_notice_is_added_after_screening(services, subject):
 
     with services.db.session_scope() as s:
         gen = generation.request(s, services.gate, subject, subject, "speech", "personal", "See you soon.", utcnow(),
-                                 "offline", spoken_notice=True)
+                                 "offline", spoken_notice=True, by=Actor("web", user_id=subject))
         assert gen.script == f"See you soon. {generation.SPOKEN_NOTICE}"

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from avatar.cli import main
 from avatar.domain import generation, review
+from avatar.domain.actor import Actor
 from avatar.jobs import enqueue
 from avatar.jobs.core import execute
 from avatar.jobs.runners import ThreadRunner
@@ -28,7 +29,8 @@ SCRIPT = ("Hello everyone, this is a short message for my family. I hope you are
 
 def _request(services, subject, modality="video"):
     with services.db.session_scope() as s:
-        gen = generation.request(s, services.gate, subject, subject, modality, "personal", SCRIPT, utcnow(), "offline")
+        gen = generation.request(s, services.gate, subject, subject, modality, "personal", SCRIPT, utcnow(), "offline",
+                                 by=Actor("web", user_id=subject))
         gen_id = gen.id
     job_id = enqueue(services, "generation.render", {"generation_id": gen_id}, owner_id=subject, subject_id=subject,
                      max_attempts=1)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from avatar.domain import review
 from avatar.domain.accounts import register
+from avatar.domain.actor import Actor
 from avatar.jobs.periodic import PERIODIC
 from avatar.store.db import utcnow
 from avatar.store.models import AuditEvent, Consent, Enrollment, Job, MediaObject, Role, SubjectKey, User
@@ -34,7 +35,7 @@ def _due_work(services) -> dict:
         enr = Enrollment(user_id=subject.id, state="submitted")
         s.add(enr)
         s.flush()
-        review.decide(s, s.get(User, rev.id), enr.id, "approve", "clear capture and consent")
+        review.decide(s, s.get(User, rev.id), enr.id, "approve", "clear capture and consent", by=Actor("web", user_id=rev.id))
         s.add(Consent(enrollment_id=enr.id, user_id=subject.id, scopes=["face"], purposes=["personal"],
                       text_version="v", text_sha256="0" * 64, text="t", expires_at=utcnow() - timedelta(minutes=1)))
         services.media.put(s, subject.id, "face_ref", b"face", "image/png")

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from avatar.domain import Conflict, DomainError, Forbidden, review
 from avatar.domain.accounts import register
+from avatar.domain.actor import Actor
 from avatar.jobs import JobContext, enqueue, job
 from avatar.jobs.runners import ThreadRunner
 from avatar.store import audit
@@ -42,14 +43,14 @@ def test_decisions_need_a_reviewer_a_reason_and_are_final(services):
     subject, rev, admin, enr = _users(services)
     with services.db.session_scope() as s:
         with pytest.raises(Forbidden):
-            review.decide(s, s.get(User, subject), enr, "approve", "looks fine to me")
+            review.decide(s, s.get(User, subject), enr, "approve", "looks fine to me", by=Actor("web", user_id=subject))
         with pytest.raises(DomainError, match="reason"):
-            review.decide(s, s.get(User, rev), enr, "approve", "ok")
-        review.decide(s, s.get(User, rev), enr, "approve", "clear capture, no guard match")
+            review.decide(s, s.get(User, rev), enr, "approve", "ok", by=Actor("web", user_id=rev))
+        review.decide(s, s.get(User, rev), enr, "approve", "clear capture, no guard match", by=Actor("web", user_id=rev))
     with services.db.session_scope() as s:
         assert s.get(Enrollment, enr).state == "approved"
         with pytest.raises(Conflict, match="final"):
-            review.decide(s, s.get(User, admin), enr, "reject", "changed my mind later")
+            review.decide(s, s.get(User, admin), enr, "reject", "changed my mind later", by=Actor("web", user_id=admin))
 
 
 def test_nobody_reviews_their_own_enrollment(services):
@@ -59,13 +60,13 @@ def test_nobody_reviews_their_own_enrollment(services):
         s.add(own)
         s.flush()
         with pytest.raises(Forbidden, match="own"):
-            review.decide(s, s.get(User, rev), own.id, "approve", "it is me, trust me")
+            review.decide(s, s.get(User, rev), own.id, "approve", "it is me, trust me", by=Actor("web", user_id=rev))
 
 
 def test_revocation_stops_a_running_job_and_shreds_media(services):
     subject, rev, admin, enr = _users(services)
     with services.db.session_scope() as s:
-        review.decide(s, s.get(User, rev), enr, "approve", "clear capture, no guard match")
+        review.decide(s, s.get(User, rev), enr, "approve", "clear capture, no guard match", by=Actor("web", user_id=rev))
         obj = services.media.put(s, subject, "output", b"generated video bytes" * 100, "video/mp4")
         s.add(Generation(subject_id=subject, modality="video", purpose="personal", script="hi", backend="t",
                          watermark_id="wm-1", output_media_id=obj.id))
@@ -159,7 +160,7 @@ def test_expired_consent_is_revoked_by_the_periodic_job(services):
 
     subject, rev, admin, enr = _users(services)
     with services.db.session_scope() as s:
-        review.decide(s, s.get(User, rev), enr, "approve", "clear capture and consent")
+        review.decide(s, s.get(User, rev), enr, "approve", "clear capture and consent", by=Actor("web", user_id=rev))
         s.add(Consent(enrollment_id=enr, user_id=subject, scopes=["face"], purposes=["personal"], text_version="v",
                       text_sha256="0" * 64, text="t", expires_at=utcnow() - timedelta(minutes=1)))
         services.media.put(s, subject, "face_ref", b"face", "image/png")

@@ -52,23 +52,25 @@ def test_every_state_changing_route_refuses_a_missing_or_forged_csrf_token(app, 
 def two_users(services, shared_data):
     """A subject with a generation, a token and a delegation, and a second ordinary user."""
     from avatar.domain.accounts import register
+    from avatar.domain.actor import Actor
     from avatar.domain.delegations import create as delegate
     from avatar.domain.tokens import create as new_token
 
     subject = approved_likeness(services, shared_data)
+    by = Actor("web", user_id=subject)
     with services.db.session_scope() as s:
         other = register(s, "mallory@example.org", "Mal Lory", STRONG_PASSWORD).id
         helper = register(s, "helper@example.org", "Hel Per", STRONG_PASSWORD).id
         gen = generation.request(s, services.gate, subject, subject, "speech", "personal",
-                                 "Hello <img src=x onerror=alert(1)> friends", utcnow(), "offline")
+                                 "Hello <img src=x onerror=alert(1)> friends", utcnow(), "offline", by=by)
         job = Job(name="generation.render", payload={"generation_id": gen.id}, owner_id=subject, subject_id=subject)
         s.add(job)
         s.flush()
         gen.job_id = job.id
         ids = {"generation_id": gen.id, "job_id": job.id,
-               "token_id": new_token(s, s.get(User, subject), "laptop", ["generations"])[0].id,
+               "token_id": new_token(s, s.get(User, subject), "laptop", ["generations"], by=by)[0].id,
                "delegation_id": delegate(s, s.get(User, subject), "helper@example.org", ["speech"], ["personal"], 30,
-                                         utcnow()).id}
+                                         utcnow(), by=by).id}
     return subject, other, helper, ids
 
 

@@ -5,6 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from avatar.domain import generation, review
+from avatar.domain.actor import Actor
 from avatar.jobs import enqueue
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
@@ -44,7 +45,7 @@ def test_xtts_generation_through_the_job(xtts_app, shared_data):
     def run():
         with services.db.session_scope() as s:
             gen = generation.request(s, services.gate, subject, subject, "speech", "personal",
-                                     "hello this is a test", utcnow(), "offline")
+                                     "hello this is a test", utcnow(), "offline", by=Actor("web", user_id=subject))
             gen_id = gen.id
         job_id = enqueue(services, "generation.render", {"generation_id": gen_id}, owner_id=subject,
                          subject_id=subject, max_attempts=1)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from avatar.domain import DomainError, NotFound
 from avatar.domain.accounts import normalize_email
+from avatar.domain.actor import Actor, audit
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.gate import MODALITY_SCOPES, RECENT_AUTH, ReauthRequired
 from avatar.store.db import utcnow
@@ -26,7 +27,8 @@ def _consent(session: Session, subject: User) -> Consent | None:
 
 
 def create(session: Session, subject: User, delegate_email: str, modalities: list[str], purposes: list[str],
-           days: int, authenticated_at: datetime | None, now: datetime | None = None) -> Delegation:
+           days: int, authenticated_at: datetime | None, now: datetime | None = None, *, by: Actor) -> Delegation:
+    """A delegation within the subject's own consent, audited in the same transaction."""
     now = now or utcnow()
     if authenticated_at is None or now - authenticated_at > RECENT_AUTH:
         raise ReauthRequired("Confirm your password to delegate your likeness (your last log-in is over 15 minutes old).")
@@ -55,16 +57,22 @@ def create(session: Session, subject: User, delegate_email: str, modalities: lis
                      created_at=now, expires_at=expires)
     session.add(row)
     session.flush()
+    audit(session, by, "delegation.created", target_type="delegation", target_id=row.id,
+          details={"delegate": row.delegate_id, "modalities": row.modalities, "purposes": row.purposes,
+                   "expires_at": row.expires_at.isoformat()})
     return row
 
 
-def revoke(session: Session, subject: User, delegation_id: int, now: datetime | None = None) -> Delegation:
-    """Ends a delegation at once; jobs it started stop at their next gate check."""
+def revoke(session: Session, subject: User, delegation_id: int, now: datetime | None = None, *,
+           by: Actor) -> Delegation:
+    """Ends a delegation at once (audited); jobs it started stop at their next gate check."""
     row = session.get(Delegation, delegation_id)
     if row is None or row.subject_id != subject.id:
         raise NotFound("No such delegation.")
     if row.revoked_at is None:
         row.revoked_at = now or utcnow()
+        audit(session, by, "delegation.revoked", target_type="delegation", target_id=row.id,
+              details={"delegate": row.delegate_id})
     return row
 
 

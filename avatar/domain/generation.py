@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from avatar.domain import NotFound
+from avatar.domain.actor import Actor, audit
 from avatar.domain.gate import ConsentGate
 from avatar.domain.scripts import screen
 from avatar.store.db import utcnow
@@ -18,9 +19,10 @@ SPOKEN_NOTICE = "This message was generated with artificial intelligence."
 
 def request(session, gate: ConsentGate, requester_id: int, subject_id: int, modality: str, purpose: str,
             script: str, authenticated_at: datetime | None, backend: str, days: int = RESULT_DAYS,
-            spoken_notice: bool = False) -> Generation:
-    """Checks the gate (recent log-in included) and the script, then records the generation.
-    With spoken_notice the voice ends by saying that the message was generated with AI."""
+            spoken_notice: bool = False, *, by: Actor) -> Generation:
+    """Checks the gate (recent log-in included) and the script, then records the generation and
+    its audit event (generation.requested) in the session's transaction. With spoken_notice the
+    voice ends by saying that the message was generated with AI."""
     grant = gate.grant(requester_id, subject_id, modality, purpose, authenticated_at)
     text = screen(script, purpose)
     if spoken_notice:
@@ -34,6 +36,8 @@ def request(session, gate: ConsentGate, requester_id: int, subject_id: int, moda
                      expires_at=utcnow() + timedelta(days=days))
     session.add(gen)
     session.flush()
+    audit(session, by, "generation.requested", target_type="generation", target_id=gen.id,
+          details={"subject": subject_id, "modality": modality, "purpose": purpose, "watermark_id": wm})
     return gen
 
 

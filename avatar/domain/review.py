@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from avatar.domain import Conflict, DomainError, Forbidden, NotFound
+from avatar.domain.actor import Actor, audit
 from avatar.domain.enrollment import transition
 from avatar.store.db import utcnow
 from avatar.store.media import MediaStore
@@ -31,9 +32,10 @@ def queue(session: Session) -> list[Enrollment]:
                            .order_by(Enrollment.submitted_at, Enrollment.id)).all()
 
 
-def decide(session: Session, reviewer: User, enrollment_id: int, decision: str, reason: str) -> Review:
-    """Approves or rejects a submitted enrollment. A reason is required; nobody reviews their own
-    (or an enrollment they recorded on site); decisions are final."""
+def decide(session: Session, reviewer: User, enrollment_id: int, decision: str, reason: str, *, by: Actor) -> Review:
+    """Approves or rejects a submitted enrollment (audited as review.approve / review.reject). A
+    reason is required; nobody reviews their own (or an enrollment they recorded on site);
+    decisions are final."""
     if not reviewer.has_role(Role.REVIEWER, Role.ADMIN):
         raise Forbidden("Only reviewers decide enrollments.")
     enr = session.get(Enrollment, enrollment_id)
@@ -53,6 +55,7 @@ def decide(session: Session, reviewer: User, enrollment_id: int, decision: str, 
     review = Review(enrollment_id=enr.id, reviewer_id=reviewer.id, decision=decision, reason=reason)
     session.add(review)
     session.flush()
+    audit(session, by, f"review.{decision}", target_type="enrollment", target_id=enr.id, details={"reason": reason})
     return review
 
 

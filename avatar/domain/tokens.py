@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from avatar.domain import DomainError, NotFound
+from avatar.domain.actor import Actor, audit
 from avatar.store.db import utcnow
 from avatar.store.models import ApiToken, User
 
@@ -34,7 +35,8 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, user: User, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
+def create(session: Session, user: User, name: str, scopes: list[str], *, by: Actor) -> tuple[ApiToken, str]:
+    """A new token (its secret returned once), audited in the same transaction."""
     name = " ".join((name or "").split())[:80]
     if not name:
         raise DomainError("Give the token a name (where it will be used).")
@@ -49,21 +51,24 @@ def create(session: Session, user: User, name: str, scopes: list[str]) -> tuple[
     row = ApiToken(user_id=user.id, name=name, token_sha256=_digest(plain), scopes=scopes)
     session.add(row)
     session.flush()
+    audit(session, by, "token.created", target_type="api_token", target_id=row.id,
+          details={"name": row.name, "scopes": row.scopes})
     return row, plain
 
 
-def revoke(session: Session, user: User, token_id: int) -> ApiToken:
+def revoke(session: Session, user: User, token_id: int, *, by: Actor) -> ApiToken:
     row = session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
         raise NotFound("No such token.")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        audit(session, by, "token.revoked", target_type="api_token", target_id=row.id)
     return row
 
 
-def authenticate(session: Session, plain: str) -> tuple[User, set[str]] | None:
-    """The active user holding this live token and the token's scopes (ANY included; its last
-    use is recorded), or None."""
+def authenticate(session: Session, plain: str) -> tuple[User, set[str], int] | None:
+    """The active user holding this live token, the token's scopes (ANY included) and its id (its
+    last use is recorded), or None."""
     if not plain.startswith(PREFIX) or len(plain) > 100:
         return None
     row = session.scalar(sa.select(ApiToken).where(ApiToken.token_sha256 == _digest(plain),
@@ -75,4 +80,4 @@ def authenticate(session: Session, plain: str) -> tuple[User, set[str]] | None:
         return None
     row.last_used_at = utcnow()
     session.commit()
-    return user, set(row.scopes or []) | {ANY}
+    return user, set(row.scopes or []) | {ANY}, row.id

@@ -51,8 +51,7 @@ def create_generation():
         return jsonify({"error": "modality, purpose and script are strings; subject_id is an integer."}), 400
     token = bool(g.get("token_auth"))
     gen, job_id = submit(subject_id, body.get("modality", ""), body.get("purpose", ""), body.get("script", ""),
-                         utcnow() if token else _authenticated_at(), spoken_notice=body.get("spoken_notice") is True,
-                         via="token" if token else "session")
+                         utcnow() if token else _authenticated_at(), spoken_notice=body.get("spoken_notice") is True)
     return jsonify({"generation_id": gen.id, "job_id": job_id,
                     "status_url": url_for("api_generations.get_generation", generation_id=gen.id)}), 202
 

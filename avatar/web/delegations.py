@@ -12,7 +12,7 @@ from avatar.store.models import User
 from avatar.web import services
 from avatar.web.forms import EmptyForm
 from avatar.web.generate import _authenticated_at
-from avatar.web.security import audit_event, rate_limited
+from avatar.web.security import actor, commit, rate_limited
 
 bp = Blueprint("delegations", __name__)
 
@@ -28,9 +28,9 @@ def index():
         if rate_limited("delegate", f"user:{current_user.id}"):
             abort(429, "Too many delegation attempts; try again in an hour.")
         try:
-            row = rules.create(db.session, current_user, request.form.get("email", ""),
-                               request.form.getlist("modality"), request.form.getlist("purpose"),
-                               request.form.get("days", type=int) or 0, _authenticated_at())
+            rules.create(db.session, current_user, request.form.get("email", ""), request.form.getlist("modality"),
+                         request.form.getlist("purpose"), request.form.get("days", type=int) or 0, _authenticated_at(),
+                         by=actor())
         except ReauthRequired as exc:
             flash(str(exc), "error")
             return redirect(url_for("auth.confirm", next=url_for("delegations.index")), 303)
@@ -38,10 +38,8 @@ def index():
             db.session.rollback()
             flash(str(exc), "error")
             status = exc.status
-        else:  # the delegation and its audit event are committed together
-            audit_event("delegation.created", target_type="delegation", target_id=row.id,
-                        details={"delegate": row.delegate_id, "modalities": row.modalities, "purposes": row.purposes,
-                                 "expires_at": row.expires_at.isoformat()})
+        else:
+            commit()  # the delegation and its audit event together
             flash("Delegation saved. You can revoke it here at any time.", "info")
             return redirect(url_for("delegations.index"), 303)
     given = rules.given_by(db.session, current_user.id)
@@ -59,9 +57,9 @@ def revoke(delegation_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, "Invalid form.")
     try:
-        row = rules.revoke(services().db.session, current_user, delegation_id)
+        rules.revoke(services().db.session, current_user, delegation_id, by=actor())
     except DomainError as exc:
         abort(exc.status, str(exc))
-    audit_event("delegation.revoked", target_type="delegation", target_id=row.id, details={"delegate": row.delegate_id})
+    commit()
     flash("Delegation revoked; clips it started stop before delivery.", "info")
     return redirect(url_for("delegations.index"), 303)

@@ -30,7 +30,7 @@ from avatar.store.db import utcnow
 from avatar.store.media import MediaShredded
 from avatar.store.models import Generation, Job, MediaObject, User
 from avatar.web import services
-from avatar.web.security import audit_event, csrf
+from avatar.web.security import actor, audit_event, commit, csrf
 
 bp = Blueprint("generate", __name__)
 
@@ -79,24 +79,23 @@ def index():
 
 
 def submit(subject_id: int, modality: str, purpose: str, script: str, authenticated_at: datetime | None,
-           spoken_notice: bool, via: str = "session") -> tuple[Generation, int]:
-    """Through the gate and the script screen, records the generation and queues its job (the page
-    and the JSON API both come here). A refusal rolls back and raises the DomainError."""
+           spoken_notice: bool) -> tuple[Generation, int]:
+    """Through the gate and the script screen, records the generation (and its audit event) and
+    queues its job, all in one commit, then tells the runner (the page and the JSON API both come
+    here). A refusal rolls back and raises the DomainError."""
     svc = services()
     db = svc.db
     try:
         gen = rules.request(db.session, svc.gate, current_user.id, subject_id, modality, purpose, script,
                             authenticated_at, backend=current_app.config["AVATAR"].VIDEO_BACKEND,
-                            spoken_notice=spoken_notice)
+                            spoken_notice=spoken_notice, by=actor())
     except DomainError:
         db.session.rollback()
         raise
     job = add_job(db.session, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
                   subject_id=gen.subject_id, max_attempts=2)
     gen.job_id = job.id
-    audit_event("generation.requested", target_type="generation", target_id=gen.id,
-                details={"subject": gen.subject_id, "modality": gen.modality, "purpose": gen.purpose,
-                         "job": job.id, "watermark_id": gen.watermark_id, "via": via})  # all in one commit
+    commit()
     submit_job(svc, job.id)
     return gen, job.id
 

@@ -12,7 +12,7 @@ from avatar.store.media import MediaShredded
 from avatar.store.models import Enrollment, MediaObject, User
 from avatar.web import services
 from avatar.web.forms import DecisionForm, EmptyForm, PasswordConfirmForm, ReasonForm
-from avatar.web.security import audit_event, fresh_login_required, renew_login, role_required
+from avatar.web.security import actor, audit_event, commit, fresh_login_required, renew_login, role_required
 
 bp = Blueprint("review", __name__)
 
@@ -48,12 +48,12 @@ def decide(enrollment_id: int):
     form = DecisionForm()
     if form.validate_on_submit():
         try:
-            r = rules.decide(db.session, current_user, enr.id, form.decision.data, form.reason.data)
+            rules.decide(db.session, current_user, enr.id, form.decision.data, form.reason.data, by=actor())
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")
             return _evidence_page(enr, form, exc.status)
-        audit_event(f"review.{r.decision}", target_type="enrollment", target_id=enr.id, details={"reason": r.reason})
+        commit()
         flash(f"Enrollment {enr.id}: {enr.state}.", "info")
         return redirect(url_for("review.queue"), 303)
     return _evidence_page(enr, form, 400 if request.method == "POST" else 200)

@@ -9,6 +9,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
+from avatar.domain.actor import Actor
 from avatar.domain.ratelimit import RateLimiter
 from avatar.store import audit
 from avatar.store.models import User
@@ -68,13 +69,13 @@ def init_security(app: Flask) -> None:
             found = authenticate(services().db.session, header[7:].strip())
             if found is None:
                 return jsonify({"error": "Invalid or revoked API token."}), 401
-            user, scopes = found
+            user, scopes, token_id = found
             needed = scope_of(request.endpoint)
             if needed is None or needed not in scopes:
                 what = f"the '{needed}' scope" if needed else "a browser session, not a token"
                 return jsonify({"error": f"This API token may not do this: it needs {what}."}), 403
             g._login_user = user  # this request only; the session is not touched
-            g.token_auth = True
+            g.token_auth, g.token_id = True, token_id
             return None
         if app.config["WTF_CSRF_ENABLED"]:
             csrf.protect(apply_exemptions=True)
@@ -206,6 +207,26 @@ def anonymous_work_slot(kind: str):
 def login_rate_limited() -> bool:
     """True when this client has sent too many login attempts in the last minute."""
     return rate_limited("login")
+
+
+def actor() -> Actor:
+    """Who makes this request, for the domain action's audit event: the signed-in account (or the
+    API token's), the client address, and whether it came through the web or with a token."""
+    return Actor("api" if g.get("token_auth") else "web",
+                 user_id=current_user.id if current_user.is_authenticated else None, ip=client_ip(),
+                 token_id=g.get("token_id"))
+
+
+def commit() -> None:
+    """The request's one commit: the domain action and the audit event it appended, together."""
+    from avatar.web import services
+
+    session = services().db.session
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def audit_event(action: str, *, target_type: str | None = None, target_id: int | None = None,

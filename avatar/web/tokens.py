@@ -10,7 +10,7 @@ from avatar.domain import tokens as rules
 from avatar.store.models import ApiToken
 from avatar.web import services
 from avatar.web.forms import EmptyForm
-from avatar.web.security import audit_event, fresh_login_required
+from avatar.web.security import actor, commit, fresh_login_required
 
 bp = Blueprint("tokens", __name__)
 
@@ -29,15 +29,14 @@ def _create():
     db = services().db
     created, status = None, 200
     try:
-        row, created = rules.create(db.session, current_user, request.form.get("name", ""),
-                                    request.form.getlist("scope"))
+        _, created = rules.create(db.session, current_user, request.form.get("name", ""),
+                                  request.form.getlist("scope"), by=actor())
     except DomainError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         status = exc.status
     else:
-        audit_event("token.created", target_type="api_token", target_id=row.id,
-                    details={"name": row.name, "scopes": row.scopes})
+        commit()
     return _page(created, status)
 
 
@@ -55,9 +54,9 @@ def revoke(token_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, "Invalid form.")
     try:
-        row = rules.revoke(services().db.session, current_user, token_id)
+        row = rules.revoke(services().db.session, current_user, token_id, by=actor())
     except DomainError as exc:
         abort(exc.status, str(exc))
-    audit_event("token.revoked", target_type="api_token", target_id=row.id)
+    commit()
     flash(f"Token “{row.name}” revoked.", "info")
     return redirect(url_for("tokens.index"), 303)
