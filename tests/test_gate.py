@@ -101,7 +101,7 @@ def test_a_grant_fails_at_its_next_use_after_revocation(services, subject):
     grant = services.gate.grant(subject, subject, "speech", "personal", utcnow())
     grant.ensure_valid()
     with services.db.session_scope() as s:
-        review.revoke(s, services.media, s.get(User, subject), subject, "I changed my mind")
+        review.revoke(s, services.media, s.get(User, subject), subject, "I changed my mind", by=Actor("web", user_id=subject))
     with pytest.raises(GrantError, match="withdrawn|not approved"):
         grant.likeness()
     with pytest.raises(GrantError):

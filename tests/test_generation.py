@@ -99,7 +99,7 @@ def test_video_generation_is_labeled_traceable_and_faithful(app, services, share
     assert code == 3 and report["generated"] is False and report["generation_id"] is None
 
     with services.db.session_scope() as s:
-        review.revoke(s, services.media, s.get(User, subject), subject, "I withdraw")
+        review.revoke(s, services.media, s.get(User, subject), subject, "I withdraw", by=Actor("web", user_id=subject))
     code, report = _verify(app, tmp_path / "small.mp4")
     assert report["generated"] and report["revoked"] is True
 
@@ -175,7 +175,7 @@ def test_revocation_mid_job_delivers_nothing(services, shared_data):
                             timeout=120, poll=0.05)[job_id]
         assert job.state == "running", job.state  # caught while rendering
         with services.db.session_scope() as s:
-            review.revoke(s, services.media, s.get(User, subject), subject, "stop it now")
+            review.revoke(s, services.media, s.get(User, subject), subject, "stop it now", by=Actor("web", user_id=subject))
         wait_for_jobs(services, [job_id], timeout=120, poll=0.1)
     finally:
         services.runner.stop()

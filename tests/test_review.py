@@ -77,7 +77,7 @@ def test_revocation_stops_a_running_job_and_shreds_media(services):
         queued = enqueue(services, "test.fake_render", {}, owner_id=subject, subject_id=subject)
         assert STARTED.wait(10)
         with services.db.session_scope() as s:
-            out = review.revoke(s, services.media, s.get(User, subject), subject, "I withdraw my consent")
+            out = review.revoke(s, services.media, s.get(User, subject), subject, "I withdraw my consent", by=Actor("web", user_id=subject))
         assert out["jobs_cancelled"] >= 1 and out["jobs_stopping"] == 1 and out["outputs_revoked"] == 1
         wait_for_jobs(services, [job_id], lambda row: row.state != "running", timeout=10, poll=0.1)
         with services.db.session_scope() as s:
@@ -99,8 +99,8 @@ def test_only_the_subject_or_an_admin_revokes(services):
     subject, rev, admin, enr = _users(services)
     with services.db.session_scope() as s:
         with pytest.raises(Forbidden):
-            review.revoke(s, services.media, s.get(User, rev), subject, "not mine to revoke")
-        review.revoke(s, services.media, s.get(User, admin), subject, "court order received")
+            review.revoke(s, services.media, s.get(User, rev), subject, "not mine to revoke", by=Actor("web", user_id=rev))
+        review.revoke(s, services.media, s.get(User, admin), subject, "court order received", by=Actor("web", user_id=admin))
         assert s.get(Enrollment, enr).state == "rejected"  # not yet approved: withdrawn
 
 
@@ -111,7 +111,7 @@ def test_raw_media_unreadable_after_revocation(services):
         key = obj.storage_key
     raw = services.media.blobs.read(key)
     with services.db.session_scope() as s:
-        review.revoke(s, services.media, s.get(User, admin), subject, "admin revocation test")
+        review.revoke(s, services.media, s.get(User, admin), subject, "admin revocation test", by=Actor("web", user_id=admin))
     with pytest.raises(DecryptionError):
         open_sealed(services.keyring.current, raw, key.encode())
     with services.db.session_scope() as s:

@@ -64,7 +64,7 @@ def test_xtts_generation_through_the_job(xtts_app, shared_data):
     run()  # the second generation reuses the cached latents
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count(MediaObject.id)).where(MediaObject.kind == "xtts_latents")) == 1
-        review.revoke(s, services.media, s.get(User, subject), subject, "withdrawn")
+        review.revoke(s, services.media, s.get(User, subject), subject, "withdrawn", by=Actor("web", user_id=subject))
         assert s.scalar(sa.select(sa.func.count(MediaObject.id)).where(
             MediaObject.kind == "xtts_latents", MediaObject.deleted_at.is_(None))) == 0
 

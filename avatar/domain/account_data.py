@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from avatar.domain import DomainError
+from avatar.domain.actor import Actor, audit
 from avatar.domain.passwords import verify_password
 from avatar.store.media import MediaShredded, MediaStore
 from avatar.store.models import (
@@ -74,16 +75,18 @@ def export_zip(session: Session, media: MediaStore, user: User) -> bytes:
     return buf.getvalue()
 
 
-def delete_account(session: Session, media: MediaStore, user: User, password: str) -> str:
+def delete_account(session: Session, media: MediaStore, user: User, password: str, *, by: Actor) -> str:
     """Deletes the account after the password is confirmed: likeness revoked and shredded, rows
-    removed (the audit trail keeps only ids and the pseudonym). Returns the pseudonym."""
+    removed (the audit trail keeps only ids and the pseudonym; the revocation and the deletion are
+    audited in the same transaction). Returns the pseudonym."""
     from avatar.domain.review import revoke
 
     if not verify_password(user.password_hash, password or ""):
         raise DomainError("Confirm with your password to delete your account.")
-    revoke(session, media, user, user.id, "account deleted by the person")  # also destroys the data key
-    pseudonym = user.pseudonym
+    revoke(session, media, user, user.id, "account deleted by the person", by=by)  # also destroys the data key
+    pseudonym, uid = user.pseudonym, user.id
     session.execute(sa.update(Job).where(Job.owner_id == user.id).values(payload={}))
     session.delete(user)
     session.flush()
+    audit(session, by, "account.deleted", target_type="user", target_id=uid, details={"pseudonym": pseudonym})
     return pseudonym

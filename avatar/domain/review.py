@@ -60,12 +60,13 @@ def decide(session: Session, reviewer: User, enrollment_id: int, decision: str, 
 
 
 def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: int, reason: str,
-           to: S = S.REVOKED) -> dict:
+           to: S = S.REVOKED, *, by: Actor) -> dict:
     """Withdraws a subject's likeness: the approved enrollment becomes revoked (or expired), their
     consents end, queued and running generation jobs are cancelled, outputs are marked revoked and
     deleted, and the subject's data key is destroyed, so none of their media can be read again.
     The subject may do it themselves; otherwise only an admin, or the system (actor None) when
-    consent expires. Unless the system acts, every session of the subject's account ends."""
+    consent expires. Unless the system acts, every session of the subject's account ends. Audited
+    in the same transaction as enrollment.revoked (enrollment.expired when consent ran out)."""
     if actor is not None and actor.id != subject_id and not actor.has_role(Role.ADMIN):
         raise Forbidden("Only the person or an admin can revoke.")
     now = utcnow()
@@ -94,16 +95,20 @@ def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: 
     if actor is not None and subject is not None:  # a withdrawal ends the account's sessions too
         subject.end_sessions()
     session.flush()
-    return {"enrollments": len(enrollments), "jobs_cancelled": cancelled, "jobs_stopping": stopping,
-            "outputs_revoked": revoked_outputs, "media_shredded": shredded}
+    out = {"enrollments": len(enrollments), "jobs_cancelled": cancelled, "jobs_stopping": stopping,
+           "outputs_revoked": revoked_outputs, "media_shredded": shredded}
+    who = "system" if actor is None else "subject" if actor.id == subject_id else "admin"
+    audit(session, by, "enrollment.expired" if to == S.EXPIRED else "enrollment.revoked", target_type="user",
+          target_id=subject_id, details={"by": who, "reason": reason, **out})
+    return out
 
 
-def expire_consents(session: Session, media: MediaStore) -> list[int]:
-    """Revokes (as expired) every subject whose consent has run out. Returns their ids."""
+def expire_consents(session: Session, media: MediaStore, *, by: Actor) -> list[int]:
+    """Revokes (as expired, each audited) every subject whose consent has run out. Returns their ids."""
     now = utcnow()
     ids = session.scalars(sa.select(Consent.user_id).distinct().join(Enrollment, Enrollment.id == Consent.enrollment_id)
                           .where(Consent.expires_at < now, Consent.revoked_at.is_(None),
                                  Enrollment.state == S.APPROVED.value)).all()
     for uid in ids:
-        revoke(session, media, None, uid, "consent expired", to=S.EXPIRED)
+        revoke(session, media, None, uid, "consent expired", to=S.EXPIRED, by=by)
     return list(ids)

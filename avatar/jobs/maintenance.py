@@ -57,8 +57,5 @@ def expire_consents_job(ctx: JobContext) -> dict:
     from avatar.domain.review import expire_consents
 
     with ctx.services.db.session_scope() as s:
-        ids = expire_consents(s, ctx.services.media)
-        for uid in ids:
-            audit(s, Actor.job(ctx.job_id), "enrollment.expired", target_type="user", target_id=uid,
-                  details={"reason": "consent expired"})
+        ids = expire_consents(s, ctx.services.media, by=Actor.job(ctx.job_id))
     return {"expired": ids}

@@ -130,8 +130,8 @@ def revoke_own():
     if not EmptyForm().validate_on_submit():
         abort(400)
     svc = services()
-    out = rules.revoke(svc.db.session, svc.media, current_user, current_user.id, "withdrawn by the subject")
-    audit_event("enrollment.revoked", target_type="user", target_id=current_user.id, details={"by": "subject", **out})
+    rules.revoke(svc.db.session, svc.media, current_user, current_user.id, "withdrawn by the subject", by=actor())
+    commit()
     renew_login(current_user)  # every other session ended; this one goes on
     flash("Your consent is withdrawn. Your face and voice data can no longer be used or read. "
           "Your other sessions were logged out.", "info")
@@ -164,14 +164,13 @@ def delete_own():
     if not form.validate_on_submit():
         abort(400, "Confirm with your password.")
     svc = services()
-    uid = current_user.id
     try:
-        pseudonym = delete_account(svc.db.session, svc.media, current_user, form.password.data)
+        delete_account(svc.db.session, svc.media, current_user, form.password.data, by=actor())
     except DomainError as exc:
         svc.db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("main.account"), 303)
-    audit_event("account.deleted", actor_id=uid, target_type="user", target_id=uid, details={"pseudonym": pseudonym})
+    commit()
     logout_user()
     http_session.clear()
     flash("Your account and your face and voice data are deleted.", "info")
@@ -186,8 +185,7 @@ def revoke_user(user_id: int):
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400, "A reason is required.")
-    out = rules.revoke(svc.db.session, svc.media, current_user, user.id, form.reason.data)
-    audit_event("enrollment.revoked", target_type="user", target_id=user.id,
-                details={"by": "admin", "reason": form.reason.data, **out})
+    rules.revoke(svc.db.session, svc.media, current_user, user.id, form.reason.data, by=actor())
+    commit()
     flash(f"Revoked the likeness of {user.email}.", "info")
     return redirect(url_for("admin.users"), 303)
