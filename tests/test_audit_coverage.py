@@ -55,7 +55,11 @@ THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.gener
            "review.decide": ("avatar.domain.review.decide",),
            "review.revoke_own": ("avatar.domain.review.revoke",),
            "review.revoke_user": ("avatar.domain.review.revoke",),
-           "review.delete_own": ("avatar.domain.account_data.delete_account",)}
+           "review.delete_own": ("avatar.domain.account_data.delete_account",),
+           "enroll.new_session": ("avatar.domain.enrollment.start",),
+           "enroll.upload_recording": ("avatar.domain.enrollment.receive_recording",),
+           "enroll.upload_paragraph": ("avatar.domain.enrollment.receive_reading",),
+           "enroll.consent": ("avatar.domain.enrollment.give_consent", "avatar.domain.enrollment.submit")}
 
 
 def _source(dotted: str) -> str:

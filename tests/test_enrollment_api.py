@@ -10,6 +10,7 @@ import soundfile as sf
 import sqlalchemy as sa
 
 from avatar.config import Config, ConfigError
+from avatar.domain.actor import Actor
 from avatar.domain.challenges import MAX_PROMPT_LAG, draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
@@ -124,12 +125,12 @@ def test_five_failures_in_three_minutes_lock_enrolling(client, services):
     with services.db.session_scope() as s:
         user = s.get(User, uid)
         for _ in range(5):
-            ls = rules.start(s, user, "Avatar")
+            ls = rules.start(s, user, "Avatar", by=Actor("web", user_id=user.id))
             ls.used_at = utcnow()
             locked = rules.record_failure(s, user, ls, {"failures": ["test"]})
         assert locked and user.enroll_locked_until > utcnow() + timedelta(minutes=29)
         with pytest.raises(TooManyAttempts):
-            rules.start(s, user, "Avatar")
+            rules.start(s, user, "Avatar", by=Actor("web", user_id=user.id))
     r = api_post(client, "/api/enroll/sessions")
     assert r.status_code == 429 and "try again" in r.get_json()["error"]
 

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from avatar.analysis.media import wav_bytes  # noqa: F401  (enrollment media are stored as WAV)
 from avatar.domain import Conflict, DomainError, Forbidden, NotFound, TooManyAttempts
-from avatar.domain.challenges import CONSENT_TEXT_VERSION, PURPOSES_LABELS, draw, schedule, statement_text
+from avatar.domain.actor import Actor, audit
+from avatar.domain.challenges import CONSENT_TEXT_VERSION, PURPOSES_LABELS, draw, prompt_times, schedule, statement_text
 from avatar.store.db import utcnow
 from avatar.store.media import MediaStore
 from avatar.store.models import (
@@ -21,6 +22,7 @@ from avatar.store.models import (
     Enrollment,
     FaceProfile,
     LivenessSession,
+    MediaObject,
     User,
     VoiceProfile,
 )
@@ -62,8 +64,8 @@ CHALLENGE_WINDOW = timedelta(minutes=10)
 
 
 def start(session: Session, user: User, service_name: str, rng: random.Random | None = None,
-          now: datetime | None = None) -> LivenessSession:
-    """Issues a new challenge (and an enrollment if there is none in progress)."""
+          now: datetime | None = None, *, by: Actor) -> LivenessSession:
+    """Issues a new challenge (and an enrollment if there is none in progress); audited."""
     now = now or utcnow()
     if user.enroll_locked_until and user.enroll_locked_until > now:
         minutes = int((user.enroll_locked_until - now).total_seconds() // 60) + 1
@@ -87,7 +89,14 @@ def start(session: Session, user: User, service_name: str, rng: random.Random | 
                          issued_at=now, expires_at=now + timedelta(minutes=SESSION_MINUTES))
     session.add(ls)
     session.flush()
+    audit(session, by, "enrollment.challenge_issued", target_type="enrollment", target_id=enr.id,
+          details={"liveness_session": ls.id, **_witness(user, by)})
     return ls
+
+
+def _witness(user: User, by: Actor) -> dict:
+    """In an assisted enrollment the admin acts for the person: the event names both."""
+    return {"subject": user.id, "witnessed_by": by.user_id} if by.user_id not in (None, user.id) else {}
 
 
 DOCUMENT_TYPES = {"passport": "Passport", "national_id": "National identity card",
@@ -150,6 +159,33 @@ def claim_session(session: Session, user: User, nonce: str, now: datetime | None
         raise Conflict("This challenge was already used; start a new one.")
     session.refresh(ls)
     return ls
+
+
+def receive_recording(session: Session, media: MediaStore, user: User, nonce: str, data: bytes, content_type: str,
+                      reported_prompt_times: str | None, *, by: Actor) -> LivenessSession:
+    """The capture for a challenge, once: the session claimed (single use), the page's prompt
+    times checked and kept, the recording stored encrypted as evidence, and the upload audited, all
+    in this transaction (the caller adds the verification job and commits)."""
+    ls = claim_session(session, user, nonce)
+    ls.prompt_times = prompt_times(reported_prompt_times, ls.plan)
+    ls.recording_media_id = media.put(session, user.id, "evidence", data, content_type).id
+    audit(session, by, "enrollment.capture_uploaded", target_type="enrollment", target_id=ls.enrollment_id,
+          details={"liveness_session": ls.id, "bytes": len(data), **_witness(user, by)})
+    return ls
+
+
+def receive_reading(session: Session, media: MediaStore, user: User, data: bytes, content_type: str, *,
+                    by: Actor) -> tuple[VoiceProfile, MediaObject]:
+    """An extra reading of the paragraph for the voice of the captured likeness: stored encrypted
+    and audited in this transaction (the caller adds the job that checks it and commits)."""
+    enr = current_enrollment(session, user.id)
+    vp = enr and enr.voice_profile
+    if vp is None or enr.state != S.CAPTURED.value:
+        raise Conflict("Complete the live capture (with your voice) first.")
+    upload = media.put(session, user.id, "evidence", data, content_type)
+    audit(session, by, "enrollment.voice_extra_uploaded", target_type="enrollment", target_id=enr.id,
+          details={"bytes": len(data), **_witness(user, by)})
+    return vp, upload
 
 
 LENGTH_SLACK = 5.0  # seconds a recording may run past its challenge (the page stops it on time)
@@ -240,8 +276,10 @@ def consent_text(user: User, service: str, scopes: list[str], purposes: list[str
 
 
 def give_consent(session: Session, user: User, service: str, scopes: list[str], purposes: list[str],
-                 days: int, ip: str | None, user_agent: str | None, now: datetime | None = None) -> Consent:
-    """Records granular consent for the captured likeness and moves the enrollment to consented."""
+                 days: int, ip: str | None, user_agent: str | None, now: datetime | None = None, *,
+                 by: Actor) -> Consent:
+    """Records granular consent for the captured likeness and moves the enrollment to consented
+    (audited, with the text's hash)."""
     now = now or utcnow()
     enr = current_enrollment(session, user.id)
     if enr is None or enr.state != S.CAPTURED.value:
@@ -266,12 +304,15 @@ def give_consent(session: Session, user: User, service: str, scopes: list[str], 
     session.add(consent)
     transition(enr, S.CONSENTED)
     session.flush()
+    audit(session, by, "enrollment.consented", target_type="consent", target_id=consent.id,
+          details={"scopes": scopes, "purposes": purposes, "expires_at": expires.isoformat(),
+                   "text_sha256": consent.text_sha256, **_witness(user, by)})
     return consent
 
 
-def submit(session: Session, user: User, guard_result: dict) -> Enrollment:
-    """Sends the consented enrollment to review; a guard match is flagged for the reviewer and
-    blocks it (it stays submitted, flagged, and cannot be approved without a decision)."""
+def submit(session: Session, user: User, guard_result: dict, *, by: Actor) -> Enrollment:
+    """Sends the consented enrollment to review (audited); a guard match is flagged for the
+    reviewer and blocks it (it stays submitted, flagged, and cannot be approved without a decision)."""
     enr = current_enrollment(session, user.id)
     if enr is None or enr.state != S.CONSENTED.value:
         raise Conflict("Give consent first.")
@@ -281,6 +322,8 @@ def submit(session: Session, user: User, guard_result: dict) -> Enrollment:
     transition(enr, S.SUBMITTED)
     enr.submitted_at = utcnow()
     session.flush()
+    audit(session, by, "enrollment.submitted", target_type="enrollment", target_id=enr.id,
+          details={"guard_blocked": bool(guard_result.get("blocked"))})
     return enr
 
 

@@ -16,7 +16,7 @@ from avatar.store.models import User
 from avatar.store.templates import load_template
 from avatar.web import services
 from avatar.web.forms import ConsentForm
-from avatar.web.security import audit_event, client_ip
+from avatar.web.security import actor, client_ip, commit
 
 bp = Blueprint("enroll", __name__)
 UPLOAD_LIMITS = Limits(max_seconds=90, max_pixels=1920 * 1080)
@@ -68,9 +68,8 @@ def new_session():
     The nonce expires in 3 minutes and is single use. max_prompt_lag: how late a prompt may be
     reported (prompt_times); record_tail: how long to record past the statement's time."""
     db = services().db
-    ls = rules.start(db.session, subject(), current_app.config["AVATAR"].SERVICE_NAME, _rng())
-    audit_event("enrollment.challenge_issued", target_type="enrollment", target_id=ls.enrollment_id,
-                details={"liveness_session": ls.id})
+    ls = rules.start(db.session, subject(), current_app.config["AVATAR"].SERVICE_NAME, _rng(), by=actor())
+    commit()
     return jsonify({"nonce": ls.nonce, "plan": ls.plan, "code": ls.code, "statement": ls.statement,
                     "expires_at": ls.expires_at.isoformat() + "Z", "max_prompt_lag": challenges.MAX_PROMPT_LAG,
                     "record_tail": challenges.RECORD_TAIL}), 201
@@ -111,17 +110,15 @@ def upload_recording(nonce: str):
     svc = services()
     db = svc.db
     person = subject()
-    # one transaction: the challenge used up, the recording, its job and the audit event are saved
+    # one transaction: the challenge used up, the recording, its audit event and its job are saved
     # together or not at all; the runner hears of the job only after the commit
-    ls = rules.claim_session(db.session, person, nonce)
-    ls.prompt_times = challenges.prompt_times(request.form.get("prompt_times"), ls.plan)
-    rec = svc.media.put(db.session, person.id, "evidence", data, request.files["recording"].mimetype or "video/webm")
-    ls.recording_media_id = rec.id
+    ls = rules.receive_recording(db.session, svc.media, person, nonce, data,
+                                 request.files["recording"].mimetype or "video/webm", request.form.get("prompt_times"),
+                                 by=actor())
     job = add_job(db.session, "enrollment.verify", {"liveness_session_id": ls.id}, owner_id=current_user.id,
                   subject_id=person.id, max_attempts=2)
     ls.job_id = job.id
-    audit_event("enrollment.capture_uploaded", target_type="enrollment", target_id=ls.enrollment_id,
-                details={"liveness_session": ls.id, "bytes": len(data), "job": job.id})
+    commit()
     submit(svc, job.id)
     return jsonify({"job_id": job.id, "status_url": url_for("api.job_status", job_id=job.id)}), 202
 
@@ -136,14 +133,14 @@ def upload_paragraph():
     svc = services()
     db = svc.db
     person = subject()
-    enr = rules.current_enrollment(db.session, person.id)
-    vp = enr and enr.voice_profile
-    if vp is None or enr.state != "captured":
-        abort(409, "Complete the live capture (with your voice) first.")
-    up = svc.media.put(db.session, person.id, "evidence", data, request.files["audio"].mimetype or "audio/webm")
-    job = add_job(db.session, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": up.id},
+    try:
+        vp, upload = rules.receive_reading(db.session, svc.media, person, data,
+                                           request.files["audio"].mimetype or "audio/webm", by=actor())
+    except DomainError as exc:
+        abort(exc.status, str(exc))
+    job = add_job(db.session, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": upload.id},
                   owner_id=current_user.id, subject_id=person.id, max_attempts=1)
-    audit_event("enrollment.voice_extra_uploaded", target_type="enrollment", target_id=enr.id, details={"job": job.id})
+    commit()
     submit(svc, job.id)
     return jsonify({"job_id": job.id}), 202
 
@@ -165,24 +162,19 @@ def consent():
         scopes = [s for s, on in (("face", form.face.data), ("voice", form.voice.data)) if on]
         purposes = [p for p in PURPOSES_LABELS if getattr(form, p).data]
         try:
-            c = rules.give_consent(db.session, person, current_app.config["AVATAR"].SERVICE_NAME, scopes,
-                                   purposes, form.days.data or 365, client_ip(), request.user_agent.string)
+            rules.give_consent(db.session, person, current_app.config["AVATAR"].SERVICE_NAME, scopes, purposes,
+                               form.days.data or 365, client_ip(), request.user_agent.string, by=actor())
             face, voice = enr.face_profile, enr.voice_profile
             result = screen(db.session, svc.media, person.id,
                             load_template(db.session, svc.media, face.template_media_id) if "face" in scopes else None,
                             load_template(db.session, svc.media, voice.template_media_id) if "voice" in scopes and voice else None,
                             backend=current_app.config["AVATAR"].GUARD_BACKEND)
-            rules.submit(db.session, person, result)
+            rules.submit(db.session, person, result, by=actor())
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")
             return _consent_page(form, exc.status, person)
-        audit_event("enrollment.consented", target_type="consent", target_id=c.id,
-                    details={"scopes": c.scopes, "purposes": c.purposes, "expires_at": c.expires_at.isoformat(),
-                             "text_sha256": c.text_sha256,
-                             **({"subject": person.id, "witnessed_by": current_user.id} if person.id != current_user.id else {})})
-        audit_event("enrollment.submitted", target_type="enrollment", target_id=enr.id,
-                    details={"guard_blocked": result["blocked"]})
+        commit()  # the consent, the submission and their audit events together
         if person.id != current_user.id:
             session.pop(ASSIST_KEY, None)
             flash(f"{person.full_name}'s assisted enrollment is waiting for review by another reviewer.", "info")
