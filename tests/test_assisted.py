@@ -59,8 +59,8 @@ def test_attestation_is_checked(client, services):
         assert (enr.user_id, enr.id_document_type, enr.id_document_last4, enr.flags) == (
             person, "national_id", "AB12", ["assisted"])
         event = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.assisted_started"))
-        assert json.loads(event.details) == {"subject": person, "document_type": "national_id", "document_last4": "AB12",
-                                 "attested": True}
+        assert json.loads(event.details) == {"via": "web", "subject": person, "document_type": "national_id",
+                                             "document_last4": "AB12", "attested": True}
     r = client.post("/admin/assisted/end", data={"csrf_token": csrf_token(client, "/enroll")})
     assert r.status_code == 303
     assert 'id="assisted-banner"' not in client.get("/enroll/capture").get_data(as_text=True)
@@ -70,11 +70,11 @@ def test_only_admins_start_assisted_enrollments(services):
     person, reviewer = _accounts(services)
     with services.db.session_scope() as s:
         with pytest.raises(Forbidden):
-            rules.start_assisted(s, s.get(User, reviewer), s.get(User, person), "passport", "1234")
+            rules.start_assisted(s, s.get(User, reviewer), s.get(User, person), "passport", "1234", by=Actor("web"))
         with pytest.raises(DomainError, match="someone else"):
             admin = s.get(User, reviewer)
             admin.role = "admin"
-            rules.start_assisted(s, admin, admin, "passport", "1234")
+            rules.start_assisted(s, admin, admin, "passport", "1234", by=Actor("web"))
 
 
 @pytest.mark.slow

@@ -59,7 +59,11 @@ THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.gener
            "enroll.new_session": ("avatar.domain.enrollment.start",),
            "enroll.upload_recording": ("avatar.domain.enrollment.receive_recording",),
            "enroll.upload_paragraph": ("avatar.domain.enrollment.receive_reading",),
-           "enroll.consent": ("avatar.domain.enrollment.give_consent", "avatar.domain.enrollment.submit")}
+           "enroll.consent": ("avatar.domain.enrollment.give_consent", "avatar.domain.enrollment.submit"),
+           "admin.set_role": ("avatar.domain.accounts.set_role",),
+           "admin.assisted": ("avatar.domain.enrollment.start_assisted",),
+           "admin.protected": ("avatar.domain.protected.add_person",),
+           "api.job_cancel": ("avatar.jobs.core.request_cancel",)}
 
 
 def _source(dotted: str) -> str:
@@ -105,8 +109,9 @@ JOBS = {
 }
 
 
-# jobs whose events are appended by the domain action they call (with the job's Actor)
+# jobs and commands whose events are appended by the domain action they call (with their Actor)
 JOB_THROUGH = {"consent.expire": ("avatar.domain.review.revoke",)}
+COMMAND_THROUGH = {"protect add": ("avatar.domain.protected.add_person",)}
 
 
 def _commands(group: click.Group, prefix=()):
@@ -136,10 +141,11 @@ def test_each_route_appends_its_actions(app, endpoint):
     helpers = THROUGH.get(endpoint, ())
     web = inspect.getsource(app.view_functions[endpoint]) + "".join(
         _source(h) for h in helpers if h.startswith("avatar.web."))
-    domain = "".join(_source(h) for h in helpers if h.startswith("avatar.domain."))
+    domain = "".join(_source(h) for h in helpers if not h.startswith("avatar.web."))
     if domain:  # the view passes its actor and commits once; the domain action appends the event
-        assert "by=actor()" in web and "commit()" in web and "audit_event(" not in web, endpoint
-        assert "audit(session, by" in domain, endpoint
+        assert "by=actor()" in web and "audit_event(" not in web, endpoint
+        assert "commit()" in web or "session_scope()" in domain, endpoint  # one commit, the route's or the action's
+        assert "audit(session, by" in domain or "audit(s, by" in domain, endpoint
     else:
         assert "audit_event(" in web, endpoint
     source = web + domain
@@ -159,6 +165,9 @@ def test_each_command_appends_its_actions_in_its_transaction(name, callback):
     if isinstance(actions, str):
         assert "audit(" not in source, f"{name} appends an event: name it in COMMANDS"
         return
+    if name in COMMAND_THROUGH:
+        assert "by=Actor.cli()" in source
+        source += "".join(_source(h) for h in COMMAND_THROUGH[name])
     assert "audit(s" in source or "audit(session" in source  # into the action's own transaction
     assert "record(" not in source  # never in a second transaction after the action
     assert not _appends(source, actions), name

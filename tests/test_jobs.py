@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from avatar.domain.actor import Actor
 from avatar.jobs import JobContext, enqueue, job, request_cancel
 from avatar.jobs.core import PermanentJobError, execute, recover_stale
 from avatar.jobs.runners import ThreadRunner
@@ -93,7 +94,7 @@ def test_permanent_failure_fails_at_once_with_message(threaded):
 def test_cancel_running_and_queued(services):
     services.runner = None
     queued = enqueue(services, "test.steps", {"values": []})
-    assert request_cancel(services, queued)
+    assert request_cancel(services, queued, by=Actor("web"))
     with services.db.session_scope() as s:
         assert s.get(Job, queued).state == "cancelled"
     assert execute(services, queued) is None  # a cancelled job is never claimed
@@ -102,7 +103,7 @@ def test_cancel_running_and_queued(services):
     try:
         running = enqueue(services, "test.wait_for_gate", {})
         _wait(services, running, states=("running",))
-        assert request_cancel(services, running)
+        assert request_cancel(services, running, by=Actor("web"))
         assert _wait(services, running).state == "cancelled"
     finally:
         services.runner.stop()

@@ -43,16 +43,14 @@ def protect_add(name, files):
     """Protects NAME with reference photos and/or voice clips (FILE...)."""
     from avatar.cli.common import services
     from avatar.domain import DomainError
-    from avatar.domain.actor import Actor, audit
+    from avatar.domain.actor import Actor
     from avatar.domain.protected import add_person
 
     faces, voices = _samples(files)
     svc = services()
     try:
         with svc.db.session_scope() as s:
-            person = add_person(s, svc.media, name, faces, voices)
-            audit(s, Actor.cli(), "protected.added", target_type="protected_person", target_id=person.id,
-                  details={"faces": len(faces), "voices": len(voices)})
+            add_person(s, svc.media, name, faces, voices, by=Actor.cli())
     except DomainError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"protected {name}: {len(faces)} face(s), {len(voices)} voice(s)")

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from avatar.domain import Conflict, DomainError, TooManyAttempts, throttle
+from avatar.domain.actor import Actor, audit
 from avatar.domain.passwords import check_strength, hash_password, needs_rehash, verify_password
 from avatar.store.db import utcnow
 from avatar.store.models import Role, User
@@ -98,15 +99,18 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     session.flush()
 
 
-def set_role(session: Session, user: User, role: str) -> None:
+def set_role(session: Session, user: User, role: str, *, by: Actor) -> None:
+    """Gives the account a role (audited); its sessions end, since each carries its old role."""
     try:
         new = Role(role).value
     except ValueError as exc:
         raise DomainError(f"Unknown role {role!r}.") from exc
-    if new != user.role:
+    old = user.role
+    if new != old:
         user.role = new
         user.end_sessions()  # a session carries what its role allowed when it began
     session.flush()
+    audit(session, by, "admin.role_changed", target_type="user", target_id=user.id, details={"from": old, "to": new})
 
 
 def ensure_admin(session: Session, email: str, password: str | None) -> tuple[User | None, str | None]:

@@ -103,7 +103,8 @@ DOCUMENT_TYPES = {"passport": "Passport", "national_id": "National identity card
                   "driving_licence": "Driving licence", "residence_permit": "Residence permit"}
 
 
-def start_assisted(session: Session, admin: User, subject: User, document_type: str, last4: str) -> Enrollment:
+def start_assisted(session: Session, admin: User, subject: User, document_type: str, last4: str, *,
+                   by: Actor) -> Enrollment:
     """An in-person enrollment: an admin, on site, has checked the subject's ID document and will
     record them on the admin's device. Only the document type and its last 4 characters are kept.
     The same capture, consent and review follow; the admin cannot review it."""
@@ -126,6 +127,8 @@ def start_assisted(session: Session, admin: User, subject: User, document_type: 
                      id_document_last4=last4, flags=["assisted"])
     session.add(enr)
     session.flush()
+    audit(session, by, "enrollment.assisted_started", target_type="enrollment", target_id=enr.id,
+          details={"subject": subject.id, "document_type": document_type, "document_last4": last4, "attested": True})
     return enr
 
 

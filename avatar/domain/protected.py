@@ -5,15 +5,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from avatar.domain import Conflict, DomainError
+from avatar.domain.actor import Actor, audit
 from avatar.store.media import MediaStore
 from avatar.store.models import ProtectedPerson, ProtectedTemplate
 from avatar.store.templates import save_template
 
 
-def add_person(session: Session, media: MediaStore, name: str, faces: list, voices: list,
-               created_by: int | None = None) -> ProtectedPerson:
+def add_person(session: Session, media: MediaStore, name: str, faces: list, voices: list, *,
+               by: Actor) -> ProtectedPerson:
     """Adds a person with face templates (FaceSample: template + aligned reference PNG) and voice
-    templates. At least one sample is needed; the name must be new."""
+    templates (audited). At least one sample is needed; the name must be new."""
     name = " ".join((name or "").split())
     if not 2 <= len(name) <= 120:
         raise DomainError("Give the person's name (2–120 characters).")
@@ -21,7 +22,7 @@ def add_person(session: Session, media: MediaStore, name: str, faces: list, voic
         raise DomainError("Give at least one photo or voice clip.")
     if session.scalar(sa.select(ProtectedPerson.id).where(ProtectedPerson.name == name)) is not None:
         raise Conflict(f"{name} is already protected.")
-    person = ProtectedPerson(name=name, created_by_id=created_by)
+    person = ProtectedPerson(name=name, created_by_id=by.user_id)
     session.add(person)
     session.flush()
     for template, reference_png in faces:
@@ -33,6 +34,8 @@ def add_person(session: Session, media: MediaStore, name: str, faces: list, voic
         t = save_template(session, media, person.subject_id, "protected_voice", template)
         session.add(ProtectedTemplate(person_id=person.id, modality="voice", template_media_id=t.id))
     session.flush()
+    audit(session, by, "protected.added", target_type="protected_person", target_id=person.id,
+          details={"faces": len(faces), "voices": len(voices)})
     return person
 
 

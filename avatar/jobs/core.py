@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from avatar.domain.actor import Actor, audit
 from avatar.store.db import utcnow
 from avatar.store.models import Job, JobState
 
@@ -103,16 +104,16 @@ def enqueue(services, name: str, payload: dict | None = None, *, owner_id: int |
     return job_id
 
 
-def request_cancel(services, job_id: int) -> bool:
-    """Asks a job to stop. A queued job is cancelled at once; a running one at its next progress call."""
+def request_cancel(services, job_id: int, *, by: Actor) -> bool:
+    """Asks a job to stop, audited in the same transaction. A queued job is cancelled at once; a
+    running one at its next progress call."""
     with services.db.session_scope() as s:
         done = s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED.value).values(
             state=JobState.CANCELLED.value, cancel_requested=True, finished_at=utcnow(), message="cancelled"))
-        if done.rowcount:
-            return True
-        res = s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
-            cancel_requested=True))
-        return bool(res.rowcount)
+        accepted = bool(done.rowcount) or bool(s.execute(sa.update(Job).where(
+            Job.id == job_id, Job.state == JobState.RUNNING.value).values(cancel_requested=True)).rowcount)
+        audit(s, by, "job.cancel_requested", target_type="job", target_id=job_id, details={"accepted": accepted})
+        return accepted
 
 
 def _claim(services, job_id: int, worker_id: str) -> Job | None:

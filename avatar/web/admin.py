@@ -10,7 +10,7 @@ from avatar.store import audit
 from avatar.store.models import AuditEvent, User
 from avatar.web import services
 from avatar.web.forms import AssistedForm, EmptyForm, RoleForm
-from avatar.web.security import audit_event, role_required
+from avatar.web.security import actor, audit_event, commit, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -34,12 +34,11 @@ def set_role(user_id: int):
     if user.id == current_user.id:
         flash("You cannot change your own role.", "error")
         return redirect(url_for("admin.users")), 303
-    old = user.role
     try:
-        accounts.set_role(db.session, user, form.role.data)
+        accounts.set_role(db.session, user, form.role.data, by=actor())
     except DomainError as exc:
         abort(400, str(exc))
-    audit_event("admin.role_changed", target_type="user", target_id=user.id, details={"from": old, "to": user.role})
+    commit()
     flash(f"{user.email} is now {user.role}.", "info")
     return redirect(url_for("admin.users"), 303)
 
@@ -64,15 +63,14 @@ def assisted():
                 if person is None:
                     raise DomainError("No account has that email: the person registers first (on this device "
                                       "if they like), then you start again.")
-                enr = start_assisted(db.session, current_user, person, form.document_type.data, form.last4.data)
+                enr = start_assisted(db.session, current_user, person, form.document_type.data, form.last4.data,
+                                     by=actor())
             except DomainError as exc:
                 db.session.rollback()
                 flash(str(exc), "error")
                 status = exc.status
             else:
-                audit_event("enrollment.assisted_started", target_type="enrollment", target_id=enr.id,
-                            details={"subject": person.id, "document_type": enr.id_document_type,
-                                     "document_last4": enr.id_document_last4, "attested": True})
+                commit()
                 session[ASSIST_KEY] = enr.id
                 flash(f"Assisted enrollment of {person.full_name}: let them follow the prompts on this device.", "info")
                 return redirect(url_for("enroll.capture"), 303)
@@ -147,14 +145,13 @@ def protected():
             status = 400
         else:
             try:
-                person = add_person(svc.db.session, svc.media, name, faces, [], current_user.id)
+                person = add_person(svc.db.session, svc.media, name, faces, [], by=actor())
             except DomainError as exc:
                 svc.db.session.rollback()
                 flash(str(exc), "error")
                 status = exc.status
             else:
-                audit_event("protected.added", target_type="protected_person", target_id=person.id,
-                            details={"faces": len(faces), "via": "web"})
+                commit()
                 flash(f"{person.name} is protected.", "info")
                 return redirect(url_for("admin.protected"), 303)
     return render_template("admin/protected.html", people=list_people(svc.db.session), form=EmptyForm()), status

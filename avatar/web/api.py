@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from avatar.jobs import request_cancel
 from avatar.store.models import Job
 from avatar.web import services
-from avatar.web.security import audit_event
+from avatar.web.security import actor
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -30,6 +30,5 @@ def job_status(job_id: int):
 @login_required
 def job_cancel(job_id: int):
     row = _own_job(job_id)
-    accepted = request_cancel(services(), row.id)
-    audit_event("job.cancel_requested", target_type="job", target_id=row.id, details={"accepted": accepted})
+    accepted = request_cancel(services(), row.id, by=actor())
     return jsonify({"id": row.id, "cancel_requested": accepted}), 202 if accepted else 409
