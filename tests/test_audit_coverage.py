@@ -63,7 +63,8 @@ THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.gener
            "admin.set_role": ("avatar.domain.accounts.set_role",),
            "admin.assisted": ("avatar.domain.enrollment.start_assisted",),
            "admin.protected": ("avatar.domain.protected.add_person",),
-           "api.job_cancel": ("avatar.jobs.core.request_cancel",)}
+           "api.job_cancel": ("avatar.jobs.core.request_cancel",),
+           "auth.change_password": ("avatar.domain.accounts.change_password",)}
 
 
 def _source(dotted: str) -> str:

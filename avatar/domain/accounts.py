@@ -86,9 +86,9 @@ def _minutes(wait: timedelta | None) -> str:
     return "1 minute" if n == 1 else f"{n} minutes"
 
 
-def change_password(session: Session, user: User, current: str, new: str) -> None:
+def change_password(session: Session, user: User, current: str, new: str, *, by: Actor) -> None:
     """Needs the current password; the new one passes the strength rules. Ends every session
-    of the account (the caller renews the one that asked)."""
+    of the account (the caller renews the one that asked). Audited."""
     if not verify_password(user.password_hash, current):
         raise DomainError("The current password is not right.")
     check_strength(new, user.email, user.full_name)
@@ -97,6 +97,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     user.password_hash = hash_password(new)
     user.end_sessions()
     session.flush()
+    audit(session, by, "account.password_changed", target_type="user", target_id=user.id)
 
 
 def set_role(session: Session, user: User, role: str, *, by: Actor) -> None:

@@ -232,7 +232,9 @@ def commit() -> None:
 def audit_event(action: str, *, target_type: str | None = None, target_id: int | None = None,
                 details: dict | None = None, actor_id: int | None = None) -> None:
     """Commits the request's session together with an audit event for the current user and IP:
-    both are saved or neither is."""
+    both are saved or neither is. Only for what no domain action does: signing up and in and out,
+    and audited reads (evidence viewed, data exported, an output downloaded). A domain action
+    appends its own event (it takes actor()); its route then calls commit()."""
     from avatar.web import services
 
     svc = services()
