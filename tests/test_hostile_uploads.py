@@ -71,10 +71,13 @@ def test_anonymous_verify_answers_hostile_files_in_seconds(client, hostile):
 def test_anonymous_verify_is_rate_limited_per_address(tmp_path):
     app = make_app(tmp_path, VERIFY_RATE_PER_MINUTE=2)
     client = app.test_client()
-    for _ in range(2):
-        assert client.post("/api/verify", data={"file": (io.BytesIO(b"not media"), "x.bin")}).status_code == 400
+    for left in (1, 0):  # a well-behaved client sees how close it is (IETF RateLimit header fields)
+        r = client.post("/api/verify", data={"file": (io.BytesIO(b"not media"), "x.bin")})
+        assert r.status_code == 400
+        assert (r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"]) == ("2", str(left))
+        assert 1 <= int(r.headers["RateLimit-Reset"]) <= 61
     r = client.post("/api/verify", data={"file": (io.BytesIO(b"not media"), "x.bin")})
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and r.headers["RateLimit-Remaining"] == "0"
     other = client.post("/api/verify", data={"file": (io.BytesIO(b"x"), "x.bin")}, environ_base={"REMOTE_ADDR": "10.2.3.4"})
     assert other.status_code == 400
     app.extensions["avatar"].close()

@@ -143,3 +143,14 @@ def test_challenges_are_rate_limited(client, auth):
     assert codes[0] == 201 and 429 in codes
     r = client.post("/api/enroll/sessions", headers={"X-CSRFToken": token})
     assert r.status_code == 429 and "minute" in r.get_json()["error"]
+
+
+def test_a_method_not_allowed_names_the_allowed_ones(client, auth):
+    """RFC 9110: a 405 carries Allow; the body is the app's JSON error for API paths."""
+    auth.register()
+    auth.login()
+    r = client.get("/api/enroll/sessions", headers={"Accept": "application/json"})
+    assert r.status_code == 405 and "POST" in r.headers["Allow"] and "GET" not in r.headers["Allow"]
+    assert r.get_json()["error"]
+    r = client.delete("/api/generations")
+    assert r.status_code == 405 and {"GET", "POST"} <= {m.strip() for m in r.headers["Allow"].split(",")}

@@ -32,6 +32,16 @@ class RateLimiter:
                     del self._hits[k]
             return True
 
+    def state(self, key: str) -> tuple[int, int, int]:
+        """(limit, hits left in the window, seconds until the oldest hit leaves it) for key: what
+        the RateLimit-* header fields tell a client."""
+        now = self.clock()
+        with self._lock:
+            q = self._hits.get(key)
+            live = [t for t in q if t > now - self.window] if q else []
+        reset = max(0, int(live[0] + self.window - now) + 1) if live else 0
+        return self.limit, max(0, self.limit - len(live)), reset
+
     def retry_after(self, key: str) -> int:
         with self._lock:
             q = self._hits.get(key)

@@ -130,7 +130,9 @@ def openapi():
                                        "signer, generation, watermark_id, failures), aigc_label (present, label, "
                                        "bound), revoked"},
                 "400": {"description": "Unreadable file or manifest"}, "413": {"description": "Over the upload limit"},
-                "429": {"description": "Too many checks from this address (Retry-After)"},
+                "429": {"description": "Too many checks from this address (Retry-After). Every answer carries "
+                                       "RateLimit-Limit (AVATAR_VERIFY_RATE_PER_MINUTE, 10 by default, per minute "
+                                       "and address), RateLimit-Remaining and RateLimit-Reset (seconds)"},
                 "503": {"description": "Busy with other checks (Retry-After)"}})},
             "/api/openapi.json": {"get": _op("This document", auth=False)},
         },

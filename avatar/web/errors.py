@@ -50,11 +50,13 @@ def init_errors(app: Flask) -> None:
             message = f"The upload is too large: the limit is {limit // (1024 * 1024)} MB."
         elif exc.description and exc.description != type(exc).description:
             message = exc.description
-        resp = render_error(exc.code or 500, message)
+        body, status = render_error(exc.code or 500, message)
+        headers = {}
+        if exc.code == 405:  # RFC 9110: a 405 lists the methods the resource does allow
+            headers.update((k, v) for k, v in exc.get_headers() if k.lower() == "allow")
         if exc.code in (429, 503) and getattr(g, "retry_after", None):
-            body, status = resp
-            return body, status, {"Retry-After": str(g.retry_after)}
-        return resp
+            headers["Retry-After"] = str(g.retry_after)
+        return body, status, headers
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):

@@ -103,6 +103,10 @@ def init_security(app: Flask) -> None:
             resp.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         if current_user.is_authenticated:
             resp.headers["Cache-Control"] = "no-store"
+        if g.get("rate_limit"):
+            limit, remaining, reset = g.rate_limit
+            resp.headers["RateLimit-Limit"], resp.headers["RateLimit-Remaining"] = str(limit), str(remaining)
+            resp.headers["RateLimit-Reset"] = str(reset)
         return resp
 
 
@@ -164,6 +168,7 @@ def rate_limited(kind: str, key: str | None = None) -> bool:
     key = key or client_ip()
     allowed = limiter.allow(key)
     g.retry_after = None if allowed else limiter.retry_after(key)
+    g.rate_limit = limiter.state(key)  # told in RateLimit-* header fields (IETF draft) of the answer
     return not allowed
 
 
