@@ -13,6 +13,7 @@ from avatar.store.models import (
     Enrollment,
     FaceProfile,
     Generation,
+    IdempotencyKey,
     Job,
     LivenessSession,
     MediaObject,
@@ -64,6 +65,8 @@ def test_every_model_round_trips(any_db_url):
                          reference_media_id=media.id, model="resemblyzer-256", voiced_seconds=12.5),
             Review(enrollment_id=enr.id, reviewer_id=user.id, decision="approve", reason="ok"),
             Job(name="x", payload={"a": [1, 2]}, owner_id=user.id),
+            IdempotencyKey(user_id=user.id, scope="POST /api/generations", key="k-1", request_sha256="a" * 64,
+                           status=202, response='{"generation_id": 1}'),
             AuditEvent(seq=1, at=now.isoformat(), action="x", details="{}", prev_hash="0" * 64, hash="1" * 64),
         ])
         s.flush()

@@ -11,6 +11,7 @@ from avatar.domain.gate import MODALITY_SCOPES
 from avatar.store.db import utcnow
 from avatar.store.models import Generation, Job
 from avatar.web import services
+from avatar.web.idempotency import idempotent
 
 bp = Blueprint("api_generations", __name__, url_prefix="/api")
 
@@ -36,6 +37,7 @@ def list_generations():
 
 @bp.post("/generations")
 @login_required
+@idempotent
 def create_generation():
     """Body: {"modality": "video"|"speech", "purpose", "script", "subject_id" (default: yourself),
     "spoken_notice": true to end with a spoken AI notice}.
@@ -99,6 +101,10 @@ def openapi():
         "script": {"type": "string", "maxLength": 1000}, "subject_id": {"type": "integer"},
         "spoken_notice": {"type": "boolean"}}})
     id_param = lambda name: [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}]  # noqa: E731
+    idempotency_key = {"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                       "description": "Retry safely: the same key (per account, 24 h) returns the first answer and "
+                                      "makes nothing new; with a different body it is a 422."}
     doc = {
         "openapi": "3.1.0",
         "info": {"title": f"{current_app.config['AVATAR'].SERVICE_NAME} API", "version": "1"},
@@ -109,9 +115,13 @@ def openapi():
         "paths": {
             "/api/generations": {
                 "get": _op("Your generations (as requester or subject)"),
-                "post": _op("Ask for a clip through the consent gate", body=gen_body, responses={
-                    "202": {"description": "Queued"}, "401": {"description": "Log in again"},
-                    "403": {"description": "The consent gate refused"}, "422": {"description": "Script refused"}})},
+                "post": {**_op("Ask for a clip through the consent gate", body=gen_body, responses={
+                    "202": {"description": "Queued (a replay of the first answer carries Idempotent-Replayed: true)"},
+                    "400": {"description": "Malformed body or Idempotency-Key"}, "401": {"description": "Log in again"},
+                    "403": {"description": "The consent gate refused"},
+                    "409": {"description": "A request with this Idempotency-Key is still being made (Retry-After)"},
+                    "422": {"description": "Script refused, or the Idempotency-Key was used with another body"}}),
+                    "parameters": [idempotency_key]}},
             "/api/generations/{generation_id}": {"get": {**_op("One generation with its job"),
                                                         "parameters": id_param("generation_id")}},
             "/api/generations/{generation_id}/download": {"get": {**_op("The labeled file (requester or subject)", responses={

@@ -16,6 +16,7 @@ from avatar.store.models import User
 from avatar.store.templates import load_template
 from avatar.web import services
 from avatar.web.forms import ConsentForm
+from avatar.web.idempotency import idempotent
 from avatar.web.security import actor, client_ip, commit
 
 bp = Blueprint("enroll", __name__)
@@ -63,6 +64,7 @@ def capture():
 
 @bp.post("/api/enroll/sessions")
 @login_required
+@idempotent
 def new_session():
     """Issues a random challenge: ordered actions with their windows, a 6-digit code, the statement.
     The nonce expires in 3 minutes and is single use. max_prompt_lag: how late a prompt may be
@@ -100,6 +102,7 @@ def _check_upload(data: bytes, video: bool) -> None:
 
 @bp.post("/api/enroll/sessions/<nonce>/recording")
 @login_required
+@idempotent
 def upload_recording(nonce: str):
     """Accepts the recording for a challenge once: checks it is a readable video with sound,
     stores it encrypted and queues its verification. The result is polled at /api/jobs/<id>.

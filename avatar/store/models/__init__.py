@@ -1,5 +1,5 @@
 """Typed SQLAlchemy models. Import from here: `from avatar.store.models import User`."""
-from avatar.store.models.accounts import ApiToken, LoginThrottle, Role, User
+from avatar.store.models.accounts import ApiToken, IdempotencyKey, LoginThrottle, Role, User
 from avatar.store.models.audit import AuditEvent
 from avatar.store.models.enrollment import (
     Consent,
@@ -17,7 +17,7 @@ from avatar.store.models.protected import ProtectedPerson, ProtectedTemplate
 
 __all__ = [
     "ApiToken", "AuditEvent", "Consent", "Delegation", "Enrollment", "EnrollmentState", "FaceProfile",
-    "Generation", "Job", "JobState", "LivenessSession", "LoginThrottle", "MediaObject", "PeriodicSchedule", "ProtectedPerson", "ProtectedTemplate",
+    "Generation", "IdempotencyKey", "Job", "JobState", "LivenessSession", "LoginThrottle", "MediaObject", "PeriodicSchedule", "ProtectedPerson", "ProtectedTemplate",
     "Review", "Role",
     "SubjectKey", "User", "VoiceProfile",
 ]

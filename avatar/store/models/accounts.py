@@ -85,3 +85,20 @@ class LoginThrottle(Base):
     failures: so.Mapped[int] = so.mapped_column(default=0)
     window_start: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     locked_until: so.Mapped[Optional[datetime]]
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key on a creating request: the first request's answer, replayed for
+    a retry with the same key and body (domain/idempotency.py). status None: still being made."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("user_id", "scope", "key"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    scope: so.Mapped[str] = so.mapped_column(sa.String(200))  # "POST /api/generations"
+    key: so.Mapped[str] = so.mapped_column(sa.String(255))
+    request_sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    status: so.Mapped[Optional[int]]
+    response: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
