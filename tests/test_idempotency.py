@@ -90,3 +90,24 @@ def test_a_retried_challenge_request_returns_the_same_challenge(client, auth, se
     assert first.status_code == second.status_code == 201
     assert second.headers["Idempotent-Replayed"] == "true" and second.get_json()["nonce"] == first.get_json()["nonce"]
     assert _count(services, LivenessSession) == 1 and _count(services, IdempotencyKey) == 1
+
+
+def test_keys_expire_after_their_window(client, auth, services):
+    """An expired key starts afresh when reused, and the daily purge deletes expired keys."""
+    from datetime import timedelta
+
+    from avatar.domain.idempotency import WINDOW
+    from avatar.jobs.core import enqueue, execute
+    from avatar.store.db import utcnow
+
+    headers = {**_token(client, auth, services), "Idempotency-Key": "old"}
+    api = client.application.test_client()
+    first = api.post("/api/enroll/sessions", headers=headers).get_json()["nonce"]
+    with services.db.session_scope() as s:
+        s.execute(sa.update(IdempotencyKey).values(created_at=utcnow() - WINDOW - timedelta(minutes=1)))
+    again = api.post("/api/enroll/sessions", headers=headers)
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers and again.get_json()["nonce"] != first
+    with services.db.session_scope() as s:
+        s.execute(sa.update(IdempotencyKey).values(created_at=utcnow() - WINDOW - timedelta(minutes=1)))
+    job_id = enqueue(services, "media.purge_expired")
+    assert execute(services, job_id) == "succeeded" and _count(services, IdempotencyKey) == 0

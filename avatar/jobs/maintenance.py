@@ -4,10 +4,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from avatar.domain.actor import Actor, audit
+from avatar.domain.idempotency import WINDOW as KEY_WINDOW
 from avatar.jobs.core import JobContext, job
 from avatar.store import audit as chain
 from avatar.store.db import utcnow
-from avatar.store.models import MediaObject
+from avatar.store.models import IdempotencyKey, MediaObject
 
 
 @job("audit.verify")
@@ -37,7 +38,9 @@ def purge_expired_media(ctx: JobContext) -> dict:
                 audit(s, actor, "media.purged", target_type="media", target_id=media_id,
                       details={"kind": obj.kind, "subject": obj.subject_id})
                 purged += 1
-    return {"purged": purged}
+    with db.session_scope() as s:  # idempotency keys outlive their window only until here
+        keys = s.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_WINDOW)).rowcount
+    return {"purged": purged, "idempotency_keys_expired": keys}
 
 
 @job("media.sweep_orphans")
