@@ -22,3 +22,22 @@ def test_import_contracts_hold():
     proc = _run(str(BIN / "lint-imports"), "--no-cache")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+# a private name crosses a module boundary only where it is a capability on purpose
+PRIVATE_IMPORTS_ALLOWED = {
+    ("avatar/domain/gate.py", "avatar.synthesis.grant", "_MINT"): "the grant capability: only the consent gate mints grants",
+}
+
+
+def test_no_module_imports_a_private_name_of_another():
+    import ast
+
+    found = set()
+    for path in sorted((ROOT / "avatar").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("avatar"):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.add((str(path.relative_to(ROOT)), node.module, alias.name))
+    assert found == set(PRIVATE_IMPORTS_ALLOWED)

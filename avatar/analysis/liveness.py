@@ -146,7 +146,7 @@ def track(frames: Frames) -> ClipSignals:
 
 
 # -- events -----------------------------------------------------------------------------------
-def _runs(mask: np.ndarray, min_len: int = 1) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray, min_len: int = 1) -> list[tuple[int, int]]:
     """(start, end) index pairs (inclusive) of True runs at least min_len long."""
     runs, start = [], None
     for i, v in enumerate(list(mask) + [False]):
@@ -172,7 +172,7 @@ def detect_events(sig: ClipSignals) -> list[Event]:
         return events
 
     def add(kind, mask, values, pick, min_len=1):
-        for a, b in _runs(mask, min_len):
+        for a, b in true_runs(mask, min_len):
             seg = values[a: b + 1]
             events.append(Event(kind, float(t[a]), float(t[b]), float(pick(seg[np.isfinite(seg)]))))
 

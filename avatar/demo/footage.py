@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.analysis.liveness import _runs  # the run finder the event detector uses
+from avatar.analysis.liveness import true_runs  # the run finder the event detector uses
 
 FFMPEG = ["ffmpeg", "-v", "error", "-nostdin", "-y"]
 
@@ -111,7 +111,7 @@ def assemble_capture(plan: dict, code: str, footage: Path, digits_dir: Path, out
     # statement: for each digit a snippet where the mouth opens, between them a closed mouth;
     # each digit's audio sits on its opening, so lips and speech line up as in real reading
     mouth = np.nan_to_num(sig.mouth_open)
-    opens = _runs(mouth > 0.1, min_len=3)
+    opens = true_runs(mouth > 0.1, min_len=3)
     closed = [i for i in range(n_total) if mouth[i] < 0.04] or list(range(n_total))
     head = len(lead) + sum(len(seg) for seg in segments)
     if reading is not None:
@@ -196,7 +196,7 @@ def _lips_on_speech(speech: np.ndarray, opens: list[tuple[int, int]], closed: li
             voiced[i] = min(left, right) - energy[i] < SYLLABLE_DIP_DB
     out = [closed[k % len(closed)] for k in range(int(READING_LEAD * fps))]
     opens = opens or [(0, 0)]
-    for k, (a, b) in enumerate(_runs(voiced, min_len=1)):
+    for k, (a, b) in enumerate(true_runs(voiced, min_len=1)):
         out += [closed[(k + i) % len(closed)] for i in range(a + int(READING_LEAD * fps) - len(out))]
         # one opening of the footage per voiced stretch, time-stretched to its length (a real mouth
         # opens once a syllable; an opening looped over a long vowel would flap against the sound):

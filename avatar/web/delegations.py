@@ -11,8 +11,7 @@ from avatar.domain.gate import MODALITY_SCOPES, ReauthRequired
 from avatar.store.models import User
 from avatar.web import services
 from avatar.web.forms import EmptyForm
-from avatar.web.generate import _authenticated_at
-from avatar.web.security import actor, commit, rate_limited
+from avatar.web.security import actor, authenticated_at, commit, rate_limited
 
 bp = Blueprint("delegations", __name__)
 
@@ -29,7 +28,7 @@ def index():
             abort(429, "Too many delegation attempts; try again in an hour.")
         try:
             rules.create(db.session, current_user, request.form.get("email", ""), request.form.getlist("modality"),
-                         request.form.getlist("purpose"), request.form.get("days", type=int) or 0, _authenticated_at(),
+                         request.form.getlist("purpose"), request.form.get("days", type=int) or 0, authenticated_at(),
                          by=actor())
         except ReauthRequired as exc:
             flash(str(exc), "error")

@@ -3,7 +3,7 @@ download it (requester or subject only) with its manifest; the public verificati
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import (
     Blueprint,
@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -30,14 +29,9 @@ from avatar.store.db import utcnow
 from avatar.store.media import MediaShredded
 from avatar.store.models import Generation, Job, MediaObject, User
 from avatar.web import services
-from avatar.web.security import actor, audit_event, commit, csrf
+from avatar.web.security import actor, audit_event, authenticated_at, commit, csrf
 
 bp = Blueprint("generate", __name__)
-
-
-def _authenticated_at() -> datetime | None:
-    t = session.get("auth_time")
-    return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None) if t else None
 
 
 def _subjects() -> list[User]:
@@ -59,7 +53,7 @@ def index():
     if request.method == "POST":
         try:
             submit(request.form.get("subject", type=int) or current_user.id, request.form.get("modality", ""),
-                   request.form.get("purpose", ""), request.form.get("script", ""), _authenticated_at(),
+                   request.form.get("purpose", ""), request.form.get("script", ""), authenticated_at(),
                    spoken_notice=request.form.get("notice") == "y")
         except ReauthRequired as exc:
             flash(str(exc), "error")

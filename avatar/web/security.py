@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from datetime import datetime
 from functools import wraps
 
 from flask import Flask, abort, current_app, g, request
@@ -59,24 +60,28 @@ def init_security(app: Flask) -> None:
         CSRF token."""
         from flask import jsonify
 
+        if request.routing_exception is not None:
+            return None  # no such route or method: the 404 or 405 (with Allow) says so, token or not
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             if not request.path.startswith("/api/"):
-                return jsonify({"error": "API tokens are accepted on /api/ only."}), 401
+                return jsonify({"error": "API tokens are accepted on /api/ only.", "status": 401}), 401
             from avatar.domain.tokens import authenticate
             from avatar.web import services
 
             found = authenticate(services().db.session, header[7:].strip())
             if found is None:
-                return jsonify({"error": "Invalid or revoked API token."}), 401
+                return jsonify({"error": "Invalid or revoked API token.", "status": 401}), 401
             user, scopes, token_id = found
             needed = scope_of(request.endpoint)
             if needed is None or needed not in scopes:
                 what = f"the '{needed}' scope" if needed else "a browser session, not a token"
-                return jsonify({"error": f"This API token may not do this: it needs {what}."}), 403
+                return jsonify({"error": f"This API token may not do this: it needs {what}.", "status": 403}), 403
             g._login_user = user  # this request only; the session is not touched
             g.token_auth, g.token_id = True, token_id
             return None
+        if request.path.startswith("/api/") and not current_user.is_authenticated:
+            return None  # no session to ride on: the route's own 401 (log in) answers, not a CSRF error
         if app.config["WTF_CSRF_ENABLED"]:
             csrf.protect(apply_exemptions=True)
         return None
@@ -87,7 +92,7 @@ def init_security(app: Flask) -> None:
         from flask import flash, jsonify, redirect, url_for
 
         if request.path.startswith("/api/"):
-            return jsonify({"error": "Log in first (or send an API token)."}), 401
+            return jsonify({"error": "Log in first (or send an API token).", "status": 401}), 401
         flash(login_manager.login_message, "info")
         return redirect(url_for(login_manager.login_view, next=request.full_path.rstrip("?")))
 
@@ -212,6 +217,17 @@ def anonymous_work_slot(kind: str):
 def login_rate_limited() -> bool:
     """True when this client has sent too many login attempts in the last minute."""
     return rate_limited("login")
+
+
+def authenticated_at() -> datetime | None:
+    """When this browser session last proved its password (log-in or /auth/confirm), UTC naive;
+    None when it never did."""
+    from datetime import timezone
+
+    from flask import session
+
+    t = session.get("auth_time")
+    return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None) if t else None
 
 
 def actor() -> Actor:

@@ -1,0 +1,150 @@
+"""The API's contract (OpenAPI 3.1, served at /api/openapi.json): every /api/ route, every status
+each can answer, one error schema, the two ways to authenticate. tests/test_api_contract.py runs
+Schemathesis against a real `avatar serve` with it, with a token and with a session."""
+from __future__ import annotations
+
+from avatar.domain.challenges import PURPOSES_LABELS
+from avatar.domain.gate import MODALITY_SCOPES
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": _json(ERROR)}
+
+
+def _op(summary: str, ok: dict, *, auth: bool = True, body: dict | None = None, ids: bool = False,
+        errors: dict | None = None, parameters: list | None = None) -> dict:
+    """An operation: its success answers, then the errors every such operation can give (an
+    authenticated one: 401 and 403; one with ids in its path: 404; one with a body: 400 and 413),
+    then its own."""
+    responses = dict(ok)
+    if auth:
+        responses["401"] = _error("Not logged in, or an invalid or revoked API token")
+        responses["403"] = _error("Not allowed: e.g. the token lacks the scope, or a session needs the X-CSRFToken header")
+    if ids:
+        responses["404"] = _error("No such resource of yours")
+    if body is not None:
+        responses["400"] = _error("Malformed request")
+        responses["413"] = _error("Over the upload limit (AVATAR_MAX_UPLOAD_MB)")
+    responses.update(errors or {})
+    op = {"summary": summary, "responses": responses}
+    if not auth:
+        op["security"] = []
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
+def _id(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Retry safely: the same key (per account and route, 24 h) returns the first answer (marked "
+                   "Idempotent-Replayed: true) and makes nothing new; with a different body it is a 422."}
+IDEMPOTENCY_ERRORS = {
+    "400": _error("Malformed request, or a malformed Idempotency-Key"),
+    "409": _error("A request with this Idempotency-Key is still being made (Retry-After), or the state forbids it"),
+    "422": _error("Refused as sent, or the Idempotency-Key was used with another body"),
+}
+
+
+def document(service_name: str) -> dict:
+    generation = {"type": "object", "required": ["modality", "purpose", "script"], "additionalProperties": True,
+                  "properties": {"modality": {"enum": list(MODALITY_SCOPES)}, "purpose": {"enum": list(PURPOSES_LABELS)},
+                                 "script": {"type": "string", "minLength": 1, "maxLength": 1000},
+                                 "subject_id": {"type": "integer", "minimum": 1, "maximum": 2 ** 63 - 1}, "spoken_notice": {"type": "boolean"}}}
+    verify_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "manifest": {"type": "string", "format": "binary", "contentMediaType": "application/json"}}}}}
+    recording_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["recording"], "properties": {
+        "recording": {"type": "string", "format": "binary", "contentMediaType": "video/webm"},
+        "prompt_times": {"type": "string", "description": "JSON list: when each prompt appeared, seconds into "
+                                                          "the recording (each action's, then the statement's)"}}}}}
+    paragraph_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["audio"], "properties": {
+        "audio": {"type": "string", "format": "binary", "contentMediaType": "audio/webm"}}}}}
+    obj = {"type": "object"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{service_name} API", "version": "1",
+                 "description": "Identity-verified avatars, consent first. Errors are JSON: {\"error\", \"status\"}. "
+                                "Rate-limited answers carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset; "
+                                "429 and 503 carry Retry-After; 405 carries Allow."},
+        "components": {
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer",
+                          "description": "Per-user API token from /account/tokens (scopes: generations, enroll)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "avatar_session",
+                            "description": "A browser session; state-changing requests also send X-CSRFToken"}},
+            "schemas": {"Error": {"type": "object", "required": ["error", "status"], "properties": {
+                "error": {"type": "string"}, "status": {"type": "integer"}}}}},
+        "security": [{"token": []}, {"session": []}],
+        "paths": {
+            "/api/generations": {
+                "get": _op("Your generations (as requester or subject)", {"200": {"description": "The list", "content": _json(obj)}}),
+                "post": _op("Ask for a clip through the consent gate", {
+                    "202": {"description": "Queued", "content": _json(obj)}}, body=_json(generation), errors={
+                    "403": _error("The consent gate refused (no consent for this, or not the person's)"),
+                    **IDEMPOTENCY_ERRORS}, parameters=[IDEMPOTENCY_KEY])},
+            "/api/generations/{generation_id}": {"get": _op(
+                "One generation with its job", {"200": {"description": "The generation", "content": _json(obj)}},
+                ids=True, parameters=[_id("generation_id")])},
+            "/api/generations/{generation_id}/download": {"get": _op(
+                "The labeled file (requester or subject)", {"200": {"description": "MP4 or WAV"}}, ids=True,
+                errors={"409": _error("Not ready yet"), "410": _error("Revoked or expired")},
+                parameters=[_id("generation_id")])},
+            "/api/generations/{generation_id}/manifest.json": {"get": _op(
+                "The signed provenance manifest", {"200": {"description": "The manifest", "content": _json(obj)}},
+                ids=True, errors={"409": _error("Not ready yet"), "410": _error("Revoked or expired")},
+                parameters=[_id("generation_id")])},
+            "/api/jobs/{job_id}": {"get": _op("Job state and progress", {
+                "200": {"description": "The job", "content": _json(obj)}}, ids=True, parameters=[_id("job_id")])},
+            "/api/jobs/{job_id}/cancel": {"post": _op("Cancel a job", {
+                "202": {"description": "Asked", "content": _json(obj)}}, ids=True,
+                errors={"409": _error("The job has already ended")}, parameters=[_id("job_id")])},
+            "/api/enroll/sessions": {"post": _op(
+                "A new challenge: actions with their windows, a code to say, the statement",
+                {"201": {"description": "The challenge (single use, 3 minutes)", "content": _json(obj)}},
+                errors={**IDEMPOTENCY_ERRORS, "409": _error("Already enrolled, or the key is in use"),
+                        "429": _error("Too many challenges or failed attempts (the message says how long to wait)")},
+                parameters=[IDEMPOTENCY_KEY])},
+            "/api/enroll/sessions/{nonce}/recording": {"post": _op(
+                "The recording that answers the challenge (once)",
+                {"202": {"description": "Stored encrypted; its check is a job", "content": _json(obj)}},
+                body=recording_form, ids=True, errors={
+                    **IDEMPOTENCY_ERRORS, "409": _error("This challenge was already used"),
+                    "503": _error("Nothing was saved (storage or database briefly unavailable), or saved and "
+                                  "queued for when the job runner is back (the message says which)"),
+                    "507": _error("The media store is full: nothing was saved")},
+                parameters=[{"name": "nonce", "in": "path", "required": True,
+                             "schema": {"type": "string", "minLength": 1, "maxLength": 64}}, IDEMPOTENCY_KEY])},
+            "/api/enroll/paragraph": {"post": _op(
+                "An extra reading of the paragraph, for the voice", {
+                    "202": {"description": "Stored encrypted; its check is a job", "content": _json(obj)}},
+                body=paragraph_form, errors={"409": _error("Complete the live capture (with your voice) first"),
+                                             "507": _error("The media store is full: nothing was saved")})},
+            "/api/enroll/status": {"get": _op("Where your enrollment stands", {
+                "200": {"description": "The state and what is missing", "content": _json(obj)}})},
+            "/api/verify": {"post": _op(
+                "Was this file generated here? (anyone; the first 30 s are read)", {
+                    "200": {"description": "The report: generated, finding (one sentence), generation_id, watermark, "
+                                           "manifest_valid, manifest, content_credentials (C2PA: present, state, "
+                                           "ours, signer, generation, watermark_id, failures), aigc_label (present, "
+                                           "label, bound), revoked", "content": _json(obj)}},
+                auth=False, body=verify_form, errors={
+                    "429": _error("Too many checks from this address (Retry-After; AVATAR_VERIFY_RATE_PER_MINUTE, "
+                                  "10 a minute by default)"),
+                    "503": _error("Busy with other checks (Retry-After)")})},
+            "/api/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3.1",
+                                                                        "content": _json(obj)}}, auth=False)},
+        },
+    }
