@@ -47,8 +47,9 @@ def _schemathesis(base: str, tmp_path: Path, auth: str, env: dict, *headers: str
         args += ["-H", header]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **env})
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert "Tested: 12" in proc.stdout, proc.stdout[-3000:]
+    server_log = (tmp_path / "serve.log").read_text(errors="replace")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:] + "\nserver:\n" + server_log[-6000:]
+    assert "Tested: 13" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_the_contract_holds_under_schemathesis_with_a_token_and_with_a_session(tmp_path):

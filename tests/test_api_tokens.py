@@ -27,6 +27,17 @@ def test_openapi_document_is_valid(client):
     assert {"/api/generations", "/api/verify", "/api/generations/{generation_id}/download"} <= set(doc["paths"])
 
 
+def test_the_contract_has_a_page_of_its_own(client):
+    """/api/docs renders every operation of the contract with its answers, from the app alone."""
+    doc = client.get("/api/openapi.json").get_json()
+    page = client.get("/api/docs").get_data(as_text=True)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert f"{method.upper()} {path}" in page
+            assert all(f"<dt>{status}</dt>" in page for status in op["responses"])
+    assert "<script" not in page.split("</nav>")[-1] and "https://" not in page
+
+
 def test_bad_tokens_and_paths(client, auth):
     auth.register()
     auth.login()

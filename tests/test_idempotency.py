@@ -111,3 +111,18 @@ def test_keys_expire_after_their_window(client, auth, services):
         s.execute(sa.update(IdempotencyKey).values(created_at=utcnow() - WINDOW - timedelta(minutes=1)))
     job_id = enqueue(services, "media.purge_expired")
     assert execute(services, job_id) == "succeeded" and _count(services, IdempotencyKey) == 0
+
+
+def test_odd_form_fields_do_not_break_the_key(client, auth, services):
+    """Found by Schemathesis: a multipart field with an empty name made hashing the request fail
+    (a 500). Any form the parser accepts is hashed; the route then answers as it would."""
+    headers = {**_token(client, auth, services), "Idempotency-Key": "odd-form"}
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name=""\r\n\r\nnull\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="\u0080\x0f\\"\r\n\r\n{{}}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="\u0080\x0f\\"\r\n\r\ntrue\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="recording"; filename="recording"\r\n\r\n8x\r\n'
+            f"--{boundary}--\r\n").encode()
+    r = client.application.test_client().post("/api/enroll/sessions/no-such-nonce/recording", data=body, headers={
+        **headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code in (400, 404), r.get_json()

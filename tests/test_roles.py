@@ -19,7 +19,7 @@ ACCESS = {  # endpoint -> the least role that may use it
     "generate.verify_page": "anonymous", "generate.verify_api": "anonymous",
     "api_generations.list_generations": "user", "api_generations.create_generation": "user",
     "api_generations.get_generation": "user", "api_generations.download": "user", "api_generations.manifest": "user",
-    "api_generations.openapi": "anonymous", "tokens.index": "user", "tokens.revoke": "user",
+    "api_generations.openapi": "anonymous", "api_generations.docs": "anonymous", "tokens.index": "user", "tokens.revoke": "user",
     "delegations.index": "user", "delegations.revoke": "user",
     "review.queue": "reviewer", "review.decide": "reviewer", "review.guard_match": "reviewer",
     "review.statement": "reviewer", "review.timeline": "reviewer",

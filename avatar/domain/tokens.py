@@ -24,7 +24,7 @@ ANY = "*"  # any live token, whatever its scopes
 ENDPOINT_SCOPES = {
     "api_generations.list_generations": "generations", "api_generations.create_generation": "generations",
     "api_generations.get_generation": "generations", "api_generations.download": "generations",
-    "api_generations.manifest": "generations", "api_generations.openapi": ANY, "generate.verify_api": ANY,
+    "api_generations.manifest": "generations", "api_generations.openapi": ANY, "api_generations.docs": ANY, "generate.verify_api": ANY,
     "api.job_status": ANY, "api.job_cancel": ANY,  # a job is the caller's own, made under some scope
     "enroll.new_session": "enroll", "enroll.upload_recording": "enroll", "enroll.upload_paragraph": "enroll",
     "enroll.status": "enroll",

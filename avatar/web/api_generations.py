@@ -88,3 +88,13 @@ def openapi():
     from avatar.web.contract import document
 
     return jsonify(document(current_app.config["AVATAR"].SERVICE_NAME))
+
+
+@bp.get("/docs")
+def docs():
+    """The contract as a page (rendered here from web/contract.py: no script, no CDN)."""
+    from flask import render_template
+
+    from avatar.web.contract import document
+
+    return render_template("api_docs.html", doc=document(current_app.config["AVATAR"].SERVICE_NAME))

@@ -146,5 +146,7 @@ def document(service_name: str) -> dict:
                     "503": _error("Busy with other checks (Retry-After)")})},
             "/api/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3.1",
                                                                         "content": _json(obj)}}, auth=False)},
+            "/api/docs": {"get": _op("This document as a page", {"200": {"description": "HTML", "content": {
+                "text/html": {"schema": {"type": "string"}}}}}, auth=False)},
         },
     }

@@ -18,8 +18,9 @@ def _request_digest() -> str:
     if request.is_json:
         body = request.get_json(silent=True)
         return rules.digest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
-    parts = [f"{k}={v}".encode() for k, v in sorted(request.form.items(multi=True))]
-    for name, f in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+    fields = sorted(((str(k), str(v)) for k, v in request.form.items(multi=True)))
+    parts = [f"{k}={v}".encode() for k, v in fields]
+    for name, f in sorted(request.files.items(multi=True), key=lambda item: str(item[0])):
         data = f.read()
         f.seek(0)  # the view reads it again
         parts += [name.encode(), data]

@@ -28,11 +28,13 @@ def avatar(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 @contextmanager
 def running_server(env: dict):
-    """`avatar db upgrade`, then `avatar serve` on a free port until /healthz answers; yields its URL."""
+    """`avatar db upgrade`, then `avatar serve` on a free port until /healthz answers; yields its URL.
+    The server's output goes to serve.log beside the instance folder."""
     avatar(env, "db", "upgrade")
     port = free_port()
+    log = open(Path(env["AVATAR_INSTANCE_PATH"]).parent / "serve.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "avatar.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -47,3 +49,4 @@ def running_server(env: dict):
     finally:
         proc.terminate()
         proc.wait(20)
+        log.close()
