@@ -299,3 +299,16 @@ def test_a_real_server_answers_an_oversize_body_with_the_apps_json_413(tmp_path)
         r = requests.post(f"{base}/api/verify", files={"file": ("x.bin", b"\0" * (2 * 1024 * 1024))}, timeout=30)
         assert r.status_code == 413 and r.headers["Content-Type"] == "application/json"
         assert r.json() == {"error": "The upload is too large: the limit is 1 MB.", "status": 413}
+
+
+def test_a_form_field_without_a_readable_name_is_a_400_not_a_crash(client, services):
+    """Found by Schemathesis: a multipart part whose name the parser cannot read (a quote escaped
+    in its Content-Disposition) reached Flask-WTF's CSRF check as the key None, which crashed (500)
+    for anyone, before any login."""
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="\u0080\x0f\\"\r\n\r\n{{}}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="email"\r\n\r\nx@example.org\r\n'
+            f"--{boundary}--\r\n").encode()
+    for url in ("/auth/login", "/api/verify", "/api/enroll/sessions/x/recording"):
+        r = client.post(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert r.status_code == 400 and "no readable name" in r.get_data(as_text=True), (url, r.status_code)

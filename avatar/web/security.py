@@ -26,6 +26,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; frame-ancestors 'none'")
 
 
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
 def init_security(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -62,6 +65,8 @@ def init_security(app: Flask) -> None:
 
         if request.routing_exception is not None:
             return None  # no such route or method: the 404 or 405 (with Allow) says so, token or not
+        if request.method in UNSAFE_METHODS and (None in request.form or None in request.files):
+            abort(400, "Malformed form data: a field has no readable name.")  # werkzeug gives such a name as None
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             if not request.path.startswith("/api/"):
