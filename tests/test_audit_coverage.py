@@ -174,9 +174,14 @@ def test_each_command_appends_its_actions_in_its_transaction(name, callback):
     assert not _appends(source, actions), name
 
 
+def _product_jobs() -> set[str]:
+    """The jobs the app registers (test modules register jobs of their own in the same registry)."""
+    return {name for name, fn in REGISTRY.items() if fn.__module__.startswith("avatar.")}
+
+
 def test_every_job_is_in_the_table():
-    assert set(REGISTRY) - set(JOBS) == set(), "new jobs: add them to JOBS with their audit actions"
-    assert set(JOBS) - set(REGISTRY) == set()
+    assert _product_jobs() - set(JOBS) == set(), "new jobs: add them to JOBS with their audit actions"
+    assert set(JOBS) - _product_jobs() == set()
 
 
 @pytest.mark.parametrize("name", sorted(JOBS))
