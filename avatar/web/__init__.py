@@ -18,25 +18,24 @@ class RowIdConverter(IntegerConverter):
 
 def init_web(app: Flask) -> None:
     from avatar.web import (
+        account,
         admin,
         api,
         api_generations,
         auth,
-        delegations,
         enroll,
         errors,
         generate,
         health,
         main,
         review,
-        tokens,
     )
 
     app.url_map.converters["int"] = RowIdConverter
     init_security(app)
     errors.init_errors(app)
-    for bp in (auth.bp, main.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp, generate.bp,
-               api_generations.bp, tokens.bp, delegations.bp):
+    for bp in (auth.bp, main.bp, account.bp, admin.bp, api.bp, health.bp, enroll.bp, review.bp, generate.bp,
+               api_generations.bp):
         app.register_blueprint(bp)
 
     @app.teardown_appcontext

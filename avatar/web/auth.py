@@ -116,7 +116,7 @@ def change_password():
                 commit()
                 renew_login(current_user)
                 flash("Password changed. Your other sessions were logged out.", "info")
-                return redirect(url_for("main.account"), 303)
+                return redirect(url_for("account.index"), 303)
     return render_template("auth/password.html", form=form), status
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import base64
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from avatar.domain import DomainError, evidence
 from avatar.domain import review as rules
 from avatar.store.media import MediaShredded
 from avatar.store.models import Enrollment, MediaObject, User
 from avatar.web import services
-from avatar.web.forms import DecisionForm, EmptyForm, PasswordConfirmForm, ReasonForm
-from avatar.web.security import actor, audit_event, commit, fresh_login_required, renew_login, role_required
+from avatar.web.forms import DecisionForm, ReasonForm
+from avatar.web.security import actor, audit_event, commit, role_required
 
 bp = Blueprint("review", __name__)
 
@@ -121,60 +121,6 @@ def guard_match(enrollment_id: int):
     audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id,
                 details={"media": "guard_match", "matched": hit.get("label")})
     return Response(data, mimetype="image/png", headers={"Cache-Control": "no-store"})
-
-
-@bp.post("/account/revoke")
-@login_required
-def revoke_own():
-    """One click: withdraws consent, stops and deletes generation, destroys the data key."""
-    if not EmptyForm().validate_on_submit():
-        abort(400)
-    svc = services()
-    rules.revoke(svc.db.session, svc.media, current_user, current_user.id, "withdrawn by the subject", by=actor())
-    commit()
-    renew_login(current_user)  # every other session ended; this one goes on
-    flash("Your consent is withdrawn. Your face and voice data can no longer be used or read. "
-          "Your other sessions were logged out.", "info")
-    return redirect(url_for("main.account"), 303)
-
-
-@bp.get("/account/export")
-@fresh_login_required
-def export_own():
-    """Everything stored about the signed-in person: data.json and their media, decrypted."""
-    from avatar.domain.account_data import export_zip
-
-    svc = services()
-    data = export_zip(svc.db.session, svc.media, current_user)
-    audit_event("account.exported", target_type="user", target_id=current_user.id, details={"bytes": len(data)})
-    return Response(data, mimetype="application/zip", headers={
-        "Content-Disposition": "attachment; filename=avatar-my-data.zip", "Cache-Control": "no-store"})
-
-
-@bp.post("/account/delete")
-@login_required
-def delete_own():
-    """Deletes the account (password confirmation): revokes and destroys the likeness first."""
-    from flask import session as http_session
-    from flask_login import logout_user
-
-    from avatar.domain.account_data import delete_account
-
-    form = PasswordConfirmForm()
-    if not form.validate_on_submit():
-        abort(400, "Confirm with your password.")
-    svc = services()
-    try:
-        delete_account(svc.db.session, svc.media, current_user, form.password.data, by=actor())
-    except DomainError as exc:
-        svc.db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("main.account"), 303)
-    commit()
-    logout_user()
-    http_session.clear()
-    flash("Your account and your face and voice data are deleted.", "info")
-    return redirect(url_for("main.index"), 303)
 
 
 @bp.post("/admin/users/<int:user_id>/revoke")
