@@ -211,3 +211,11 @@ def test_cli_reissues_the_signer_under_the_same_root_and_audits_it(services, mon
     monkeypatch.setenv("AVATAR_C2PA_TRUST_ANCHORS", before.anchors_pem)
     r = CliRunner().invoke(cli_main, ["keys", "reissue-c2pa"])
     assert r.exit_code == 1 and "certificate authority" in r.output
+
+
+def test_other_containers_are_not_looked_into():
+    """The product delivers MP4 and WAV only; a webm (or anything else) is not parsed for C2PA and
+    the finding says nothing about credentials."""
+    root, _ = cc.issue_root("Avatar")
+    report = cc.read(b"\x1aE\xdf\xa3" + b"\0" * 100, root)
+    assert report["read"] is False and report["present"] is False and "error" not in report

@@ -155,8 +155,8 @@ def _an_id(value) -> bool:
 
 def _credentials_finding(credentials: dict | None, gen) -> str:
     """What the C2PA Content Credentials say, in one sentence (empty when they were not read)."""
-    if credentials is None:
-        return ""
+    if credentials is None or not credentials.get("read", True):
+        return ""  # not read, or a container the product never delivers (webm, …)
     if credentials.get("error"):
         return f"Its Content Credentials could not be read ({credentials['error']})."
     if not credentials["present"]:

@@ -197,16 +197,17 @@ def embed(data: bytes, mime: str, credentials: Credentials, *, generation: dict,
 def read(data: bytes, anchors_pem: str) -> dict:
     """What a file's Content Credentials say, judged with anchors_pem as the only trusted roots:
     {"present", "state" (Trusted, Valid, Invalid or None), "ours", "signer", "source_type",
-    "generation", "watermark_id", "failures" ([{"code", "explanation"}]), "error" (unreadable)}."""
+    "generation", "watermark_id", "failures" ([{"code", "explanation"}]), "error" (unreadable),
+    "read": False for a container other than the MP4 and WAV the product delivers (not looked into)}."""
     import json
 
     import c2pa
 
     out = {"present": False, "state": None, "ours": False, "signer": None, "source_type": None,
-           "generation": None, "watermark_id": None, "failures": []}
+           "generation": None, "watermark_id": None, "failures": [], "read": True}
     mime = mime_of(data)
     if mime is None:
-        return {**out, "error": "not an MP4 or WAV file"}
+        return {**out, "read": False}
     try:
         with c2pa.Context.from_dict({"trust": {"trust_anchors": anchors_pem}, "verify": _OFFLINE}) as ctx:
             reader = c2pa.Reader.try_create(mime, io.BytesIO(data), context=ctx)
