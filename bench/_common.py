@@ -25,3 +25,12 @@ def timed(fn, repeat: int = 5) -> dict:
 
 def emit(name: str, figures: dict) -> None:
     print(json.dumps({"benchmark": name, **figures}))
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for the `avatar serve` a benchmark starts in another process."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

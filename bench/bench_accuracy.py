@@ -29,8 +29,16 @@ from avatar.analysis.liveness import (
 from avatar.analysis.media import MediaFile, decode_clip
 from avatar.analysis.speech_recognition import Hearing
 from avatar.analysis.voice import edit_distance, verify_code
-from tests.media_factory import encode_frames, moved_still, native_frames, read_rgb, still_to_video, webcam_framing
-from tests.test_analysis_voice import _code_audio, _read_lead
+from avatar.demo.media import (
+    code_audio,
+    encode_frames,
+    moved_still,
+    native_frames,
+    read_lead,
+    read_rgb,
+    still_to_video,
+    webcam_framing,
+)
 
 
 def spoken_codes(n: int = 30, statement: bool = False) -> dict:
@@ -44,9 +52,9 @@ def spoken_codes(n: int = 30, statement: bool = False) -> dict:
     seconds = 0.0
     for k in range(n):
         code = "".join(str(d) for d in rng.integers(0, 10, 6))
-        audio = _code_audio(DATA, code, ["george", "jackson", "lucas"][k % 3], rng)
+        audio = code_audio(DATA, code, ["george", "jackson", "lucas"][k % 3], rng)
         if statement:
-            audio = np.concatenate([_read_lead(DATA, rng), audio])
+            audio = np.concatenate([read_lead(DATA, rng), audio])
         hearing = Hearing(audio)
         t = time.perf_counter()
         hits += verify_code(hearing, code).ok

@@ -8,7 +8,7 @@ d12, can answer):
   the statement's words, whose digits are free). Every reader is one bona fide attempt;
 - attacks against him (the code of the first readers): his photo (a video frame) as a still video
   panned, zoomed, as a printed photo tilted in a hand; his real (earlier) video played on a screen
-  (perspective, moiré, glare: see tests/media_factory.screen_replay); another person's real clip; a
+  (perspective, moiré, glare: see avatar/demo/media.screen_replay); another person's real clip; a
   replay of an earlier passing capture for a new challenge; the right answer with its frames shuffled in
   0.4 s blocks; the code read by a real person over the man's lips moving to another reading (another
   speaker's digits over the right face); the code pieced together from one recording per digit
@@ -42,14 +42,14 @@ from avatar.analysis.challenge import verify_capture  # noqa: E402
 from avatar.analysis.liveness import SAMPLE_FPS, SYNC_FPS  # noqa: E402
 from avatar.analysis.media import MediaFile  # noqa: E402
 from avatar.demo.footage import FOOTAGE, FOOTAGE_ACTIONS, SR, assemble_capture, digit_audio  # noqa: E402
-from avatar.domain.challenges import draw, schedule  # noqa: E402
-from tests.media_factory import (  # noqa: E402
+from avatar.demo.media import (  # noqa: E402
     encode_frames,
     frames_of,
     label_cropped,
     screen_replay,
     still_to_video,
 )
+from avatar.domain.challenges import draw, schedule  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_CHALLENGES = int(sys.argv[1]) if len(sys.argv) > 1 else 3

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import psutil
 import requests
-from _common import ROOT, emit
+from _common import ROOT, emit, free_port
 from bench_load import AVATAR, CSRF_FIELD, PASSWORD, create_users, start, stop, wait_ready
 
-from tests.hostile_media import FFMPEG, long_wav_lying_header, long_webm, nested_json
-from tests.ports import free_port
+from avatar.demo.hostile_media import FFMPEG, long_wav_lying_header, long_webm, nested_json
 
 
 class TreeMemory:

@@ -36,10 +36,9 @@ from pathlib import Path
 
 import requests
 import sqlalchemy as sa
-from _common import DATA, ROOT, emit
+from _common import DATA, ROOT, emit, free_port
 
 from avatar.demo.footage import fitting_seed
-from tests.ports import free_port
 
 PASSWORD = "Correct-horse-42-battery"
 PG_ADMIN = os.environ.get("AVATAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -16,7 +16,7 @@ Generated speech, made here from that material (each item belongs to the person 
   speech drawn toward the person's own frames (speech/frame_selection.py);
 - world_resynthesis: WORLD analysis and resynthesis of the person's real speech;
 - griffin_lim: the person's real magnitude spectrogram with its phase rebuilt (Griffin-Lim);
-- xtts_tiny: a tiny random-weight XTTS-v2 (tests/tiny_xtts.py) speaking in the person's voice.
+- xtts_tiny: a tiny random-weight XTTS-v2 (avatar/demo/tiny_xtts.py) speaking in the person's voice.
 Every item passes through one channel a capture can meet (none, AAC 48 or 96 kbit/s as in MP4,
 Opus 24 or 64 kbit/s as a browser records, telephone band, room noise at 20-35 dB SNR), drawn with
 the same odds for real and generated speech.
@@ -127,7 +127,7 @@ class _Xtts:
         from avatar.synthesis.speech.xtts import load_model
 
         if not (folder / "model.pth").exists():
-            from tests.tiny_xtts import build
+            from avatar.demo.tiny_xtts import build
 
             build(folder)
         self.model = load_model(folder)
@@ -249,7 +249,7 @@ def by_folder_voices(reals: list[dict]) -> set[str]:
 def channel(audio: np.ndarray, rng: random.Random, noise_bank: list[np.ndarray]) -> tuple[np.ndarray, str]:
     from scipy.signal import resample_poly
 
-    from tests.media_factory import codec_round_trip
+    from avatar.demo.media import codec_round_trip
 
     audio = audio / (np.abs(audio).max() + 1e-6) * rng.uniform(0.2, 0.9)
     kind = rng.choice(["none", "aac48", "aac96", "opus24", "opus64", "phone", "noise"])

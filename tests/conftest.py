@@ -48,7 +48,7 @@ assert len(set(CODE)) < len(CODE), "the spliced-code attack needs a code with a 
 
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
-    from tests.media_factory import tmpdir
+    from avatar.demo.media import tmpdir
 
     return tmpdir()
 
@@ -56,7 +56,7 @@ def media_dir() -> Path:
 @pytest.fixture(scope="session")
 def passing_clip(shared_data, media_dir) -> bytes:
     """Real footage of one man answering the seeded challenge (see avatar.demo.footage)."""
-    from tests.media_factory import assemble_capture
+    from avatar.demo.media import assemble_capture
 
     return assemble_capture(PLAN, CODE, shared_data / FOOTAGE, shared_data / "digits", media_dir / "pass.mp4").read_bytes()
 
@@ -67,7 +67,7 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
     import numpy as np
     import soundfile as sf
 
-    from tests.media_factory import (
+    from avatar.demo.media import (
         assemble_capture,
         cut,
         digit_audio,
@@ -110,9 +110,9 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     from scipy.signal import resample_poly
 
     from avatar.analysis.media import MediaFile, decode_audio
+    from avatar.demo.media import label_cropped
     from avatar.synthesis.render import render_video
     from avatar.synthesis.speech import OUTPUT_SR, Speech
-    from tests.media_factory import label_cropped
 
     with MediaFile(passing_clip) as mf:
         frames = [f for _, f in mf.iter_frames(25, 512)]

@@ -19,7 +19,7 @@ from avatar.analysis.liveness import (
     track,
 )
 from avatar.analysis.media import decode_clip
-from tests.media_factory import (
+from avatar.demo.media import (
     cut,
     encode_frames,
     frames_of,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from avatar.analysis.media import Limits, MediaError, MediaFile, decode_audio, decode_clip, decode_image
-from tests.media_factory import FFMPEG, tmpdir
+from avatar.demo.media import FFMPEG, tmpdir
 
 VIDEO = "video/d12.mp4"
 

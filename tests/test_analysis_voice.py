@@ -19,6 +19,7 @@ from avatar.analysis.voice import (
     verify_code,
     voice_activity,
 )
+from avatar.demo.media import code_audio, read_lead
 
 
 def utt(shared_data, speaker, k):
@@ -73,17 +74,6 @@ def test_speech_quality(shared_data):
     assert speech_quality(clipped, voice_activity(clipped))["clipping"] > 0.01
 
 
-def _code_audio(shared_data, code, speaker, rng):
-    import librosa
-
-    parts = [np.zeros(4000, np.float32)]
-    for c in code:
-        w, sr = sf.read(shared_data / "digits" / f"{c}_{speaker}_{rng.integers(10)}.wav", dtype="float32")
-        parts += [librosa.resample(w, orig_sr=sr, target_sr=SR), np.zeros(int(rng.integers(1600, 4800)), np.float32)]
-    a = np.concatenate(parts)
-    return a / np.abs(a).max() * 0.5
-
-
 def test_spoken_code_verification_accepts_true_and_refuses_other_codes(shared_data):
     """Narrowband (8 kHz) single-digit recordings joined into 6-digit codes: the issued code is
     accepted most of the time, a different random code (a replayed old capture) almost never."""
@@ -93,22 +83,11 @@ def test_spoken_code_verification_accepts_true_and_refuses_other_codes(shared_da
     for k in range(n):
         code = "".join(str(d) for d in rng.integers(0, 10, 6))
         other = "".join(str(d) for d in rng.integers(0, 10, 6))
-        audio = _code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)
+        audio = code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)
         hits += verify_code(audio, code).ok
         false_accepts += verify_code(audio, other).ok and edit_distance(code, other) > 3
     assert hits / n >= 0.6
     assert false_accepts == 0
-
-
-def _read_lead(shared_data, rng):
-    """3–5 s of real read speech (a LibriSpeech sentence) in the digits' telephone band: the words
-    a person reads before the code, on the same channel as the code."""
-    from scipy.signal import resample_poly
-
-    files = sorted((shared_data / "voices" / "singles").glob("*.flac"))
-    w, sr = sf.read(files[int(rng.integers(len(files)))], dtype="float32")
-    w = resample_poly(resample_poly(w[: int(rng.uniform(3, 5) * sr)], 1, 2), 2, 1).astype(np.float32)
-    return np.concatenate([w / (np.abs(w).max() + 1e-6) * 0.5, np.zeros(3200, np.float32)])
 
 
 def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_data):
@@ -120,8 +99,8 @@ def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_d
     for k in range(n):
         code = "".join(str(d) for d in rng.integers(0, 10, 6))
         other = "".join(str(d) for d in rng.integers(0, 10, 6))
-        audio = np.concatenate([_read_lead(shared_data, rng),
-                                _code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)])
+        audio = np.concatenate([read_lead(shared_data, rng),
+                                code_audio(shared_data, code, ["george", "jackson", "lucas"][k % 3], rng)])
         hits += verify_code(audio, code).ok
         false_accepts += verify_code(audio, other).ok and edit_distance(code, other) > 3
     assert hits / n >= 0.6, hits
@@ -184,7 +163,7 @@ def test_audio_files_read_directly_match_the_upload_decoder(shared_data, tmp_pat
 
 
 def test_a_recording_used_twice_is_found_and_natural_speech_is_not(shared_data, tmp_path):
-    from tests.media_factory import digit_audio, run
+    from avatar.demo.media import digit_audio, run
 
     digits = shared_data / "digits"
     pause = np.zeros(3000, np.float32)

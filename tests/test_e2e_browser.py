@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
+from avatar.demo.media import FFMPEG
 from avatar.domain.challenges import MAX_PROMPT_LAG
 from avatar.store.models import AuditEvent, Enrollment, Generation, LivenessSession
 from tests.conftest import OWN_OUTPUT_KEY, OWN_OUTPUT_MARK, PLAN, SEED, STRONG_PASSWORD, make_app
-from tests.media_factory import FFMPEG
 from tests.support.browser import browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")]

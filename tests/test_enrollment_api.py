@@ -10,13 +10,13 @@ import soundfile as sf
 import sqlalchemy as sa
 
 from avatar.config import Config, ConfigError
+from avatar.demo.media import digit_audio
 from avatar.domain.actor import Actor
 from avatar.domain.challenges import MAX_PROMPT_LAG, draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
 from tests.conftest import ACTIONS, CODE, SEED, csrf_token
-from tests.media_factory import digit_audio
 from tests.support.enrollment import api_post, give_consent, login, new_session, run_capture, upload
 
 pytestmark = pytest.mark.app_config(CHALLENGE_SEED=SEED)

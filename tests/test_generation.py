@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from avatar.cli import main
+from avatar.demo.media import FFMPEG
 from avatar.domain import generation, review
 from avatar.domain.actor import Actor
 from avatar.jobs import enqueue
@@ -20,7 +21,6 @@ from avatar.store.db import utcnow
 from avatar.store.models import Generation, Job, MediaObject, User
 from tests.conftest import wait_for_jobs
 from tests.likeness_factory import approved_likeness, face_template
-from tests.media_factory import FFMPEG
 
 pytestmark = pytest.mark.slow
 SCRIPT = ("Hello everyone, this is a short message for my family. I hope you are all well, and I will see "

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from scipy.signal import resample_poly
 
 from avatar.analysis.media import Limits, MediaError, MediaFile, decode_audio, sweep_temp_dir, wav_bytes
+from avatar.demo.hostile_media import long_webm, nested_json
 from avatar.store.models import AuditEvent, Generation, Job, LivenessSession, MediaObject
 from tests.conftest import AuthActions, csrf_token, make_app, row_counts
-from tests.hostile_media import long_webm, nested_json
 from tests.mounts import tmpfs
 
 

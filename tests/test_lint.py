@@ -41,3 +41,14 @@ def test_no_module_imports_a_private_name_of_another():
                     if alias.name.startswith("_") and not alias.name.startswith("__"):
                         found.add((str(path.relative_to(ROOT)), node.module, alias.name))
     assert found == set(PRIVATE_IMPORTS_ALLOWED)
+
+
+def test_benchmarks_do_not_import_the_tests():
+    """Benchmarks and tests share media builders through avatar.demo, not through each other."""
+    import ast
+
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            assert not any(n == "tests" or n.startswith("tests.") for n in names), f"{path.name} imports {names}"

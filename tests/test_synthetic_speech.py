@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 
 from avatar.analysis import synthetic_speech as ss
 from avatar.analysis.evaluation import audio_of_file
-from tests.media_factory import codec_round_trip
+from avatar.demo.media import codec_round_trip
 
 TEXT = "Tomorrow at nine the gardener will plant four rows of tall yellow tulips by the gate."
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from avatar.analysis.media import MediaFile
+from avatar.demo.media import frames_of, label_cropped, run
 from avatar.domain.verification import video_mark_in
 from avatar.synthesis.label import payload, video_mark
 from avatar.synthesis.render import render_video
 from avatar.synthesis.speech import OUTPUT_SR, Speech
-from tests.media_factory import frames_of, label_cropped, run
 
 # fixed keys: a run reads the same; with random keys the top-and-sides crop of this 5 s clip missed
 # once in three suite runs (see the issue 18 note)

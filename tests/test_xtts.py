@@ -4,6 +4,7 @@ conditioning latents cached encrypted under the subject's key."""
 import pytest
 import sqlalchemy as sa
 
+from avatar.demo.tiny_xtts import build
 from avatar.domain import generation, review
 from avatar.domain.actor import Actor
 from avatar.jobs import enqueue
@@ -15,7 +16,6 @@ from avatar.synthesis.speech.offline import OfflineSpeech
 from avatar.synthesis.speech.xtts import XttsSpeech, available
 from tests.conftest import make_app
 from tests.likeness_factory import approved_likeness
-from tests.tiny_xtts import build
 
 pytestmark = pytest.mark.slow
 

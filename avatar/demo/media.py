@@ -170,3 +170,29 @@ def label_cropped(src: Path, out: Path, crf: int, audio_bitrate: str) -> Path:
     run(["-i", str(src), "-vf", "crop=iw:ih-60:0:60,scale=360:-2", "-c:v", "libx264", "-crf", str(crf),
          "-c:a", "aac", "-b:a", audio_bitrate, str(out)])
     return out
+
+
+def code_audio(shared_data: Path, code: str, speaker: str, rng) -> np.ndarray:
+    """A code said one digit at a time by one 8 kHz speaker of digits/ (16 kHz, peak 0.5), random
+    pauses between the digits."""
+    import librosa
+    import soundfile as sf
+
+    parts = [np.zeros(4000, np.float32)]
+    for c in code:
+        w, sr = sf.read(shared_data / "digits" / f"{c}_{speaker}_{rng.integers(10)}.wav", dtype="float32")
+        parts += [librosa.resample(w, orig_sr=sr, target_sr=SR), np.zeros(int(rng.integers(1600, 4800)), np.float32)]
+    a = np.concatenate(parts)
+    return a / np.abs(a).max() * 0.5
+
+
+def read_lead(shared_data: Path, rng) -> np.ndarray:
+    """3–5 s of real read speech (a LibriSpeech sentence) in the digits' telephone band: the words
+    a person reads before the code, on the same channel as the code."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    files = sorted((shared_data / "voices" / "singles").glob("*.flac"))
+    w, sr = sf.read(files[int(rng.integers(len(files)))], dtype="float32")
+    w = resample_poly(resample_poly(w[: int(rng.uniform(3, 5) * sr)], 1, 2), 2, 1).astype(np.float32)
+    return np.concatenate([w / (np.abs(w).max() + 1e-6) * 0.5, np.zeros(3200, np.float32)])

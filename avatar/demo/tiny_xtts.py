@@ -9,7 +9,7 @@ from pathlib import Path
 def _vocab(path: Path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))  # noqa: S106 - a tokenizer symbol, not a password
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     specials = ["[STOP]", "[UNK]", "[SPACE]", "[START]", "[en]"]
     trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=specials,
