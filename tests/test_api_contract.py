@@ -45,7 +45,7 @@ def _schemathesis(base: str, tmp_path: Path, auth: str, env: dict, *headers: str
             "--max-examples", "25", "--seed", "20261206", "--no-color"]
     for header in headers:
         args += ["-H", header]
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,  # its cache stays there
                           env={**os.environ, **env})
     server_log = (tmp_path / "serve.log").read_text(errors="replace")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:] + "\nserver:\n" + server_log[-6000:]
