@@ -1,6 +1,7 @@
 """Idempotency-Key on the creating API requests (issue 24 item 3): a retry returns the first answer
 and makes nothing new, a different body with the same key is a 422, and two requests with one key
 at the same time make one generation."""
+import io
 import re
 import threading
 
@@ -126,3 +127,24 @@ def test_odd_form_fields_do_not_break_the_key(client, auth, services):
     r = client.application.test_client().post("/api/enroll/sessions/no-such-nonce/recording", data=body, headers={
         **headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert r.status_code in (400, 404), r.get_json()
+
+
+def test_an_upload_is_bound_to_its_key_by_its_bytes(client, auth, services):
+    """The recording upload's key binds the file's bytes (hashed in chunks): the same file again is
+    the first answer replayed, another file with the same key a 422."""
+    headers = {**_token(client, auth, services), "Idempotency-Key": "upload-1"}
+    api = client.application.test_client()
+    nonce = api.post("/api/enroll/sessions", headers=_token_only(headers)).get_json()["nonce"]
+
+    def send(data: bytes):
+        return api.post(f"/api/enroll/sessions/{nonce}/recording", headers=headers,
+                        data={"recording": (io.BytesIO(data), "capture.webm")})
+
+    first, again = send(b"not a video" * 1000), send(b"not a video" * 1000)
+    assert first.status_code == again.status_code == 400 and again.headers["Idempotent-Replayed"] == "true"
+    other = send(b"another file" * 1000)
+    assert other.status_code == 422 and "different request" in other.get_json()["error"]
+
+
+def _token_only(headers: dict) -> dict:
+    return {k: v for k, v in headers.items() if k != "Idempotency-Key"}

@@ -2,6 +2,7 @@
 first answer again, marked `Idempotent-Replayed: true`, and makes nothing new."""
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import wraps
 
@@ -21,9 +22,11 @@ def _request_digest() -> str:
     fields = sorted(((str(k), str(v)) for k, v in request.form.items(multi=True)))
     parts = [f"{k}={v}".encode() for k, v in fields]
     for name, f in sorted(request.files.items(multi=True), key=lambda item: str(item[0])):
-        data = f.read()
-        f.seek(0)  # the view reads it again
-        parts += [name.encode(), data]
+        content = hashlib.sha256()  # in chunks: an upload is not held twice in memory for its key
+        for chunk in iter(lambda f=f: f.stream.read(1 << 20), b""):
+            content.update(chunk)
+        f.stream.seek(0)  # the view reads it again
+        parts += [str(name).encode(), content.digest()]
     return rules.digest(*parts)
 
 
