@@ -74,7 +74,6 @@ def keys_reissue_c2pa():
             raise click.ClickException("AVATAR_C2PA_CERT is set: have your certificate authority issue the new "
                                        "signing certificate and set AVATAR_C2PA_CERT / AVATAR_C2PA_KEY to it")
         folder = Path(cfg.INSTANCE_PATH)
-        cc.instance_credentials(folder, cfg.SERVICE_NAME)  # the root first, if this instance never signed
         serial = cc.reissue_signer(folder, cfg.SERVICE_NAME)
         with svc.db.session_scope() as s:
             audit(s, Actor.cli(), "keys.c2pa_signer_reissued", details={"serial": serial})

@@ -127,14 +127,18 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def instance_credentials(folder: Path, organization: str) -> Credentials:
-    """The instance's own root and signer (created in `folder` on first use, keys 0600)."""
-    folder = Path(folder)
+def _ensure_root(folder: Path, organization: str) -> None:
+    """The instance's own root certificate authority, created in `folder` on first use."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / ROOT_CERT).exists():
         cert, key = issue_root(organization)
         _write_private(folder / ROOT_KEY, key)
         _write_private(folder / ROOT_CERT, cert)
+
+
+def instance_credentials(folder: Path, organization: str) -> Credentials:
+    """The instance's own root and signer (created in `folder` on first use, keys 0600)."""
+    folder = Path(folder)
     if not (folder / SIGNER_CERT).exists():
         reissue_signer(folder, organization)
     return Credentials((folder / SIGNER_CERT).read_text(), (folder / SIGNER_KEY).read_text(),
@@ -142,11 +146,13 @@ def instance_credentials(folder: Path, organization: str) -> Credentials:
 
 
 def reissue_signer(folder: Path, organization: str) -> str:
-    """A fresh signing key and certificate under the instance's root (`avatar keys rotate`). Files
-    signed before stay Trusted: the root is the anchor. Returns the new certificate's serial (hex)."""
+    """A fresh signing key and certificate under the instance's root (the root made first if there
+    is none; `avatar keys reissue-c2pa`). Files signed before stay Trusted: the root is the anchor.
+    Returns the new certificate's serial (hex)."""
     from cryptography import x509
 
     folder = Path(folder)
+    _ensure_root(folder, organization)
     cert, key = issue_signer((folder / ROOT_CERT).read_text(), (folder / ROOT_KEY).read_text(), organization)
     _write_private(folder / SIGNER_KEY, key)
     _write_private(folder / SIGNER_CERT, cert)
