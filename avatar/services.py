@@ -67,13 +67,19 @@ class Services:
         return self.config.watermark_key()
 
     @cached_property
-    def signing_key(self):
-        """The Ed25519 key that signs provenance manifests (instance/manifest-ed25519.pem)."""
+    def label_key(self):
+        """The Ed25519 key that signs the AIGC label's binding to the content (ReservedCode1):
+        instance/label-ed25519.pem, created on first use (an instance made before it was named so
+        keeps its manifest-ed25519.pem, renamed)."""
         from pathlib import Path
 
-        from avatar.synthesis.label.manifest import load_or_create_key
+        from avatar.synthesis.label.aigc import load_or_create_key
 
-        return load_or_create_key(Path(self.config.INSTANCE_PATH) / "manifest-ed25519.pem")
+        folder = Path(self.config.INSTANCE_PATH)
+        path, earlier = folder / "label-ed25519.pem", folder / "manifest-ed25519.pem"
+        if not path.exists() and earlier.exists():
+            earlier.replace(path)
+        return load_or_create_key(path)
 
     @cached_property
     def content_credentials(self):
@@ -88,11 +94,11 @@ class Services:
             return cc.Credentials(cfg.C2PA_CERT, cfg.C2PA_KEY, cfg.C2PA_TRUST_ANCHORS)
         return cc.instance_credentials(Path(cfg.INSTANCE_PATH), cfg.SERVICE_NAME)
 
-    def trusted_manifest_keys(self) -> list[str]:
-        """The public keys whose manifests count as this installation's (base64, raw Ed25519)."""
-        from avatar.synthesis.label.manifest import public_key_b64
+    def label_keys(self) -> list[str]:
+        """The public keys whose AIGC label signatures count as this installation's (base64, raw Ed25519)."""
+        from avatar.synthesis.label.aigc import public_key_b64
 
-        return [public_key_b64(self.signing_key)]
+        return [public_key_b64(self.label_key)]
 
     def close(self) -> None:
         if self.runner is not None:

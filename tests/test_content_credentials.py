@@ -140,7 +140,7 @@ def test_a_file_signed_under_another_root_is_not_ours(client, services, shared_d
     assert report["aigc_label"]["present"] and not report["aigc_label"]["bound"]
     # a label signed with another instance's key does not bind either
     assert not aigc.bound(aigc.make("Avatar", "1", "AAAAAAAA", _other_key()), "AAAAAAAA",
-                          services.trusted_manifest_keys())
+                          services.label_keys())
 
 
 def _other_key():
@@ -191,7 +191,7 @@ def test_cli_verify_reports_the_credentials_and_the_label(client, auth, services
     assert "Content Credentials Trusted (ours)" in r.output and "AIGC label bound to the content" in r.output
 
 
-def test_cli_reissues_the_signer_under_the_same_root_and_audits_it(services, monkeypatch):
+def test_keys_rotate_reissues_the_signer_under_the_same_root_and_audits_it(services, monkeypatch):
     from click.testing import CliRunner
 
     from avatar.store.models import AuditEvent
@@ -200,8 +200,9 @@ def test_cli_reissues_the_signer_under_the_same_root_and_audits_it(services, mon
         if getattr(services.config, name):
             monkeypatch.setenv(f"AVATAR_{name}", str(getattr(services.config, name)))
     before = services.content_credentials
-    r = CliRunner().invoke(cli_main, ["keys", "reissue-c2pa"])
+    r = CliRunner().invoke(cli_main, ["keys", "rotate", "--only", "c2pa"])
     assert r.exit_code == 0, r.output
+    assert "new C2PA signing certificate" in r.output and "master key" not in r.output
     after = cc.instance_credentials(services.config.INSTANCE_PATH, services.config.SERVICE_NAME)
     assert after.anchors_pem == before.anchors_pem and after.chain_pem != before.chain_pem
     with services.db.session_scope() as s:
@@ -209,7 +210,7 @@ def test_cli_reissues_the_signer_under_the_same_root_and_audits_it(services, mon
     monkeypatch.setenv("AVATAR_C2PA_CERT", before.chain_pem)
     monkeypatch.setenv("AVATAR_C2PA_KEY", before.key_pem)
     monkeypatch.setenv("AVATAR_C2PA_TRUST_ANCHORS", before.anchors_pem)
-    r = CliRunner().invoke(cli_main, ["keys", "reissue-c2pa"])
+    r = CliRunner().invoke(cli_main, ["keys", "rotate", "--only", "c2pa"])
     assert r.exit_code == 1 and "certificate authority" in r.output
 
 
@@ -219,3 +220,19 @@ def test_other_containers_are_not_looked_into():
     root, _ = cc.issue_root("Avatar")
     report = cc.read(b"\x1aE\xdf\xa3" + b"\0" * 100, root)
     assert report["read"] is False and report["present"] is False and "error" not in report
+
+
+def test_an_earlier_instance_keeps_its_label_key(tmp_path):
+    """An instance made when the Ed25519 key was named manifest-ed25519.pem keeps that key (renamed),
+    so the labels of the outputs it made still bind."""
+    from avatar.config import Config
+    from avatar.services import Services
+
+    earlier = aigc.load_or_create_key(tmp_path / "manifest-ed25519.pem")
+    svc = Services(Config.from_env(environ={"AVATAR_INSTANCE_PATH": str(tmp_path),
+                                            "AVATAR_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}))
+    try:
+        assert svc.label_keys() == [aigc.public_key_b64(earlier)]
+        assert (tmp_path / "label-ed25519.pem").is_file() and not (tmp_path / "manifest-ed25519.pem").exists()
+    finally:
+        svc.close()

@@ -16,10 +16,10 @@ def test_demo_runs_the_whole_chain(tmp_path, shared_data):
     assert report["ok"] and all(step["ok"] for step in report["steps"]) and len(report["steps"]) == 13
     by_name = {step["step"]: step for step in report["steps"]}
     delivered = by_name["verify the clip as delivered"]["report"]
-    assert delivered["generated"] and delivered["manifest_valid"] and delivered["generation_id"]
+    assert delivered["generated"] and delivered["content_credentials"]["ours"] and delivered["generation_id"]
     assert by_name["verify after re-encoding to 360p at low bitrate"]["report"]["watermark"]["video"]["found"]
     assert by_name["the person withdraws consent; the clip now reads as revoked"]["report"]["revoked"] is True
-    assert {"avatar.mp4", "avatar.mp4.manifest.json", "capture.mp4", "report.json"} <= {p.name for p in out.iterdir()}
+    assert {"avatar.mp4", "avatar.mp4.c2pa.json", "capture.mp4", "report.json"} <= {p.name for p in out.iterdir()}
     assert (out / "instance" / "avatar.db").is_file()
 
 

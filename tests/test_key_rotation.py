@@ -15,6 +15,7 @@ from avatar.store.crypto import key_id
 from avatar.store.media import MediaShredded
 from avatar.store.models import MediaObject, SubjectKey
 from avatar.store.rotation import pending_key_file, read_key_file
+from avatar.synthesis.label import content_credentials as cc
 
 
 def _env(app):
@@ -48,6 +49,7 @@ def test_rotate_the_key_file(app, services):
     r = CliRunner().invoke(main, ["keys", "rotate"], env=_env(app))
     assert r.exit_code == 0, r.output
     assert "2 data keys re-wrapped" in r.output and f"retired-{key_id(old)}" in r.output
+    assert "new C2PA signing certificate" in r.output  # both keys turn in one command
     new = _fresh(_env(app))
     assert new.watermark_key == watermark_key  # every output ever made stays readable
     assert new.keyring.current_id != key_id(old) and oct(os.stat(master).st_mode & 0o777) == "0o600"
@@ -88,8 +90,12 @@ def test_rotate_an_environment_key(app, tmp_path):
     r = CliRunner().invoke(main, ["keys", "rotate"], env=env)
     assert r.exit_code == 1 and "AVATAR_NEW_MASTER_KEY" in r.output
     new = base64.b64encode(os.urandom(32)).decode()
-    r = CliRunner().invoke(main, ["keys", "rotate"], env={**env, "AVATAR_NEW_MASTER_KEY": new})
+    root, root_key = cc.issue_root("Studio")  # a deployment's own certificate authority signs outputs
+    c2pa = dict(zip(("AVATAR_C2PA_CERT", "AVATAR_C2PA_KEY"), cc.issue_signer(root, root_key, "Studio"), strict=True))
+    r = CliRunner().invoke(main, ["keys", "rotate"], env={**env, **c2pa, "AVATAR_C2PA_TRUST_ANCHORS": root,
+                                                          "AVATAR_NEW_MASTER_KEY": new})
     assert r.exit_code == 0 and "set AVATAR_MASTER_KEY" in r.output
+    assert "C2PA signing certificate left as it is" in r.output  # that certificate is its CA's to renew
     after = _fresh({**env, "AVATAR_MASTER_KEY": new})
     with after.db.session_scope() as s:
         assert after.media.get(s, s.get(MediaObject, ids[0])).startswith(b"secret of 1")

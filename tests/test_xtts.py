@@ -11,6 +11,7 @@ from avatar.jobs import enqueue
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Generation, MediaObject, User
+from avatar.synthesis.label import content_credentials as cc
 from avatar.synthesis.speech import choose
 from avatar.synthesis.speech.offline import OfflineSpeech
 from avatar.synthesis.speech.xtts import XttsSpeech, available
@@ -55,7 +56,7 @@ def test_xtts_generation_through_the_job(xtts_app, shared_data):
     first = run()
     with services.db.session_scope() as s:
         gen = s.get(Generation, first)
-        assert gen.backend == "xtts-v2" and gen.manifest["claims"]["backend"] == "xtts-v2"
+        assert gen.backend == "xtts-v2" and cc.generation_of(gen.manifest)["backend"] == "xtts-v2"
         wav = services.media.get(s, s.get(MediaObject, gen.output_media_id))
         cached = s.scalars(sa.select(MediaObject).where(MediaObject.kind == "xtts_latents")).all()
         assert wav[:4] == b"RIFF" and len(cached) == 1 and cached[0].subject_id == subject

@@ -18,7 +18,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
               help="The shared test data (default: ../shared/data next to the checkout).")
 def demo_command(out_dir: str, data_dir: str | None):
     """Enroll a walk-in person (assisted), approve, generate a short labeled clip, verify it,
-    withdraw consent; writes the clip, its manifest and a JSON report into OUT."""
+    withdraw consent; writes the clip, its Content Credentials (as JSON) and a JSON report into OUT."""
     from avatar.demo.browser import DemoError
     from avatar.demo.chain import run_demo
 

@@ -1,5 +1,5 @@
 """`avatar verify FILE`: was this file generated here, by which generation, is it revoked, and
-does its signed manifest hold? Exit 0 when generated here, 3 when not, 2 on unreadable input."""
+do its Content Credentials hold? Exit 0 when generated here, 3 when not, 2 on unreadable input."""
 from __future__ import annotations
 
 import json
@@ -11,27 +11,17 @@ import click
 
 @click.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--manifest", "manifest_path", type=click.Path(exists=True, dir_okay=False),
-              help="Sidecar manifest (default: FILE.manifest.json if present).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_command(file: str, manifest_path: str | None, as_json: bool):
-    """Check FILE for our watermark and provenance manifest."""
+def verify_command(file: str, as_json: bool):
+    """Check FILE for our watermark, Content Credentials and AIGC label."""
     from avatar.cli.common import services
-    from avatar.domain.verification import ManifestError, parse_manifest, verify
+    from avatar.domain.verification import verify
 
     data = Path(file).read_bytes()
-    sidecar = Path(manifest_path) if manifest_path else Path(file + ".manifest.json")
-    manifest = None
-    if sidecar.exists():
-        try:
-            manifest = parse_manifest(sidecar.read_bytes())
-        except ManifestError as exc:
-            raise click.ClickException(f"{sidecar}: {exc}") from exc
     svc = services()
     try:
         with svc.db.session_scope() as s:
-            report = verify(s, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest,
-                            svc.content_credentials.anchors_pem)
+            report = verify(s, data, svc.watermark_key, svc.content_credentials.anchors_pem, svc.label_keys())
     finally:
         svc.close()
     if as_json:
@@ -40,7 +30,6 @@ def verify_command(file: str, manifest_path: str | None, as_json: bool):
         click.echo(report["finding"])
         cc, label = report["content_credentials"] or {}, report["aigc_label"]
         click.echo(f"generated here: {'yes' if report['generated'] else 'no'}; generation {report['generation_id']}; "
-                   f"manifest {'valid' if report['manifest_valid'] else 'not valid'}; "
                    f"Content Credentials {cc.get('state') or 'none'}{' (ours)' if cc.get('ours') else ''}; "
                    f"AIGC label {('bound to the content' if label['bound'] else 'not bound') if label['present'] else 'none'}; "
                    f"{'REVOKED' if report['revoked'] else 'not revoked'}")

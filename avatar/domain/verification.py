@@ -1,11 +1,12 @@
 """`avatar verify`, the verify page and POST /api/verify: is this file one of this installation's
-outputs, which generation, is it revoked, and does its signed manifest hold for exactly these bytes?
+outputs, which generation, is it revoked, and do its Content Credentials hold for exactly these bytes?
 
-"Generated here" means one of four things, and nothing else: a watermark keyed with this
+"Generated here" means one of three things, and nothing else: a watermark keyed with this
 installation's watermark key names a generation recorded here; the file is byte for byte one this
-installation delivered; a manifest signed by this installation's key verifies for these bytes; or
-the file's C2PA Content Credentials are valid and signed under this installation's root (read with
-c2pa-python, that root the only trust anchor). A mark or manifest that does not resolve that way is
+installation delivered; or the file's C2PA Content Credentials (the one signed provenance record,
+inside the file, bound to its exact bytes) are valid and signed under this installation's root
+(read with c2pa-python, that root the only trust anchor). A mark or credentials that do not resolve
+that way are
 reported as what it is, never as ours: changed content (Content Credentials that no longer match),
 credentials stripped (the watermark still found), another signer (valid, but not under our root).
 The AIGC implicit label (GB 45438) in the file's metadata is reported, and whether its signature
@@ -27,28 +28,6 @@ READ_SECONDS = 30.0
 MAX_FILE_SECONDS = 3600.0  # longer files are refused; shorter ones are read for READ_SECONDS only
 VIDEO_FPS = 10
 VIDEO_SIDE = 384
-
-
-class ManifestError(ValueError):
-    """The manifest is not a JSON object of the expected shape; the message says why."""
-
-
-def parse_manifest(raw: bytes | str) -> dict:
-    """A manifest from untrusted bytes: JSON, an object with a "claims" object, nested no deeper
-    than a manifest ever is."""
-    import json
-
-    if len(raw) > 64 * 1024:
-        raise ManifestError("the manifest is larger than 64 KB")
-    try:
-        doc = json.loads(raw)
-    except RecursionError as exc:
-        raise ManifestError("the manifest is nested too deeply") from exc
-    except ValueError as exc:
-        raise ManifestError("the manifest is not JSON") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("claims"), dict):
-        raise ManifestError("the manifest is not an avatar manifest (no claims object)")
-    return doc
 
 
 def read_marks(data: bytes, key: bytes) -> dict:
@@ -99,13 +78,12 @@ def video_mark_in(mf, key: bytes) -> dict:
     return reader.result()
 
 
-def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, manifest: dict | None = None,
-           c2pa_anchors: str | None = None) -> dict:
-    """The report on one file (see the module doc); c2pa_anchors: the PEM roots whose Content
-    Credentials count as this installation's (None: they are not read)."""
+def verify(session, data: bytes, watermark_key: bytes, c2pa_anchors: str | None, label_keys: list[str]) -> dict:
+    """The report on one file (see the module doc). c2pa_anchors: the PEM roots whose Content
+    Credentials count as this installation's (None: they are not read); label_keys: the public
+    keys whose AIGC label signatures count as ours."""
     from avatar.synthesis.label import aigc
     from avatar.synthesis.label import content_credentials as cc
-    from avatar.synthesis.label import manifest as manifests
 
     marks = read_marks(data, watermark_key)
     found = [m for m in (marks["video"], marks["audio"]) if m and m["found"]]
@@ -117,33 +95,22 @@ def verify(session, data: bytes, trusted_keys: list[str], watermark_key: bytes, 
         gen_id = (credentials["generation"] or {}).get("generation_id")
         gen = by_credentials = session.get(Generation, gen_id) if _an_id(gen_id) else None
     by_bytes = None
-    if gen is None and manifest is None:  # the exact file we delivered, even where no mark is readable
+    if gen is None:  # the exact file we delivered, even where no mark is readable
         digest = hashlib.sha256(data).hexdigest()
         gen = by_bytes = session.scalar(sa.select(Generation).where(Generation.content_sha256 == digest))
-    check = None
-    if manifest is None and gen is not None:
-        manifest = gen.manifest
-    if manifest is not None:
-        check = manifests.verify(manifest, data, trusted_keys)
-        if gen is None and check["valid"]:
-            gen_id = manifest["claims"].get("generation_id")
-            gen = session.get(Generation, gen_id) if _an_id(gen_id) else None
-    manifest_valid = bool(check and check["valid"])
     ours_by_credentials = bool(credentials and credentials["ours"])
-    generated = by_mark is not None or by_bytes is not None or manifest_valid or ours_by_credentials
+    generated = by_mark is not None or by_bytes is not None or ours_by_credentials
     label = aigc.parse(marks.get("aigc"))
     bound_to = wm_id or (credentials or {}).get("watermark_id") or (gen.watermark_id if gen is not None else None)
-    finding = _finding(by_mark, by_bytes, by_credentials, wm_id, check, gen) + _cropped(marks["video"])
+    finding = _finding(by_mark, by_bytes, by_credentials, wm_id, credentials) + _cropped(marks["video"])
     return {
         "generated": generated,
         "finding": " ".join(x for x in (finding, _credentials_finding(credentials, gen)) if x),
         "generation_id": gen.id if gen is not None else None,
         "watermark": {"id": wm_id, **{k: v for k, v in marks.items() if k not in ("error", "aigc")}},
-        "manifest_valid": manifest_valid,
-        "manifest": check,
         "content_credentials": credentials,
         "aigc_label": {"present": label is not None, "label": label,
-                       "bound": bool(label and aigc.bound(label, bound_to, trusted_keys))},
+                       "bound": bool(label and aigc.bound(label, bound_to, label_keys))},
         "revoked": bool(gen is not None and gen.revoked_at is not None),
         **({"error": marks["error"]} if "error" in marks else {}),
     }
@@ -182,7 +149,7 @@ def _cropped(video_mark: dict | None) -> str:
     return f" The picture has been cropped ({cut or 'a sliver'}) since it was made: e.g. its visible label cut off."
 
 
-def _finding(by_mark, by_bytes, by_credentials, wm_id, check, gen) -> str:
+def _finding(by_mark, by_bytes, by_credentials, wm_id, credentials) -> str:
     """One sentence saying what was found, for the page, the API and the CLI alike."""
     if by_mark is not None:
         return f"This installation's watermark names generation {by_mark.id}, made here."
@@ -190,15 +157,12 @@ def _finding(by_mark, by_bytes, by_credentials, wm_id, check, gen) -> str:
         return f"These are exactly the bytes of generation {by_bytes.id}, delivered here."
     if by_credentials is not None:
         return f"Content Credentials signed under this installation's root name generation {by_credentials.id}."
-    if check and check["valid"]:
-        tail = f" (generation {gen.id})" if gen is not None else " (its generation is no longer on record)"
-        return "A manifest signed by this installation's key verifies for exactly this file" + tail + "."
+    if credentials and credentials["ours"]:
+        return "Content Credentials signed under this installation's root name a generation no longer on record."
     if wm_id is not None:
         return ("A watermark keyed for this installation was read, but no generation here has its id "
                 f"({wm_id}): not confirmed as made here.")
-    if check is not None:
-        return f"The manifest given does not prove this file was made here: {check['reason']}."
-    return "No watermark or manifest of this installation was found."
+    return "No watermark or Content Credentials of this installation were found."
 
 
 def own_output_in(session, mf, watermark_key: bytes) -> dict | None:

@@ -63,7 +63,7 @@ def speech_backend(services, subject_id: int):
 def render_generation(ctx: JobContext) -> dict:
     from avatar.domain.gate import GateRefused
     from avatar.synthesis.grant import GrantError
-    from avatar.synthesis.label import aigc, content_credentials, manifest
+    from avatar.synthesis.label import aigc, content_credentials
     from avatar.synthesis.render import render_speech, render_video
     from avatar.synthesis.video import frame_count, get_backend
 
@@ -73,7 +73,7 @@ def render_generation(ctx: JobContext) -> dict:
         g = s.get(Generation, gen_id)
         requester, subject, modality, purpose = g.requester_id, g.subject_id, g.modality, g.purpose
         script, wm, expires, consent_id = g.script, g.watermark_id, g.expires_at, g.consent_id
-    label = aigc.make(svc.config.SERVICE_NAME, str(gen_id), wm, svc.signing_key)
+    label = aigc.make(svc.config.SERVICE_NAME, str(gen_id), wm, svc.label_key)
     try:
         grant = svc.gate.regrant(requester, subject, modality, purpose)
         ctx.progress(5, "synthesizing speech")
@@ -96,6 +96,7 @@ def render_generation(ctx: JobContext) -> dict:
             data, mime, svc.content_credentials, watermark_id=wm, service=svc.config.SERVICE_NAME, version=app_version(),
             generation={"generation_id": gen_id, "consent_id": consent_id, "subject": grant.subject_pseudonym,
                         "modality": modality, "purpose": purpose, "backend": backend})
+        credentials = content_credentials.active_manifest(data, svc.content_credentials.anchors_pem)
         grant.ensure_valid()  # last check before anything is written
     except (GateRefused, GrantError) as exc:
         raise PermanentJobError(f"consent no longer allows this: {exc}") from exc
@@ -103,13 +104,9 @@ def render_generation(ctx: JobContext) -> dict:
         raise PermanentJobError(str(exc)) from exc
     with svc.db.session_scope() as s:
         g = s.get(Generation, gen_id)
-        pseudonym = grant.subject_pseudonym
-        sig = manifest.sign(svc.signing_key, data, generator=svc.config.SERVICE_NAME, backend=backend,
-                            generation_id=gen_id, watermark_id=wm, subject=pseudonym, consent_id=g.consent_id,
-                            modality=modality, purpose=purpose, created=g.created_at.isoformat() + "Z", mime=mime)
         obj = svc.media.put(s, subject, "output", data, mime, expires_at=expires)
-        g.output_media_id, g.manifest, g.backend, g.job_id = obj.id, sig, backend, ctx.job_id
-        g.content_sha256 = sig["claims"]["content_sha256"]
+        g.output_media_id, g.manifest, g.backend, g.job_id = obj.id, credentials, backend, ctx.job_id
+        g.content_sha256 = hashlib.sha256(data).hexdigest()
         audit(s, Actor.job(ctx.job_id, requester), "generation.completed", target_type="generation", target_id=gen_id,
               details={"bytes": len(data), "backend": backend, "watermark_id": wm})
     return {"generation_id": gen_id, "bytes": len(data), "mime": mime}

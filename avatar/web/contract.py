@@ -64,8 +64,7 @@ def document(service_name: str) -> dict:
                                  "script": {"type": "string", "minLength": 1, "maxLength": 1000},
                                  "subject_id": {"type": "integer", "minimum": 1, "maximum": 2 ** 63 - 1}, "spoken_notice": {"type": "boolean"}}}
     verify_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "manifest": {"type": "string", "format": "binary", "contentMediaType": "application/json"}}}}}
+        "file": {"type": "string", "format": "binary"}}}}}
     recording_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["recording"], "properties": {
         "recording": {"type": "string", "format": "binary", "contentMediaType": "video/webm"},
         "prompt_times": {"type": "string", "description": "JSON list: when each prompt appeared, seconds into "
@@ -103,7 +102,8 @@ def document(service_name: str) -> dict:
                 errors={"409": _error("Not ready yet"), "410": _error("Revoked or expired")},
                 parameters=[_id("generation_id")])},
             "/api/generations/{generation_id}/manifest.json": {"get": _op(
-                "The signed provenance manifest", {"200": {"description": "The manifest", "content": _json(obj)}},
+                "The Content Credentials embedded in the file, as a C2PA reader prints them", {
+                    "200": {"description": "The active C2PA manifest with its validation_state", "content": _json(obj)}},
                 ids=True, errors={"409": _error("Not ready yet"), "410": _error("Revoked or expired")},
                 parameters=[_id("generation_id")])},
             "/api/jobs/{job_id}": {"get": _op("Job state and progress", {
@@ -137,7 +137,7 @@ def document(service_name: str) -> dict:
             "/api/verify": {"post": _op(
                 "Was this file generated here? (anyone; the first 30 s are read)", {
                     "200": {"description": "The report: generated, finding (one sentence), generation_id, watermark, "
-                                           "manifest_valid, manifest, content_credentials (C2PA: present, state, "
+                                           "content_credentials (C2PA: present, state, "
                                            "ours, signer, generation, watermark_id, failures), aigc_label (present, "
                                            "label, bound), revoked", "content": _json(obj)}},
                 auth=False, body=verify_form, errors={

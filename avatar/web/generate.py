@@ -1,5 +1,5 @@
 """Generation pages: ask for a clip of oneself (or of someone who delegated), follow its progress,
-download it (requester or subject only) with its manifest; the public verification page."""
+download it (requester or subject only) with its Content Credentials; the public verification page."""
 from __future__ import annotations
 
 import json
@@ -125,35 +125,32 @@ def download(generation_id: int):
 @bp.get("/generate/<int:generation_id>/manifest.json")
 @login_required
 def manifest(generation_id: int):
+    """The Content Credentials embedded in the delivered file, as a C2PA reader prints them (the
+    signed record itself is inside the file)."""
     gen = _deliverable(generation_id)
     ext = "mp4" if gen.modality == "video" else "wav"
+    if not gen.manifest:
+        abort(404, "This clip has no Content Credentials on record.")
     return Response(json.dumps(gen.manifest, indent=2), mimetype="application/json", headers={
-        "Content-Disposition": f'attachment; filename="avatar-{gen.id}.{ext}.manifest.json"'})
+        "Content-Disposition": f'attachment; filename="avatar-{gen.id}.{ext}.c2pa.json"'})
 
 
 def _verify_upload() -> dict:
     """Anonymous and hostile by assumption: rate-limited per address, a bounded number at once
-    per process, the manifest parsed with limits, the file read for a bounded window."""
-    from avatar.domain.verification import ManifestError, parse_manifest, verify
+    per process, the file read for a bounded window."""
+    from avatar.domain.verification import verify
     from avatar.web.security import anonymous_work_slot
 
     f = request.files.get("file")
     if f is None:
         abort(400, "Send the file to check as form field 'file'.")
-    manifest = None
-    m = request.files.get("manifest")
-    if m is not None and m.filename:
-        try:
-            manifest = parse_manifest(m.read(64 * 1024 + 1))
-        except ManifestError as exc:
-            abort(400, f"Unusable manifest: {exc}.")
     data = f.read()
     if not data:
         abort(400, "The uploaded file is empty.")
     svc = services()
     with anonymous_work_slot("verify"):
-        report = verify(svc.db.session, data, svc.trusted_manifest_keys(), svc.watermark_key, manifest,
-                        svc.content_credentials.anchors_pem)
+        report = verify(svc.db.session, data, svc.watermark_key, svc.content_credentials.anchors_pem,
+                        svc.label_keys())
     if "error" in report:
         abort(400, f"Unreadable file: {report['error']}.")
     return report
@@ -161,7 +158,7 @@ def _verify_upload() -> dict:
 
 @bp.route("/verify", methods=["GET", "POST"])
 def verify_page():
-    """Anyone can check a file: was it generated here, is it revoked, does its manifest hold?"""
+    """Anyone can check a file: was it generated here, is it revoked, do its Content Credentials hold?"""
     report = _verify_upload() if request.method == "POST" else None
     return render_template("generate/verify.html", report=report)
 

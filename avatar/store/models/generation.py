@@ -25,7 +25,7 @@ class Generation(Base):
     backend: so.Mapped[str] = so.mapped_column(sa.String(64))
     watermark_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
     output_media_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("media_objects.id", ondelete="SET NULL"))
-    manifest: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
+    manifest: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)  # its C2PA active manifest, as a reader prints it
     content_sha256: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64), index=True)  # of the output as made
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     expires_at: so.Mapped[Optional[datetime]]

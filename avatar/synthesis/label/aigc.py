@@ -13,11 +13,38 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from pathlib import Path
 
 FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID",
           "ReservedCode2")
 GENERATED = "1"
 MAX_TEXT = 2048  # a label longer than this is not ours
+
+
+def load_or_create_key(path: Path):
+    """The instance's Ed25519 label key (PEM, 0600), created on first use."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = Path(path)
+    if path.exists():
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
+
+
+def public_key_b64(key) -> str:
+    """The raw public half of an Ed25519 key, base64 (what bound() takes)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return base64.b64encode(key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                          serialization.PublicFormat.Raw)).decode()
 
 
 def _binding(label: dict, watermark_id: str) -> bytes:

@@ -147,7 +147,7 @@ def instance_credentials(folder: Path, organization: str) -> Credentials:
 
 def reissue_signer(folder: Path, organization: str) -> str:
     """A fresh signing key and certificate under the instance's root (the root made first if there
-    is none; `avatar keys reissue-c2pa`). Files signed before stay Trusted: the root is the anchor.
+    is none; part of `avatar keys rotate`). Files signed before stay Trusted: the root is the anchor.
     Returns the new certificate's serial (hex)."""
     from cryptography import x509
 
@@ -200,6 +200,39 @@ def embed(data: bytes, mime: str, credentials: Credentials, *, generation: dict,
     return out.getvalue()
 
 
+def _reader_output(data: bytes, anchors_pem: str):
+    """(state, validation results, active manifest) of a file with Content Credentials, None for a
+    file without; raises c2pa.C2paError or JSONDecodeError on a damaged file or manifest."""
+    import c2pa
+
+    with c2pa.Context.from_dict({"trust": {"trust_anchors": anchors_pem}, "verify": _OFFLINE}) as ctx:
+        reader = c2pa.Reader.try_create(mime_of(data), io.BytesIO(data), context=ctx)
+        if reader is None:
+            return None
+        with reader:
+            return (reader.get_validation_state(), reader.get_validation_results() or {},
+                    reader.get_active_manifest() or {})
+
+
+def active_manifest(data: bytes, anchors_pem: str) -> dict | None:
+    """The active manifest of a file the product delivered, as a C2PA reader prints it (claim
+    generator, signature info, assertions) with its validation state: what the generation's
+    `manifest.json` download shows. None when the file carries none."""
+    if mime_of(data) is None:
+        return None
+    found = _reader_output(data, anchors_pem)
+    if found is None:
+        return None
+    state, _, manifest = found
+    return {"validation_state": state, **manifest}
+
+
+def generation_of(manifest: dict) -> dict | None:
+    """The org.avatar.generation assertion of an active manifest (as active_manifest() gives it)."""
+    return next((a.get("data") for a in manifest.get("assertions") or []
+                 if isinstance(a, dict) and a.get("label") == GENERATION_ASSERTION), None)
+
+
 def read(data: bytes, anchors_pem: str) -> dict:
     """What a file's Content Credentials say, judged with anchors_pem as the only trusted roots:
     {"present", "state" (Trusted, Valid, Invalid or None), "ours", "signer", "source_type",
@@ -211,20 +244,15 @@ def read(data: bytes, anchors_pem: str) -> dict:
 
     out = {"present": False, "state": None, "ours": False, "signer": None, "source_type": None,
            "generation": None, "watermark_id": None, "failures": [], "read": True}
-    mime = mime_of(data)
-    if mime is None:
+    if mime_of(data) is None:
         return {**out, "read": False}
     try:
-        with c2pa.Context.from_dict({"trust": {"trust_anchors": anchors_pem}, "verify": _OFFLINE}) as ctx:
-            reader = c2pa.Reader.try_create(mime, io.BytesIO(data), context=ctx)
-            if reader is None:
-                return out
-            with reader:
-                state = reader.get_validation_state()
-                results = reader.get_validation_results() or {}
-                manifest = reader.get_active_manifest() or {}
+        found = _reader_output(data, anchors_pem)
     except (c2pa.C2paError, json.JSONDecodeError) as exc:  # a damaged file or manifest
         return {**out, "error": f"the Content Credentials cannot be read: {exc}"}
+    if found is None:
+        return out
+    state, results, manifest = found
     signature = manifest.get("signature_info") or {}
     assertions = {a.get("label"): a.get("data") for a in manifest.get("assertions") or [] if isinstance(a, dict)}
     actions = (assertions.get("c2pa.actions.v2") or assertions.get("c2pa.actions") or {}).get("actions") or []
