@@ -49,6 +49,15 @@ class Config:
     C2PA_CERT: str = ""
     C2PA_KEY: str = ""
     C2PA_TRUST_ANCHORS: str = ""
+    # Webhooks: the key the endpoints' signing secrets are derived from (base64 of 32 bytes; default:
+    # generated into INSTANCE_PATH/webhook.key); whether callback URLs may point at loopback, private
+    # or link-local addresses (and use plain http): off, for an operator's own network only; the
+    # waits between a delivery's attempts (seconds, comma-separated: about a day in all); the
+    # seconds an attempt may take
+    WEBHOOK_KEY: str = ""
+    WEBHOOK_ALLOW_PRIVATE: bool = False
+    WEBHOOK_RETRY_SECONDS: str = "5,300,1800,7200,18000,28800,28800"
+    WEBHOOK_TIMEOUT_SECONDS: float = 5.0
     JOB_RUNNER: str = "threads"  # threads | celery | none
     JOB_THREADS: int = 2
     JOB_LEASE_SECONDS: int = 60
@@ -108,6 +117,9 @@ class Config:
             raise ConfigError(f"AVATAR_MEDIA_BACKEND must be filesystem or s3, not {self.MEDIA_BACKEND!r}")
         if self.MEDIA_BACKEND == "s3" and not self.S3_BUCKET:
             raise ConfigError("AVATAR_MEDIA_BACKEND=s3 needs AVATAR_S3_BUCKET")
+        self.webhook_retry_seconds()  # a ConfigError now rather than at the first failed delivery
+        if not 0 < self.WEBHOOK_TIMEOUT_SECONDS <= 30:
+            raise ConfigError("AVATAR_WEBHOOK_TIMEOUT_SECONDS must be more than 0 and at most 30")
         c2pa = {"AVATAR_C2PA_CERT": self.C2PA_CERT, "AVATAR_C2PA_KEY": self.C2PA_KEY,
                 "AVATAR_C2PA_TRUST_ANCHORS": self.C2PA_TRUST_ANCHORS}
         if any(c2pa.values()) and not all(c2pa.values()):
@@ -134,6 +146,23 @@ class Config:
         if self.WATERMARK_KEY:
             return _b64_key("WATERMARK_KEY", self.WATERMARK_KEY)
         return _instance_secret(Path(self.INSTANCE_PATH) / "watermark.key", 32)
+
+    def webhook_key(self) -> bytes:
+        """The secret every webhook endpoint's signing secret is derived from. Not the master key:
+        `avatar keys rotate` leaves it alone (receivers would all have to change their secrets)."""
+        if self.WEBHOOK_KEY:
+            return _b64_key("WEBHOOK_KEY", self.WEBHOOK_KEY)
+        return _instance_secret(Path(self.INSTANCE_PATH) / "webhook.key", 32)
+
+    def webhook_retry_seconds(self) -> tuple[float, ...]:
+        """The waits before a delivery's second, third, … attempt."""
+        try:
+            waits = tuple(float(x) for x in self.WEBHOOK_RETRY_SECONDS.split(",") if x.strip())
+        except ValueError as exc:
+            raise ConfigError(f"AVATAR_WEBHOOK_RETRY_SECONDS must be seconds separated by commas: {exc}") from exc
+        if not waits or len(waits) > 20 or any(not 0 <= w <= 86400 for w in waits):
+            raise ConfigError("AVATAR_WEBHOOK_RETRY_SECONDS: 1 to 20 waits, each 0 to 86400 seconds")
+        return waits
 
 
 def _b64_key(name: str, value: str) -> bytes:

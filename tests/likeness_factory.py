@@ -1,56 +1,15 @@
-"""An approved likeness built directly in the database from ../shared/data (a real photo and a real
-speaker), for tests of the gate and of generation; enrollment itself is tested elsewhere."""
+"""The approved likeness of avatar.demo.likeness, with the tests' password."""
 from __future__ import annotations
-
-from datetime import timedelta
 
 import numpy as np
 
-from avatar.domain.accounts import register
-from avatar.domain.enrollment import png_bytes, wav_bytes
-from avatar.store.db import utcnow
-from avatar.store.models import Consent, Enrollment, FaceProfile, VoiceProfile
-from avatar.store.templates import save_template
+from avatar.demo import likeness
 from tests.conftest import STRONG_PASSWORD
 
-_CACHE: dict = {}
 
-
-def _references(shared_data):
-    if "refs" not in _CACHE:
-        from avatar.analysis.face import aligned_face, face_embedding, observe_image
-        from avatar.analysis.media import decode_audio, decode_image
-        from avatar.analysis.voice import speaker_template
-
-        img = decode_image((shared_data / "faces/img1.jpg").read_bytes())
-        obs = observe_image(img)
-        voices = sorted((shared_data / "voices/1688").glob("*.flac"))
-        voice = np.concatenate([decode_audio(f.read_bytes()) for f in voices[:3]])
-        _CACHE["refs"] = (aligned_face(img, obs), face_embedding(img, obs), voice, speaker_template(voice))
-    return _CACHE["refs"]
-
-
-def approved_likeness(services, shared_data, email="subject@example.org", scopes=("face", "voice"),
-                      purposes=("personal",), days=30) -> int:
-    face, face_t, voice, voice_t = _references(shared_data)
-    with services.db.session_scope() as s:
-        user = register(s, email, "Sub Ject", STRONG_PASSWORD)
-        enr = Enrollment(user_id=user.id, state="approved", submitted_at=utcnow(), decided_at=utcnow())
-        s.add(enr)
-        s.flush()
-        m = services.media
-        s.add(FaceProfile(enrollment_id=enr.id, user_id=user.id, model="dlib-resnet-128", quality={},
-                          template_media_id=save_template(s, m, user.id, "face_template", face_t).id,
-                          reference_media_id=m.put(s, user.id, "face_ref", png_bytes(face), "image/png").id))
-        s.add(VoiceProfile(enrollment_id=enr.id, user_id=user.id, model="resemblyzer-partials-256",
-                           voiced_seconds=len(voice) / 16000,
-                           template_media_id=save_template(s, m, user.id, "voice_template", voice_t).id,
-                           reference_media_id=m.put(s, user.id, "voice_ref", wav_bytes(voice), "audio/wav").id))
-        s.add(Consent(enrollment_id=enr.id, user_id=user.id, scopes=list(scopes), purposes=list(purposes),
-                      text_version="test", text_sha256="0" * 64, text="test consent", granted_at=utcnow(),
-                      expires_at=utcnow() + timedelta(days=days)))
-        return user.id
+def approved_likeness(services, shared_data, **kw) -> int:
+    return likeness.approved_likeness(services, shared_data, password=STRONG_PASSWORD, **kw)
 
 
 def face_template(shared_data) -> np.ndarray:
-    return _references(shared_data)[1]
+    return likeness.references(shared_data)[1]

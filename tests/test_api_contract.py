@@ -49,7 +49,7 @@ def _schemathesis(base: str, tmp_path: Path, auth: str, env: dict, *headers: str
                           env={**os.environ, **env})
     server_log = (tmp_path / "serve.log").read_text(errors="replace")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:] + "\nserver:\n" + server_log[-6000:]
-    assert "Tested: 13" in proc.stdout, proc.stdout[-3000:]
+    assert "Tested: 18" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_the_contract_holds_under_schemathesis_with_a_token_and_with_a_session(tmp_path):
@@ -60,7 +60,7 @@ def test_the_contract_holds_under_schemathesis_with_a_token_and_with_a_session(t
     with running_server(env) as base:
         session = _signed_in(base)
         r = session.post(f"{base}/account/tokens", data={"csrf_token": _csrf(session, f"{base}/account/tokens"),
-                                                         "name": "contract", "scope": ["generations", "enroll"]})
+                                                         "name": "contract", "scope": ["generations", "enroll", "webhooks"]})
         token = re.search(r"(avt_[\w-]+)", r.text).group(1)
         _schemathesis(base, tmp_path, '[auth.openapi.token]\nbearer = "${ST_TOKEN}"', {"ST_TOKEN": token})
         browser = _signed_in(base)

@@ -43,6 +43,12 @@ ROUTES = {
     "review.revoke_user": ("enrollment.revoked",),
     "account.tokens": ("token.created",),
     "account.revoke_token": ("token.revoked",),
+    "webhooks.page": ("webhook.created",),
+    "webhooks.api_create": ("webhook.created",),
+    "webhooks.rotate": ("webhook.secret_rotated",),
+    "webhooks.api_rotate": ("webhook.secret_rotated",),
+    "webhooks.delete": ("webhook.deleted",),
+    "webhooks.api_delete": ("webhook.deleted",),
 }
 # where a route's event is appended by a helper it calls, or by the domain action itself (an Actor
 # passed in, the event appended to the action's transaction, the route's one commit after it)
@@ -50,6 +56,13 @@ THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.gener
            "api_generations.create_generation": ("avatar.web.generate.submit", "avatar.domain.generation.request"),
            "account.tokens": ("avatar.web.account._create_token", "avatar.domain.tokens.create"),
            "account.revoke_token": ("avatar.domain.tokens.revoke",),
+           "webhooks.page": ("avatar.web.webhooks._create_from_form", "avatar.web.webhooks._create",
+                             "avatar.domain.webhooks.create_endpoint"),
+           "webhooks.api_create": ("avatar.web.webhooks._create", "avatar.domain.webhooks.create_endpoint"),
+           "webhooks.rotate": ("avatar.web.webhooks._rotate", "avatar.domain.webhooks.rotate_secret"),
+           "webhooks.api_rotate": ("avatar.web.webhooks._rotate", "avatar.domain.webhooks.rotate_secret"),
+           "webhooks.delete": ("avatar.domain.webhooks.delete_endpoint",),
+           "webhooks.api_delete": ("avatar.domain.webhooks.delete_endpoint",),
            "account.delegations": ("avatar.domain.delegations.create",),
            "account.revoke_delegation": ("avatar.domain.delegations.revoke",),
            "review.decide": ("avatar.domain.review.decide",),
@@ -106,6 +119,8 @@ JOBS = {
     "generation.render": ("generation.completed",),
     "media.purge_expired": ("media.purged",),
     "media.sweep_orphans": ("media.orphans_swept",),
+    "webhook.deliver": "changes only its delivery's row (attempts the account sees); what it sends was audited "
+                       "with the action that caused it",
 }
 
 

@@ -56,7 +56,7 @@ def _assert_done(services, ids: dict) -> None:
         assert all(j.state == "succeeded" for j in jobs), [(j.name, j.state, j.error) for j in jobs]
         result = {j.name: j.result for j in jobs}
         assert result["consent.expire"] == {"expired": [ids["subject"]]}
-        assert result["media.purge_expired"] == {"purged": 1, "idempotency_keys_expired": 0}
+        assert result["media.purge_expired"] == {"purged": 1, "idempotency_keys_expired": 0, "webhook_deliveries_expired": 0}
         assert result["media.sweep_orphans"]["deleted"] == 1
         assert s.get(Enrollment, ids["enrollment"]).state == "expired"
         assert s.scalar(sa.select(SubjectKey.wrapped_key).where(SubjectKey.subject_id == ids["subject"])) is None

@@ -21,12 +21,14 @@ ACCESS = {  # endpoint -> the least role that may use it
     "api_generations.get_generation": "user", "api_generations.download": "user", "api_generations.manifest": "user",
     "api_generations.openapi": "anonymous", "api_generations.docs": "anonymous", "account.tokens": "user", "account.revoke_token": "user",
     "account.delegations": "user", "account.revoke_delegation": "user",
+    "webhooks.page": "user", "webhooks.rotate": "user", "webhooks.delete": "user", "webhooks.api_list": "user",
+    "webhooks.api_create": "user", "webhooks.api_get": "user", "webhooks.api_delete": "user", "webhooks.api_rotate": "user",
     "review.queue": "reviewer", "review.decide": "reviewer", "review.guard_match": "reviewer",
     "review.statement": "reviewer", "review.timeline": "reviewer",
     "admin.users": "admin", "admin.set_role": "admin", "admin.audit_log": "admin", "admin.protected": "admin",
     "admin.assisted": "admin", "admin.end_assisted": "admin", "review.revoke_user": "admin",
 }
-ARGS = {"token_id": 1, "delegation_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1, "nonce": "unknown-nonce", "filename": "css/app.css"}
+ARGS = {"endpoint_id": 1, "token_id": 1, "delegation_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1, "nonce": "unknown-nonce", "filename": "css/app.css"}
 
 
 def _cases(app):

@@ -13,7 +13,7 @@ from tests.conftest import STRONG_PASSWORD, csrf_token, row_counts
 from tests.likeness_factory import approved_likeness
 
 CSRF_EXEMPT = {"generate.verify_api"}  # read-only check that anyone may script; changes nothing
-ARGS = {"token_id": 1, "delegation_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1,
+ARGS = {"endpoint_id": 1, "token_id": 1, "delegation_id": 1, "generation_id": 1, "user_id": 1, "enrollment_id": 1, "job_id": 1,
         "nonce": "unknown-nonce", "filename": "css/app.css"}
 
 

@@ -8,7 +8,7 @@ import zipfile
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from avatar.domain import DomainError
+from avatar.domain import DomainError, webhooks
 from avatar.domain.actor import Actor, audit
 from avatar.domain.passwords import verify_password
 from avatar.store.media import MediaShredded, MediaStore
@@ -22,6 +22,7 @@ from avatar.store.models import (
     MediaObject,
     Review,
     User,
+    WebhookEndpoint,
 )
 
 EXTENSIONS = {"image/png": "png", "audio/wav": "wav", "video/mp4": "mp4", "video/webm": "webm",
@@ -54,6 +55,8 @@ def export_zip(session: Session, media: MediaStore, user: User) -> bytes:
             sa.select(Review).where(Review.enrollment_id.in_(enr_ids)))],
         "generations": [_row(x) for x in session.scalars(sa.select(Generation).where(Generation.subject_id == uid))],
         "jobs": [_row(x) for x in session.scalars(sa.select(Job).where(Job.owner_id == uid))],
+        "webhook_endpoints": [_row(x) for x in session.scalars(sa.select(WebhookEndpoint).where(
+            WebhookEndpoint.user_id == uid))],  # URLs and events; a secret is never stored
         "audit_events": [_row(x) for x in session.scalars(sa.select(AuditEvent).where(
             sa.or_(AuditEvent.actor_id == uid, sa.and_(AuditEvent.target_type == "user", AuditEvent.target_id == uid)))
             .order_by(AuditEvent.seq))],
@@ -83,6 +86,7 @@ def delete_account(session: Session, media: MediaStore, user: User, password: st
 
     if not verify_password(user.password_hash, password or ""):
         raise DomainError("Confirm with your password to delete your account.")
+    webhooks.delete_all(session, user.id)  # nothing more is sent to the account's endpoints
     revoke(session, media, user, user.id, "account deleted by the person", by=by)  # also destroys the data key
     pseudonym, uid = user.pseudonym, user.id
     session.execute(sa.update(Job).where(Job.owner_id == user.id).values(payload={}))

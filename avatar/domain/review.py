@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from avatar.domain import Conflict, DomainError, Forbidden, NotFound
+from avatar.domain import Conflict, DomainError, Forbidden, NotFound, webhooks
 from avatar.domain.actor import Actor, audit
 from avatar.domain.enrollment import transition
 from avatar.store.db import utcnow
@@ -56,6 +56,7 @@ def decide(session: Session, reviewer: User, enrollment_id: int, decision: str, 
     session.add(review)
     session.flush()
     audit(session, by, f"review.{decision}", target_type="enrollment", target_id=enr.id, details={"reason": reason})
+    webhooks.emit(session, "enrollment.decided", {"enrollment_id": enr.id, "state": enr.state}, [enr.user_id])
     return review
 
 
@@ -88,6 +89,8 @@ def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: 
         state=JobState.CANCELLED.value, cancel_requested=True, finished_at=now, message="cancelled: consent revoked")).rowcount
     stopping = session.execute(sa.update(Job).where(
         Job.subject_id == subject_id, Job.state == JobState.RUNNING.value).values(cancel_requested=True)).rowcount
+    outputs = session.execute(sa.select(Generation.id, Generation.requester_id).where(
+        Generation.subject_id == subject_id, Generation.revoked_at.is_(None))).all()
     revoked_outputs = session.execute(sa.update(Generation).where(
         Generation.subject_id == subject_id, Generation.revoked_at.is_(None)).values(revoked_at=now)).rowcount
     shredded = media.shred_subject(session, subject_id)
@@ -100,7 +103,21 @@ def revoke(session: Session, media: MediaStore, actor: User | None, subject_id: 
     who = "system" if actor is None else "subject" if actor.id == subject_id else "admin"
     audit(session, by, "enrollment.expired" if to == S.EXPIRED else "enrollment.revoked", target_type="user",
           target_id=subject_id, details={"by": who, "reason": reason, **out})
+    _tell_receivers(session, subject_id, to, outputs)
     return out
+
+
+def _tell_receivers(session: Session, subject_id: int, to: S, outputs) -> None:
+    """Webhooks after a withdrawal or expiry: what was still undelivered about this likeness is
+    cancelled; the subject and their delegates hear that consent ended, and each revoked
+    generation's requester and subject that it was revoked."""
+    webhooks.cancel_for_subject(session, subject_id)
+    state = "expired" if to == S.EXPIRED else "withdrawn"
+    webhooks.emit(session, f"consent.{state}", {"subject_id": subject_id, "state": state},
+                  [subject_id, *webhooks.delegates_of(session, subject_id)])
+    for gen_id, requester_id in outputs:
+        webhooks.emit(session, "generation.revoked", {"generation_id": gen_id, "subject_id": subject_id,
+                                                      "state": "revoked"}, [requester_id, subject_id])
 
 
 def expire_consents(session: Session, media: MediaStore, *, by: Actor) -> list[int]:

@@ -19,6 +19,7 @@ MAX_LIVE = 10
 SCOPES = {
     "generations": "create, follow and download generations of likenesses you may use",
     "enroll": "drive the enrollment API (challenges, recording and paragraph uploads)",
+    "webhooks": "register, list, rotate and delete webhook endpoints (callbacks when generations end)",
 }
 ANY = "*"  # any live token, whatever its scopes
 ENDPOINT_SCOPES = {
@@ -28,6 +29,8 @@ ENDPOINT_SCOPES = {
     "api.job_status": ANY, "api.job_cancel": ANY,  # a job is the caller's own, made under some scope
     "enroll.new_session": "enroll", "enroll.upload_recording": "enroll", "enroll.upload_paragraph": "enroll",
     "enroll.status": "enroll",
+    "webhooks.api_list": "webhooks", "webhooks.api_create": "webhooks", "webhooks.api_get": "webhooks",
+    "webhooks.api_delete": "webhooks", "webhooks.api_rotate": "webhooks",
 }
 
 

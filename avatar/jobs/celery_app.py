@@ -32,6 +32,14 @@ class CeleryRunner:
                 f"job {job_id} is saved but the job queue ({self.services.config.BROKER_URL}) is unreachable: {exc}"
             ) from exc
 
+    def submit_later(self, job_id: int, seconds: float) -> None:
+        """The broker holds the message for `seconds` (the row is queued in the database; should
+        the message be lost, the requeue thread sends the job once it is due)."""
+        try:
+            self.celery.send_task("avatar.execute_job", args=[job_id], retry=False, countdown=seconds)
+        except Exception as exc:  # kombu raises OperationalError and friends
+            raise RunnerUnavailable(f"job {job_id} is queued but the job queue is unreachable: {exc}") from exc
+
     def stop(self) -> None:
         pass
 
@@ -71,10 +79,12 @@ def _worker_services(config):
     global _services
     if _services is None:
         from avatar.jobs import definitions  # noqa: F401 - registers the job functions
+        from avatar.jobs.core import submit_on_commit
         from avatar.services import Services
 
         services = Services(config)
         services.runner = CeleryRunner(services)  # retries are re-sent through the broker
+        submit_on_commit(services)
         _services = services
     return _services
 

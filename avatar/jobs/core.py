@@ -38,13 +38,29 @@ class PermanentJobError(Exception):
     """A failure retrying cannot fix (bad input); the job fails at once with this message."""
 
 
-def job(name: str):
-    """Registers a job function under name: `@job("audit.verify") def f(ctx): ...`."""
+class RetryLater(Exception):
+    """Raised by a job that wants another attempt after `seconds` (a retry with backoff): it goes
+    back to the queue with run_after set, whatever max_attempts says (the job counts its own)."""
+
+    def __init__(self, seconds: float, message: str):
+        super().__init__(message)
+        self.seconds = max(0.0, float(seconds))
+
+
+FAILURE_HOOKS: dict[str, Callable[[Any, Job], None]] = {}
+
+
+def job(name: str, on_failed: Callable[[Any, Job], None] | None = None):
+    """Registers a job function under name: `@job("audit.verify") def f(ctx): ...`. on_failed(session,
+    job_row) runs in the transaction that marks the job failed for good (its last attempt, a
+    permanent error, or its worker dead with no attempts left)."""
 
     def deco(fn):
         if name in REGISTRY and REGISTRY[name] is not fn:
             raise ValueError(f"job {name!r} registered twice")
         REGISTRY[name] = fn
+        if on_failed is not None:
+            FAILURE_HOOKS[name] = on_failed
         return fn
 
     return deco
@@ -95,6 +111,38 @@ def submit(services, job_id: int) -> None:
         services.runner.submit(job_id)
 
 
+SUBMIT_ON_COMMIT: set[str] = set()  # jobs the domain layer adds (it cannot reach the runner)
+
+
+def submit_on_commit(services) -> None:
+    """Hands the runner every queued job named in SUBMIT_ON_COMMIT that a transaction of this
+    database added, once that transaction commits (nothing if it rolls back). The domain layer
+    writes such jobs beside the action that caused them (an outbox) and never calls the runner."""
+    factory = services.db.factory
+    if factory.__dict__.get("_avatar_submit_on_commit"):
+        return
+    factory._avatar_submit_on_commit = True
+
+    def collect(session, _flush_context):
+        new = [o for o in session.new if isinstance(o, Job) and o.name in SUBMIT_ON_COMMIT]
+        if new:
+            session.info.setdefault("avatar_jobs_to_submit", set()).update(o.id for o in new)
+
+    def send(session):
+        for job_id in sorted(session.info.pop("avatar_jobs_to_submit", ())):
+            try:
+                submit(services, job_id)
+            except Exception:  # noqa: BLE001 - the row is committed and queued: the pollers send it
+                log.warning("job %s committed but not handed to the runner", job_id, exc_info=True)
+
+    def forget(session):
+        session.info.pop("avatar_jobs_to_submit", None)
+
+    sa.event.listen(factory, "after_flush", collect)
+    sa.event.listen(factory, "after_commit", send)
+    sa.event.listen(factory, "after_rollback", forget)
+
+
 def enqueue(services, name: str, payload: dict | None = None, *, owner_id: int | None = None,
             subject_id: int | None = None, max_attempts: int = 3) -> int:
     """Creates a queued job in its own transaction (committed) and tells the runner. Returns the id."""
@@ -116,10 +164,16 @@ def request_cancel(services, job_id: int, *, by: Actor) -> bool:
         return accepted
 
 
+def due(now):
+    """The condition a queued job meets when it may run now (not waiting for a retry)."""
+    return sa.or_(Job.run_after.is_(None), Job.run_after <= now)
+
+
 def _claim(services, job_id: int, worker_id: str) -> Job | None:
-    lease = utcnow() + timedelta(seconds=services.config.JOB_LEASE_SECONDS)
+    now = utcnow()
+    lease = now + timedelta(seconds=services.config.JOB_LEASE_SECONDS)
     with services.db.session_scope() as s:
-        res = s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED.value).values(
+        res = s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED.value, due(now)).values(
             state=JobState.RUNNING.value, attempts=Job.attempts + 1, worker_id=worker_id,
             lease_until=lease, started_at=utcnow(), message="started"))
         if not res.rowcount:
@@ -129,8 +183,17 @@ def _claim(services, job_id: int, worker_id: str) -> Job | None:
 
 def _finish(services, job_id: int, state: JobState, **values) -> None:
     with services.db.session_scope() as s:
-        s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
-            state=state.value, finished_at=utcnow(), lease_until=None, **values))
+        done = s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
+            state=state.value, finished_at=utcnow(), lease_until=None, **values)).rowcount
+        if done and state == JobState.FAILED:
+            failed(s, s.get(Job, job_id))
+
+
+def failed(session, row: Job) -> None:
+    """Runs the job's on_failed hook (if it has one) in the transaction that fails it."""
+    hook = FAILURE_HOOKS.get(row.name)
+    if hook is not None:
+        hook(session, row)
 
 
 def execute(services, job_id: int, worker_id: str | None = None) -> str | None:
@@ -154,6 +217,17 @@ def execute(services, job_id: int, worker_id: str | None = None) -> str | None:
     except PermanentJobError as exc:
         _finish(services, job_id, JobState.FAILED, error=str(exc), message="failed")
         return JobState.FAILED.value
+    except RetryLater as exc:
+        with services.db.session_scope() as s:
+            s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
+                state=JobState.QUEUED.value, lease_until=None, worker_id=None, message=str(exc)[:200],
+                run_after=utcnow() + timedelta(seconds=exc.seconds)))
+        if services.runner is not None:
+            try:  # on time; should this fail, the runners' pollers send it once it is due
+                services.runner.submit_later(job_id, exc.seconds)
+            except Exception:  # noqa: BLE001 - the row is queued: nothing is lost
+                log.warning("could not schedule job %s again", job_id, exc_info=True)
+        return JobState.QUEUED.value
     except Exception as exc:  # noqa: BLE001 - a job's failure must not kill the worker
         log.exception("job %s (%s) failed on attempt %s", job_id, row.name, row.attempts)
         if row.attempts < row.max_attempts:
@@ -233,6 +307,7 @@ def recover_stale(services) -> list[int]:
                 row.error = (f"the worker stopped during attempt {row.attempts}; no attempts left\n"
                              f"worker {row.worker_id}")
                 row.message = "failed"
+                failed(s, row)
             elif row.cancel_requested:
                 row.state = JobState.CANCELLED.value
                 row.finished_at = now

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
+from avatar.domain import webhooks
 from avatar.domain.actor import Actor, audit
 from avatar.jobs.core import JobContext, PermanentJobError, job
 from avatar.resources import app_version, work_dir
-from avatar.store.models import Generation, MediaObject
+from avatar.store.models import Generation, Job, MediaObject
 
 
 class EncryptedLatents:
@@ -59,7 +60,16 @@ def speech_backend(services, subject_id: int):
                   services.config.SPEECH_SOURCE)
 
 
-@job("generation.render")
+def _failed(session, row: Job) -> None:
+    """A generation that failed for good: its requester and subject hear of it (not when its
+    consent was withdrawn meanwhile: they heard of the revocation)."""
+    gen = session.get(Generation, (row.payload or {}).get("generation_id"))
+    if gen is not None and gen.revoked_at is None:
+        webhooks.emit(session, "generation.failed", {"generation_id": gen.id, "job_id": row.id, "state": "failed"},
+                      [gen.requester_id, gen.subject_id], subject_id=gen.subject_id)
+
+
+@job("generation.render", on_failed=_failed)
 def render_generation(ctx: JobContext) -> dict:
     from avatar.domain.gate import GateRefused
     from avatar.synthesis.grant import GrantError
@@ -109,4 +119,6 @@ def render_generation(ctx: JobContext) -> dict:
         g.content_sha256 = hashlib.sha256(data).hexdigest()
         audit(s, Actor.job(ctx.job_id, requester), "generation.completed", target_type="generation", target_id=gen_id,
               details={"bytes": len(data), "backend": backend, "watermark_id": wm})
+        webhooks.emit(s, "generation.ready", {"generation_id": gen_id, "job_id": ctx.job_id, "state": "ready",
+                                              "modality": modality}, [requester, subject], subject_id=subject)
     return {"generation_id": gen_id, "bytes": len(data), "mime": mime}

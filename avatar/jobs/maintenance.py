@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from avatar.domain import webhooks
 from avatar.domain.actor import Actor, audit
 from avatar.domain.idempotency import WINDOW as KEY_WINDOW
 from avatar.jobs.core import JobContext, job
@@ -38,9 +39,10 @@ def purge_expired_media(ctx: JobContext) -> dict:
                 audit(s, actor, "media.purged", target_type="media", target_id=media_id,
                       details={"kind": obj.kind, "subject": obj.subject_id})
                 purged += 1
-    with db.session_scope() as s:  # idempotency keys outlive their window only until here
+    with db.session_scope() as s:  # idempotency keys outlive their window, old deliveries theirs, until here
         keys = s.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_WINDOW)).rowcount
-    return {"purged": purged, "idempotency_keys_expired": keys}
+        deliveries = webhooks.purge_finished(s)
+    return {"purged": purged, "idempotency_keys_expired": keys, "webhook_deliveries_expired": deliveries}
 
 
 @job("media.sweep_orphans")

@@ -7,8 +7,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from avatar.jobs.core import recover_stale
+from avatar.jobs.core import due, recover_stale
 from avatar.jobs.periodic import enqueue_periodic
+from avatar.store.db import utcnow
 from avatar.store.models import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 def requeue_due(services, queued_before: datetime | None = None, limit: int = 100) -> list[int]:
     """The ids of the jobs to send to a runner now, oldest first, each once: jobs whose worker died
     (recover_stale), periodic jobs that are due (enqueue_periodic), and jobs waiting in the queue
-    (only those queued before `queued_before` when given: the broker's messages for newer ones
+    (not those waiting for a retry's time; only those queued before `queued_before` when given: the broker's messages for newer ones
     are still on their way). A step that fails (database or broker briefly down) is logged and
     does not keep the others from running; the next pass tries again."""
     ids: list[int] = []
@@ -27,7 +28,7 @@ def requeue_due(services, queued_before: datetime | None = None, limit: int = 10
         except Exception:  # noqa: BLE001 - database briefly unavailable: the next pass tries again
             log.warning("job requeue: %s failed", step.__name__, exc_info=True)
     try:
-        query = sa.select(Job.id).where(Job.state == JobState.QUEUED.value)
+        query = sa.select(Job.id).where(Job.state == JobState.QUEUED.value, due(utcnow()))
         if queued_before is not None:
             query = query.where(Job.created_at < queued_before)
         with services.db.session_scope() as s:

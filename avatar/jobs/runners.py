@@ -5,7 +5,7 @@ import logging
 import queue
 import threading
 
-from avatar.jobs.core import WORKER_ID, execute
+from avatar.jobs.core import WORKER_ID, execute, submit_on_commit
 from avatar.jobs.requeue import requeue_due
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,13 @@ class ThreadRunner:
             self._inflight.add(job_id)
         self._queue.put(job_id)
 
+    def submit_later(self, job_id: int, seconds: float) -> None:
+        """Sends the job once `seconds` have passed (a retry's wait; it is queued in the database,
+        so a restart in between loses nothing: the poller finds it when it is due)."""
+        timer = threading.Timer(seconds, self.submit, args=(job_id,))
+        timer.daemon = True
+        timer.start()
+
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
         for _ in range(self.threads):
@@ -71,6 +78,7 @@ class ThreadRunner:
 def start_runner(services):
     """Builds the configured runner and attaches it to services (services.runner)."""
     kind = services.config.JOB_RUNNER
+    submit_on_commit(services)
     if kind == "threads":
         services.runner = ThreadRunner(services, services.config.JOB_THREADS, services.config.JOB_POLL_SECONDS).start()
     elif kind == "celery":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from avatar.domain.challenges import PURPOSES_LABELS
 from avatar.domain.gate import MODALITY_SCOPES
+from avatar.domain.webhooks import EVENTS, MAX_URL
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -43,7 +44,8 @@ def _op(summary: str, ok: dict, *, auth: bool = True, body: dict | None = None, 
 
 
 def _id(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2 ** 63 - 1}}
 
 
 IDEMPOTENCY_KEY = {
@@ -72,6 +74,12 @@ def document(service_name: str) -> dict:
     paragraph_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["audio"], "properties": {
         "audio": {"type": "string", "format": "binary", "contentMediaType": "audio/webm"}}}}}
     obj = {"type": "object"}
+    webhook = {"type": "object", "required": ["url", "events"], "additionalProperties": True, "properties": {
+        "url": {"type": "string", "minLength": 1, "maxLength": MAX_URL,
+                "description": "https:// (http:// too where the operator allows private addresses)"},
+        "events": {"type": "array", "minItems": 1, "items": {"enum": list(EVENTS)}},
+        "description": {"type": "string", "maxLength": 200}}}
+    webhook_limits = {"429": _error("Too many webhook changes from this account (20 an hour; Retry-After)")}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{service_name} API", "version": "1",
@@ -81,7 +89,8 @@ def document(service_name: str) -> dict:
         "components": {
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer",
-                          "description": "Per-user API token from /account/tokens (scopes: generations, enroll)"},
+                          "description": "Per-user API token from /account/tokens (scopes: generations, enroll, "
+                                         "webhooks)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "avatar_session",
                             "description": "A browser session; state-changing requests also send X-CSRFToken"}},
             "schemas": {"Error": {"type": "object", "required": ["error", "status"], "properties": {
@@ -144,6 +153,26 @@ def document(service_name: str) -> dict:
                     "429": _error("Too many checks from this address (Retry-After; AVATAR_VERIFY_RATE_PER_MINUTE, "
                                   "10 a minute by default)"),
                     "503": _error("Busy with other checks (Retry-After)")})},
+            "/api/webhooks": {
+                "get": _op("Your webhook endpoints, and the events there are", {
+                    "200": {"description": "The endpoints", "content": _json(obj)}}),
+                "post": _op("Register a callback URL (the answer holds its signing secret, once)", {
+                    "201": {"description": "The endpoint and its secret (whsec_…)", "content": _json(obj)}},
+                    body=_json(webhook), errors={
+                        "400": _error("Malformed request, unknown events, or too many endpoints (10)"),
+                        "422": _error("The URL is refused: not https, resolving to a private, loopback or "
+                                      "link-local address, or not resolving at all"),
+                        **webhook_limits})},
+            "/api/webhooks/{endpoint_id}": {
+                "get": _op("One endpoint with its last 20 deliveries and their attempts", {
+                    "200": {"description": "The endpoint", "content": _json(obj)}}, ids=True,
+                    parameters=[_id("endpoint_id")]),
+                "delete": _op("Stop sending to an endpoint (pending deliveries are cancelled)", {
+                    "204": {"description": "Deleted"}}, ids=True, parameters=[_id("endpoint_id")])},
+            "/api/webhooks/{endpoint_id}/rotate-secret": {"post": _op(
+                "A new signing secret (in the answer, once); the previous one signs beside it for a day", {
+                    "200": {"description": "The endpoint and its new secret", "content": _json(obj)}}, ids=True,
+                errors=webhook_limits, parameters=[_id("endpoint_id")])},
             "/api/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3.1",
                                                                         "content": _json(obj)}}, auth=False)},
             "/api/docs": {"get": _op("This document as a page", {"200": {"description": "HTML", "content": {

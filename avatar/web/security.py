@@ -38,6 +38,7 @@ def init_security(app: Flask) -> None:
         "register": RateLimiter(cfg.REGISTER_RATE_PER_HOUR, 3600),
         "delegate": RateLimiter(10, 3600),  # delegation attempts per account (each may name any email)
         "verify": RateLimiter(cfg.VERIFY_RATE_PER_MINUTE, 60),
+        "webhook": RateLimiter(20, 3600),  # webhook registrations and secret rotations per account
     }
     app.extensions["avatar_work_slots"] = {"verify": threading.BoundedSemaphore(cfg.VERIFY_CONCURRENCY)}
 

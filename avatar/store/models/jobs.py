@@ -38,6 +38,7 @@ class Job(Base):
     cancel_requested: so.Mapped[bool] = so.mapped_column(default=False)
     worker_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(100))
     lease_until: so.Mapped[Optional[datetime]]
+    run_after: so.Mapped[Optional[datetime]]  # a queued job waits until then (a retry with backoff)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
     started_at: so.Mapped[Optional[datetime]]
     finished_at: so.Mapped[Optional[datetime]]
