@@ -4,14 +4,9 @@ consent sees nothing but the revocation events; callback URLs that resolve to lo
 or link-local addresses are refused when registered and again when delivered."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
@@ -26,44 +21,10 @@ from avatar.store.db import utcnow
 from avatar.store.models import AuditEvent, Job, User, WebhookDelivery, WebhookEndpoint
 from tests.conftest import csrf_token
 from tests.likeness_factory import approved_likeness
+from tests.support.webhooks import Receiver, verify
 
 pytestmark = pytest.mark.app_config(WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_RETRY_SECONDS="0,0,0")
 SCRIPT = "Hello, this is a note for my sister. See you on Sunday."
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 (port 0: the system picks a free one) that records every call
-    and answers from a script (the last answer repeats)."""
-
-    def __init__(self, answers=(200,)):
-        self.calls: list[dict] = []
-        self.answers = list(answers)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.calls.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
-                                    "path": self.path})
-                status = outer.answers.pop(0) if len(outer.answers) > 1 else outer.answers[0]
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"x" * 100_000)  # more than the sender reads
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/avatar?src=test"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def events(self) -> list[dict]:
-        return [json.loads(c["body"]) for c in self.calls]
 
 
 @pytest.fixture
@@ -71,14 +32,6 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
-
-
-def verify(secret: str, headers: dict, body: bytes) -> bool:
-    """The receiver's check, written from the Standard Webhooks spec (not the sender's code)."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(hmac.compare_digest(sig.partition(",")[2], expected) for sig in headers["webhook-signature"].split())
 
 
 def _token(client, scopes=("generations", "webhooks")) -> dict:
@@ -334,7 +287,6 @@ def _user_id(services, email) -> int:
 
 def test_finished_deliveries_are_kept_thirty_days(services, auth, receiver):
     """The daily purge deletes finished deliveries older than 30 days, never a pending one."""
-    from avatar.jobs.maintenance import purge_expired_media
 
     auth.register()
     user_id = _user_id(services, "ada@example.org")
@@ -352,3 +304,25 @@ def test_finished_deliveries_are_kept_thirty_days(services, auth, receiver):
     with services.db.session_scope() as s:
         assert s.get(Job, job_id).result["webhook_deliveries_expired"] == 1
         assert s.scalars(sa.select(WebhookDelivery.state)).all() == ["pending", "pending"]
+
+
+def test_the_export_lists_endpoints_and_deleting_the_account_sends_nothing_more(client, auth, services, receiver):
+    import io
+    import zipfile
+
+    from tests.conftest import STRONG_PASSWORD
+
+    auth.register()
+    auth.login()
+    r = client.post("/api/webhooks", json={"url": receiver.url, "events": list(rules.EVENTS)},
+                    headers={"X-CSRFToken": csrf_token(client, "/account/webhooks")})
+    secret = r.get_json()["secret"]
+    export = client.get("/account/export")
+    data = zipfile.ZipFile(io.BytesIO(export.data)).read("data.json").decode()
+    assert receiver.url in json.loads(data)["webhook_endpoints"][0]["url"] and secret not in data
+    r = client.post("/account/delete", data={"csrf_token": csrf_token(client, "/account"), "password": STRONG_PASSWORD})
+    assert r.status_code in (302, 303)
+    _deliver_all(services)
+    assert receiver.calls == []  # not even its own consent.withdrawn: the endpoints went first
+    with services.db.session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(WebhookEndpoint)) == 0
