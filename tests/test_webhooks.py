@@ -326,3 +326,53 @@ def test_the_export_lists_endpoints_and_deleting_the_account_sends_nothing_more(
     assert receiver.calls == []  # not even its own consent.withdrawn: the endpoints went first
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(WebhookEndpoint)) == 0
+
+
+@pytest.mark.slow
+def test_a_generation_that_fails_is_told_to_its_requester_and_subject(services, shared_data, auth, receiver):
+    """A delegate's clip whose delegation is revoked before it renders fails for good; both the
+    delegate (who asked) and the subject hear generation.failed."""
+    from avatar.domain import delegations
+
+    subject = approved_likeness(services, shared_data, scopes=("voice",))
+    auth.register("del@example.org", "Del Egate")
+    delegate = _user_id(services, "del@example.org")
+    with services.db.session_scope() as s:
+        for user_id in (subject, delegate):
+            rules.create_endpoint(s, s.get(User, user_id), receiver.url, ["generation.failed"], str(user_id),
+                                  by=Actor("web", user_id=user_id), allow_private=True, resolve=delivery_jobs.resolve)
+        delegation_id = delegations.create(s, s.get(User, subject), "del@example.org", ["speech"], ["personal"], 7,
+                                           utcnow(), by=Actor("web", user_id=subject)).id
+    with services.db.session_scope() as s:
+        gen = generation.request(s, services.gate, delegate, subject, "speech", "personal", SCRIPT, utcnow(),
+                                 "offline", by=Actor("web", user_id=delegate))
+        gen_id = gen.id
+    job_id = enqueue(services, "generation.render", {"generation_id": gen_id}, owner_id=delegate, subject_id=subject,
+                     max_attempts=1)
+    with services.db.session_scope() as s:
+        delegations.revoke(s, s.get(User, subject), delegation_id, by=Actor("web", user_id=subject))
+    assert execute(services, job_id) == "failed"
+    _deliver_all(services)
+    assert [e["type"] for e in receiver.events()] == ["generation.failed"] * 2
+    assert {e["data"]["generation_id"] for e in receiver.events()} == {gen_id}
+
+
+def test_a_review_decision_is_told_to_the_person(services, auth, receiver):
+    from avatar.store.models import Enrollment
+
+    auth.register()
+    person = _user_id(services, "ada@example.org")
+    reviewer = auth.create("rev@example.org", role="reviewer")
+    with services.db.session_scope() as s:
+        rules.create_endpoint(s, s.get(User, person), receiver.url, ["enrollment.decided"], "",
+                              by=Actor("web", user_id=person), allow_private=True, resolve=delivery_jobs.resolve)
+        enr = Enrollment(user_id=person, state="submitted", submitted_at=utcnow())
+        s.add(enr)
+        s.flush()
+        review.decide(s, s.get(User, reviewer), enr.id, "reject", "The capture shows a printed photo.",
+                      by=Actor("web", user_id=reviewer))
+        enrollment_id = enr.id
+    _deliver_all(services)
+    [event] = receiver.events()
+    assert event["type"] == "enrollment.decided"
+    assert event["data"] == {"enrollment_id": enrollment_id, "state": "rejected"}  # the reason stays on the page
