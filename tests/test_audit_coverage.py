@@ -59,8 +59,8 @@ THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.gener
            "webhooks.page": ("avatar.web.webhooks._create_from_form", "avatar.web.webhooks._create",
                              "avatar.domain.webhooks.create_endpoint"),
            "webhooks.api_create": ("avatar.web.webhooks._create", "avatar.domain.webhooks.create_endpoint"),
-           "webhooks.rotate": ("avatar.web.webhooks._rotate", "avatar.domain.webhooks.rotate_secret"),
-           "webhooks.api_rotate": ("avatar.web.webhooks._rotate", "avatar.domain.webhooks.rotate_secret"),
+           "webhooks.rotate": ("avatar.domain.webhooks.rotate_secret",),
+           "webhooks.api_rotate": ("avatar.domain.webhooks.rotate_secret",),
            "webhooks.delete": ("avatar.domain.webhooks.delete_endpoint",),
            "webhooks.api_delete": ("avatar.domain.webhooks.delete_endpoint",),
            "account.delegations": ("avatar.domain.delegations.create",),
@@ -72,7 +72,8 @@ THROUGH = {"generate.index": ("avatar.web.generate.submit", "avatar.domain.gener
            "enroll.new_session": ("avatar.domain.enrollment.start",),
            "enroll.upload_recording": ("avatar.domain.enrollment.receive_recording",),
            "enroll.upload_paragraph": ("avatar.domain.enrollment.receive_reading",),
-           "enroll.consent": ("avatar.domain.enrollment.give_consent", "avatar.domain.enrollment.submit"),
+           "enroll.consent": ("avatar.domain.enrollment.consent_and_submit", "avatar.domain.enrollment.give_consent",
+                              "avatar.domain.enrollment.submit"),
            "admin.set_role": ("avatar.domain.accounts.set_role",),
            "admin.assisted": ("avatar.domain.enrollment.start_assisted",),
            "admin.protected": ("avatar.domain.protected.add_person",),
@@ -160,7 +161,8 @@ def test_each_route_appends_its_actions(app, endpoint):
     domain = "".join(_source(h) for h in helpers if not h.startswith("avatar.web."))
     if domain:  # the view passes its actor and commits once; the domain action appends the event
         assert "by=actor()" in web and "audit_event(" not in web, endpoint
-        assert "commit()" in web or "session_scope()" in domain, endpoint  # one commit, the route's or the action's
+        # one commit: the route's (commit(), or attempt() which commits) or the action's own
+        assert "commit()" in web or "attempt(" in web or "session_scope()" in domain, endpoint
         assert "audit(session, by" in domain or "audit(s, by" in domain, endpoint
     else:
         assert "audit_event(" in web, endpoint

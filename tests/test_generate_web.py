@@ -72,6 +72,10 @@ def test_generation_needs_a_recent_login(client, auth, services, shared_data):
     with client.session_transaction() as sess:
         sess["auth_time"] = int(time.time()) - 16 * 60
     r = _ask(client)
-    assert r.status_code == 303 and "/auth/confirm" in r.headers["Location"]
+    assert r.status_code == 303 and "/auth/confirm?next=/generate" in r.headers["Location"]  # and back here
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count(Generation.id))) == 0
+    r = client.post("/account/delegations", data={"csrf_token": csrf_token(client, "/account/delegations"),
+                                                  "email": "x@example.org", "modality": "speech",
+                                                  "purpose": "personal", "days": "7"})
+    assert r.status_code == 303 and "/auth/confirm?next=/account/delegations" in r.headers["Location"]

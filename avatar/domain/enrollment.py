@@ -103,15 +103,19 @@ DOCUMENT_TYPES = {"passport": "Passport", "national_id": "National identity card
                   "driving_licence": "Driving licence", "residence_permit": "Residence permit"}
 
 
-def start_assisted(session: Session, admin: User, subject: User, document_type: str, last4: str, *,
+def start_assisted(session: Session, admin: User, subject: User | None, document_type: str, last4: str, *,
                    by: Actor) -> Enrollment:
     """An in-person enrollment: an admin, on site, has checked the subject's ID document and will
     record them on the admin's device. Only the document type and its last 4 characters are kept.
-    The same capture, consent and review follow; the admin cannot review it."""
+    The same capture, consent and review follow; the admin cannot review it. subject None: no
+    account has the email the admin gave."""
     from avatar.store.models import Role
 
     if not admin.has_role(Role.ADMIN):
         raise Forbidden("Only admins record assisted enrollments.")
+    if subject is None:
+        raise DomainError("No account has that email: the person registers first (on this device if they like), "
+                          "then you start again.")
     if subject.id == admin.id:
         raise DomainError("An assisted enrollment is for someone else; enroll yourself on the enrollment page.")
     if document_type not in DOCUMENT_TYPES:
@@ -328,6 +332,26 @@ def submit(session: Session, user: User, guard_result: dict, *, by: Actor) -> En
     audit(session, by, "enrollment.submitted", target_type="enrollment", target_id=enr.id,
           details={"guard_blocked": bool(guard_result.get("blocked"))})
     return enr
+
+
+def consent_and_submit(session: Session, media: MediaStore, user: User, service: str, scopes: list[str],
+                       purposes: list[str], days: int, ip: str | None, user_agent: str | None,
+                       guard_backend: str = "numpy", *, by: Actor) -> dict:
+    """The consent page's use case, in the caller's transaction: consent on the exact text
+    (give_consent), the likeness guard's screen of the consented templates against every other
+    enrolled and protected person, then submission for review (submit). Returns the guard's result."""
+    from avatar.domain.guard import screen
+    from avatar.store.templates import load_template
+
+    consent = give_consent(session, user, service, scopes, purposes, days, ip, user_agent, by=by)
+    enr = current_enrollment(session, user.id)
+    face, voice = enr.face_profile, enr.voice_profile
+    result = screen(session, media, user.id,
+                    load_template(session, media, face.template_media_id) if "face" in consent.scopes else None,
+                    load_template(session, media, voice.template_media_id) if "voice" in consent.scopes and voice
+                    else None, backend=guard_backend)
+    submit(session, user, result, by=by)
+    return result
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

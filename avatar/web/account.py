@@ -6,17 +6,17 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from avatar.domain import DomainError
 from avatar.domain import delegations as delegation_rules
 from avatar.domain import review as review_rules
 from avatar.domain import tokens as token_rules
 from avatar.domain.challenges import PURPOSES_LABELS
-from avatar.domain.gate import MODALITY_SCOPES, ReauthRequired
+from avatar.domain.gate import MODALITY_SCOPES
 from avatar.store.models import ApiToken, Job, User
 from avatar.web import services
 from avatar.web.forms import EmptyForm, PasswordConfirmForm
 from avatar.web.security import (
     actor,
+    attempt,
     audit_event,
     authenticated_at,
     commit,
@@ -51,18 +51,9 @@ def tokens():
 
 @fresh_login_required
 def _create_token():
-    db = services().db
-    created, status = None, 200
-    try:
-        _, created = token_rules.create(db.session, current_user, request.form.get("name", ""),
-                                  request.form.getlist("scope"), by=actor())
-    except DomainError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        status = exc.status
-    else:
-        commit()
-    return _tokens_page(created, status)
+    made, refused = attempt(lambda: token_rules.create(services().db.session, current_user, request.form.get("name", ""),
+                                                       request.form.getlist("scope"), by=actor()))
+    return _tokens_page(made[1] if made else None, refused or 200)
 
 
 def _tokens_page(created: str | None, status: int):
@@ -78,10 +69,7 @@ def _tokens_page(created: str | None, status: int):
 def revoke_token(token_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, "Invalid form.")
-    try:
-        row = token_rules.revoke(services().db.session, current_user, token_id, by=actor())
-    except DomainError as exc:
-        abort(exc.status, str(exc))
+    row = token_rules.revoke(services().db.session, current_user, token_id, by=actor())  # refused: the error page
     commit()
     flash(f"Token “{row.name}” revoked.", "info")
     return redirect(url_for("account.tokens"), 303)
@@ -97,21 +85,13 @@ def delegations():
             abort(400, "Invalid form.")
         if rate_limited("delegate", f"user:{current_user.id}"):
             abort(429, "Too many delegation attempts; try again in an hour.")
-        try:
-            delegation_rules.create(db.session, current_user, request.form.get("email", ""), request.form.getlist("modality"),
-                         request.form.getlist("purpose"), request.form.get("days", type=int) or 0, authenticated_at(),
-                         by=actor())
-        except ReauthRequired as exc:
-            flash(str(exc), "error")
-            return redirect(url_for("auth.confirm", next=url_for("account.delegations")), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            status = exc.status
-        else:
-            commit()  # the delegation and its audit event together
+        _, refused = attempt(lambda: delegation_rules.create(
+            db.session, current_user, request.form.get("email", ""), request.form.getlist("modality"),
+            request.form.getlist("purpose"), request.form.get("days", type=int) or 0, authenticated_at(), by=actor()))
+        if not refused:
             flash("Delegation saved. You can revoke it here at any time.", "info")
             return redirect(url_for("account.delegations"), 303)
+        status = refused
     given = delegation_rules.given_by(db.session, current_user.id)
     received = delegation_rules.received_by(db.session, current_user.id)
     names = {u.id: u for u in (db.session.get(User, i) for i in {d.delegate_id for d in given} | {d.subject_id for d in received})
@@ -126,10 +106,7 @@ def delegations():
 def revoke_delegation(delegation_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, "Invalid form.")
-    try:
-        delegation_rules.revoke(services().db.session, current_user, delegation_id, by=actor())
-    except DomainError as exc:
-        abort(exc.status, str(exc))
+    delegation_rules.revoke(services().db.session, current_user, delegation_id, by=actor())  # refused: the error page
     commit()
     flash("Delegation revoked; clips it started stop before delivery.", "info")
     return redirect(url_for("account.delegations"), 303)
@@ -176,13 +153,9 @@ def delete():
     if not form.validate_on_submit():
         abort(400, "Confirm with your password.")
     svc = services()
-    try:
-        delete_account(svc.db.session, svc.media, current_user, form.password.data, by=actor())
-    except DomainError as exc:
-        svc.db.session.rollback()
-        flash(str(exc), "error")
+    _, refused = attempt(lambda: delete_account(svc.db.session, svc.media, current_user, form.password.data, by=actor()))
+    if refused:
         return redirect(url_for("account.index"), 303)
-    commit()
     logout_user()
     http_session.clear()
     flash("Your account and your face and voice data are deleted.", "info")

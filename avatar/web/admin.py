@@ -5,12 +5,12 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from avatar.domain import DomainError, accounts
+from avatar.domain import accounts
 from avatar.store import audit
 from avatar.store.models import AuditEvent, User
 from avatar.web import services
 from avatar.web.forms import AssistedForm, EmptyForm, RoleForm
-from avatar.web.security import actor, audit_event, commit, role_required
+from avatar.web.security import actor, attempt, audit_event, commit, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -34,10 +34,7 @@ def set_role(user_id: int):
     if user.id == current_user.id:
         flash("You cannot change your own role.", "error")
         return redirect(url_for("admin.users")), 303
-    try:
-        accounts.set_role(db.session, user, form.role.data, by=actor())
-    except DomainError as exc:
-        abort(400, str(exc))
+    accounts.set_role(db.session, user, form.role.data, by=actor())  # refused: the error page
     commit()
     flash(f"{user.email} is now {user.role}.", "info")
     return redirect(url_for("admin.users"), 303)
@@ -59,18 +56,11 @@ def assisted():
         status = 400
         if form.validate_on_submit():
             person = db.session.scalar(sa.select(User).where(User.email == accounts.normalize_email(form.email.data)))
-            try:
-                if person is None:
-                    raise DomainError("No account has that email: the person registers first (on this device "
-                                      "if they like), then you start again.")
-                enr = start_assisted(db.session, current_user, person, form.document_type.data, form.last4.data,
-                                     by=actor())
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-                status = exc.status
+            enr, refused = attempt(lambda: start_assisted(db.session, current_user, person, form.document_type.data,
+                                                          form.last4.data, by=actor()))
+            if refused:
+                status = refused
             else:
-                commit()
                 session[ASSIST_KEY] = enr.id
                 flash(f"Assisted enrollment of {person.full_name}: let them follow the prompts on this device.", "info")
                 return redirect(url_for("enroll.capture"), 303)
@@ -144,14 +134,10 @@ def protected():
             flash("; ".join(errors), "error")
             status = 400
         else:
-            try:
-                person = add_person(svc.db.session, svc.media, name, faces, [], by=actor())
-            except DomainError as exc:
-                svc.db.session.rollback()
-                flash(str(exc), "error")
-                status = exc.status
+            person, refused = attempt(lambda: add_person(svc.db.session, svc.media, name, faces, [], by=actor()))
+            if refused:
+                status = refused
             else:
-                commit()
                 flash(f"{person.name} is protected.", "info")
                 return redirect(url_for("admin.protected"), 303)
     return render_template("admin/protected.html", people=list_people(svc.db.session), form=EmptyForm()), status

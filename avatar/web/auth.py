@@ -11,7 +11,7 @@ from avatar.domain import Conflict, DomainError, TooManyAttempts, accounts
 from avatar.domain.passwords import verify_password
 from avatar.web import services
 from avatar.web.forms import ChangePasswordForm, LoginForm, PasswordConfirmForm, RegisterForm
-from avatar.web.security import actor, audit_event, client_ip, commit, login_rate_limited, rate_limited, renew_login
+from avatar.web.security import actor, attempt, audit_event, client_ip, login_rate_limited, rate_limited, renew_login
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 REGISTERED = "Registration received. Log in with your email and password."
@@ -105,15 +105,11 @@ def change_password():
     if request.method == "POST":
         status = 400
         if form.validate_on_submit():
-            db = services().db
-            try:
-                accounts.change_password(db.session, current_user, form.current.data, form.password.data, by=actor())
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-                status = exc.status
+            _, refused = attempt(lambda: accounts.change_password(services().db.session, current_user, form.current.data,
+                                                                  form.password.data, by=actor()))
+            if refused:
+                status = refused
             else:
-                commit()
                 renew_login(current_user)
                 flash("Password changed. Your other sessions were logged out.", "info")
                 return redirect(url_for("account.index"), 303)

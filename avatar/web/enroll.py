@@ -7,17 +7,15 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_login import current_user, login_required
 
 from avatar.analysis.media import Limits, MediaError, MediaFile
-from avatar.domain import DomainError, challenges
+from avatar.domain import challenges
 from avatar.domain import enrollment as rules
 from avatar.domain.challenges import PURPOSES_LABELS
-from avatar.domain.guard import screen
 from avatar.jobs import add_job, submit
 from avatar.store.models import User
-from avatar.store.templates import load_template
 from avatar.web import services
 from avatar.web.forms import ConsentForm
 from avatar.web.idempotency import idempotent
-from avatar.web.security import actor, client_ip, commit
+from avatar.web.security import actor, attempt, client_ip, commit
 
 bp = Blueprint("enroll", __name__)
 UPLOAD_LIMITS = Limits(max_seconds=90, max_pixels=1920 * 1080)
@@ -136,11 +134,8 @@ def upload_paragraph():
     svc = services()
     db = svc.db
     person = subject()
-    try:
-        vp, upload = rules.receive_reading(db.session, svc.media, person, data,
-                                           request.files["audio"].mimetype or "audio/webm", by=actor())
-    except DomainError as exc:
-        abort(exc.status, str(exc))
+    vp, upload = rules.receive_reading(db.session, svc.media, person, data,  # refused: the app's JSON error
+                                       request.files["audio"].mimetype or "audio/webm", by=actor())
     job = add_job(db.session, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": upload.id},
                   owner_id=current_user.id, subject_id=person.id, max_attempts=1)
     commit()
@@ -164,20 +159,12 @@ def consent():
     if form.validate_on_submit():
         scopes = [s for s, on in (("face", form.face.data), ("voice", form.voice.data)) if on]
         purposes = [p for p in PURPOSES_LABELS if getattr(form, p).data]
-        try:
-            rules.give_consent(db.session, person, current_app.config["AVATAR"].SERVICE_NAME, scopes, purposes,
-                               form.days.data or 365, client_ip(), request.user_agent.string, by=actor())
-            face, voice = enr.face_profile, enr.voice_profile
-            result = screen(db.session, svc.media, person.id,
-                            load_template(db.session, svc.media, face.template_media_id) if "face" in scopes else None,
-                            load_template(db.session, svc.media, voice.template_media_id) if "voice" in scopes and voice else None,
-                            backend=current_app.config["AVATAR"].GUARD_BACKEND)
-            rules.submit(db.session, person, result, by=actor())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return _consent_page(form, exc.status, person)
-        commit()  # the consent, the submission and their audit events together
+        cfg = current_app.config["AVATAR"]
+        result, refused = attempt(lambda: rules.consent_and_submit(  # one commit: consent, submission, their events
+            db.session, svc.media, person, cfg.SERVICE_NAME, scopes, purposes, form.days.data or 365, client_ip(),
+            request.user_agent.string, cfg.GUARD_BACKEND, by=actor()))
+        if refused:
+            return _consent_page(form, refused, person)
         if person.id != current_user.id:
             session.pop(ASSIST_KEY, None)
             flash(f"{person.full_name}'s assisted enrollment is waiting for review by another reviewer.", "info")

@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from avatar.domain import DomainError
+from avatar.domain.gate import ReauthRequired
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,19 @@ def init_errors(app: Flask) -> None:
     def _domain(exc: DomainError):
         app.extensions["avatar"].db.session.rollback()
         return render_error(exc.status, str(exc))
+
+    @app.errorhandler(ReauthRequired)
+    def _reauth(exc: ReauthRequired):
+        """A page sends the user to confirm their password and back; the API answers 401."""
+        from flask import flash
+
+        from avatar.web.security import to_confirm
+
+        app.extensions["avatar"].db.session.rollback()
+        if wants_json():
+            return render_error(exc.status, str(exc))
+        flash(str(exc), "error")
+        return to_confirm()
 
     from avatar.jobs.core import RunnerUnavailable
 

@@ -19,17 +19,15 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from avatar.domain import DomainError
 from avatar.domain import generation as rules
 from avatar.domain.challenges import PURPOSES_LABELS
-from avatar.domain.gate import ReauthRequired
 from avatar.jobs import add_job
 from avatar.jobs import submit as submit_job
 from avatar.store.db import utcnow
 from avatar.store.media import MediaShredded
 from avatar.store.models import Generation, Job, MediaObject, User
 from avatar.web import services
-from avatar.web.security import actor, audit_event, authenticated_at, commit, csrf
+from avatar.web.security import actor, attempt, audit_event, authenticated_at, commit, csrf
 
 bp = Blueprint("generate", __name__)
 
@@ -51,19 +49,14 @@ def index():
     db = svc.db
     status = 200
     if request.method == "POST":
-        try:
-            submit(request.form.get("subject", type=int) or current_user.id, request.form.get("modality", ""),
-                   request.form.get("purpose", ""), request.form.get("script", ""), authenticated_at(),
-                   spoken_notice=request.form.get("notice") == "y")
-        except ReauthRequired as exc:
-            flash(str(exc), "error")
-            return redirect(url_for("auth.confirm", next=url_for("generate.index")), 303)
-        except DomainError as exc:
-            flash(str(exc), "error")
-            status = exc.status
-        else:
+        _, refused = attempt(lambda: submit(
+            request.form.get("subject", type=int) or current_user.id, request.form.get("modality", ""),
+            request.form.get("purpose", ""), request.form.get("script", ""), authenticated_at(),
+            spoken_notice=request.form.get("notice") == "y"))
+        if not refused:
             flash("Your clip is being made. It appears below when it is ready.", "info")
             return redirect(url_for("generate.index"), 303)
+        status = refused
     rows = rules.for_user(db.session, current_user.id)
     jobs = {g.id: db.session.get(Job, g.job_id) if g.job_id else None for g in rows}
     now = utcnow()
@@ -76,16 +69,12 @@ def submit(subject_id: int, modality: str, purpose: str, script: str, authentica
            spoken_notice: bool) -> tuple[Generation, int]:
     """Through the gate and the script screen, records the generation (and its audit event) and
     queues its job, all in one commit, then tells the runner (the page and the JSON API both come
-    here). A refusal rolls back and raises the DomainError."""
+    here). A refusal raises the DomainError (the caller, or the app's handler, rolls back)."""
     svc = services()
     db = svc.db
-    try:
-        gen = rules.request(db.session, svc.gate, current_user.id, subject_id, modality, purpose, script,
-                            authenticated_at, backend=current_app.config["AVATAR"].VIDEO_BACKEND,
-                            spoken_notice=spoken_notice, by=actor())
-    except DomainError:
-        db.session.rollback()
-        raise
+    gen = rules.request(db.session, svc.gate, current_user.id, subject_id, modality, purpose, script,
+                        authenticated_at, backend=current_app.config["AVATAR"].VIDEO_BACKEND,
+                        spoken_notice=spoken_notice, by=actor())
     job = add_job(db.session, "generation.render", {"generation_id": gen.id}, owner_id=current_user.id,
                   subject_id=gen.subject_id, max_attempts=2)
     gen.job_id = job.id

@@ -6,13 +6,13 @@ import base64
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from avatar.domain import DomainError, evidence
+from avatar.domain import evidence
 from avatar.domain import review as rules
 from avatar.store.media import MediaShredded
 from avatar.store.models import Enrollment, MediaObject, User
 from avatar.web import services
 from avatar.web.forms import DecisionForm, ReasonForm
-from avatar.web.security import actor, audit_event, commit, role_required
+from avatar.web.security import actor, attempt, audit_event, commit, role_required
 
 bp = Blueprint("review", __name__)
 
@@ -47,13 +47,10 @@ def decide(enrollment_id: int):
     enr = _reviewable(enrollment_id)
     form = DecisionForm()
     if form.validate_on_submit():
-        try:
-            rules.decide(db.session, current_user, enr.id, form.decision.data, form.reason.data, by=actor())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return _evidence_page(enr, form, exc.status)
-        commit()
+        _, refused = attempt(lambda: rules.decide(db.session, current_user, enr.id, form.decision.data,
+                                                  form.reason.data, by=actor()))
+        if refused:
+            return _evidence_page(enr, form, refused)
         flash(f"Enrollment {enr.id}: {enr.state}.", "info")
         return redirect(url_for("review.queue"), 303)
     return _evidence_page(enr, form, 400 if request.method == "POST" else 200)

@@ -5,15 +5,19 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
+from typing import Callable, TypeVar
 
 from flask import Flask, abort, current_app, g, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
+from avatar.domain import DomainError
 from avatar.domain.actor import Actor
 from avatar.domain.ratelimit import RateLimiter
 from avatar.store import audit
 from avatar.store.models import User
+
+T = TypeVar("T")
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -148,7 +152,7 @@ def fresh_login_required(view):
     def wrapper(*args, **kwargs):
         import time
 
-        from flask import jsonify, redirect, session, url_for
+        from flask import jsonify, session
 
         from avatar.domain.gate import RECENT_AUTH
 
@@ -159,11 +163,42 @@ def fresh_login_required(view):
             message = "Confirm your password first: this needs a log-in within the last 15 minutes."
             if request.path.startswith("/api/"):
                 return jsonify({"error": message, "status": 401}), 401
-            target = request.full_path.rstrip("?") if request.method == "GET" else request.referrer or request.path
-            return redirect(url_for("auth.confirm", next=_local_path(target)), 303)
+            return to_confirm()
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def to_confirm():
+    """A redirect to /auth/confirm that comes back to this page afterwards."""
+    from flask import redirect, url_for
+
+    target = request.full_path.rstrip("?") if request.method == "GET" else request.referrer or request.path
+    return redirect(url_for("auth.confirm", next=_local_path(target)), 303)
+
+
+def attempt(action: Callable[[], T]) -> tuple[T | None, int | None]:
+    """Runs a page's domain action and commits it with the audit event it appended: (its result,
+    None). When a rule refuses it, rolls back, flashes the reason and returns (None, the refusal's
+    status) for the page to show again. A refusal that needs a fresh log-in (ReauthRequired) goes
+    to the app's handler, which sends the user to confirm their password and back."""
+    from flask import flash
+
+    from avatar.domain.gate import ReauthRequired
+    from avatar.web import services
+
+    session = services().db.session
+    try:
+        result = action()
+    except ReauthRequired:
+        session.rollback()
+        raise
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return None, exc.status
+    commit()
+    return result, None
 
 
 def _local_path(url: str | None) -> str:

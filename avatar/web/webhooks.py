@@ -6,12 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from avatar.domain import DomainError
 from avatar.domain import webhooks as rules
 from avatar.jobs.webhooks import resolve
 from avatar.web import services
 from avatar.web.forms import EmptyForm
-from avatar.web.security import actor, commit, fresh_login_required, rate_limited
+from avatar.web.security import actor, attempt, commit, fresh_login_required, rate_limited
 
 bp = Blueprint("webhooks", __name__)
 
@@ -24,17 +23,13 @@ def _limited() -> None:
 
 def _create(url, events, description):
     svc = services()
-    row = rules.create_endpoint(svc.db.session, current_user, url, events, description, by=actor(),
-                                allow_private=svc.config.WEBHOOK_ALLOW_PRIVATE, resolve=resolve)
-    commit()  # the endpoint and its audit event together
-    return row, rules.secret_for(svc.config.webhook_key(), row.id, row.secret_version)
+    return rules.create_endpoint(svc.db.session, current_user, url, events, description, by=actor(),
+                                 allow_private=svc.config.WEBHOOK_ALLOW_PRIVATE, resolve=resolve)
 
 
-def _rotate(endpoint_id: int):
-    svc = services()
-    row = rules.rotate_secret(svc.db.session, current_user, endpoint_id, by=actor())
-    commit()
-    return row, rules.secret_for(svc.config.webhook_key(), row.id, row.secret_version)
+def _secret(row) -> str:
+    """The endpoint's current secret, for the one answer that shows it."""
+    return rules.secret_for(services().config.webhook_key(), row.id, row.secret_version)
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -52,14 +47,11 @@ def _create_from_form():
     if not EmptyForm().validate_on_submit():
         abort(400, "Invalid form.")
     _limited()
-    try:
-        row, secret = _create(request.form.get("url", ""), request.form.getlist("event"),
-                              request.form.get("description", ""))
-    except DomainError as exc:
-        services().db.session.rollback()
-        flash(str(exc), "error")
-        return _page(None, exc.status)
-    return _page({"endpoint_id": row.id, "secret": secret}, 200)
+    row, refused = attempt(lambda: _create(request.form.get("url", ""), request.form.getlist("event"),
+                                           request.form.get("description", "")))
+    if refused:
+        return _page(None, refused)
+    return _page({"endpoint_id": row.id, "secret": _secret(row)}, 200)
 
 
 @bp.post("/account/webhooks/<int:endpoint_id>/rotate")
@@ -69,8 +61,9 @@ def rotate(endpoint_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, "Invalid form.")
     _limited()
-    row, secret = _rotate(endpoint_id)
-    return _page({"endpoint_id": row.id, "secret": secret, "rotated": True}, 200)
+    row = rules.rotate_secret(services().db.session, current_user, endpoint_id, by=actor())  # refused: error page
+    commit()
+    return _page({"endpoint_id": row.id, "secret": _secret(row), "rotated": True}, 200)
 
 
 @bp.post("/account/webhooks/<int:endpoint_id>/delete")
@@ -112,8 +105,9 @@ def api_create():
     if not isinstance(body.get("url", ""), str) or not isinstance(body.get("description", ""), str):
         abort(400, "url and description are strings; events is a list of event names.")
     _limited()
-    row, secret = _create(body.get("url", ""), body.get("events"), body.get("description", ""))
-    return jsonify({"endpoint": rules.public_endpoint(row), "secret": secret}), 201
+    row = _create(body.get("url", ""), body.get("events"), body.get("description", ""))
+    commit()  # the endpoint and its audit event together
+    return jsonify({"endpoint": rules.public_endpoint(row), "secret": _secret(row)}), 201
 
 
 @bp.get("/api/webhooks/<int:endpoint_id>")
@@ -139,5 +133,6 @@ def api_delete(endpoint_id: int):
 def api_rotate(endpoint_id: int):
     """A new secret (in the answer, once); the previous one keeps signing beside it for a day."""
     _limited()
-    row, secret = _rotate(endpoint_id)
-    return jsonify({"endpoint": rules.public_endpoint(row), "secret": secret})
+    row = rules.rotate_secret(services().db.session, current_user, endpoint_id, by=actor())
+    commit()
+    return jsonify({"endpoint": rules.public_endpoint(row), "secret": _secret(row)})
