@@ -18,7 +18,7 @@ from avatar.jobs.core import execute
 from avatar.jobs.runners import ThreadRunner
 from avatar.store.blobs import BlobNotFound
 from avatar.store.db import utcnow
-from avatar.store.models import Generation, Job, MediaObject, User
+from avatar.store.models import AuditEvent, Generation, Job, MediaObject, User
 from avatar.synthesis.label import content_credentials as cc
 from tests.conftest import wait_for_jobs
 from tests.likeness_factory import approved_likeness, face_template
@@ -190,3 +190,30 @@ def test_revocation_mid_job_delivers_nothing(services, shared_data):
     for key in keys:
         with pytest.raises(BlobNotFound):
             services.media.blobs.read(key)
+
+
+def test_a_clip_too_short_for_its_watermark_ends_with_the_spoken_notice(app, services, shared_data):
+    """Three words alone last about a second and a half, too short for the audio watermark: the
+    clip says the notice too and records it in its script; two words are refused. (Whether the mark
+    then reads depends on the speech and the id: bench/bench_watermark.py measures it.)"""
+    from avatar.analysis.media import decode_audio
+    from avatar.domain.scripts import ScriptRefused
+
+    subject = approved_likeness(services, shared_data, scopes=("voice",))
+    with services.db.session_scope() as s, pytest.raises(ScriptRefused, match="at least 3 words"):
+        generation.request(s, services.gate, subject, subject, "speech", "personal", "Hi there!", utcnow(),
+                           "offline", by=Actor("web", user_id=subject))
+    with services.db.session_scope() as s:
+        gen = generation.request(s, services.gate, subject, subject, "speech", "personal", "See you soon.", utcnow(),
+                                 "offline", by=Actor("web", user_id=subject))
+        gen_id = gen.id
+        assert gen.script == "See you soon."
+    job_id = enqueue(services, "generation.render", {"generation_id": gen_id}, owner_id=subject, subject_id=subject)
+    assert execute(services, job_id) == "succeeded"
+    with services.db.session_scope() as s:
+        gen = s.get(Generation, gen_id)
+        audio = decode_audio(services.media.get(s, s.get(MediaObject, gen.output_media_id)))
+        assert gen.script == f"See you soon. {generation.SPOKEN_NOTICE}"
+        event = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "generation.completed"))
+        assert json.loads(event.details)["notice_added"] is True
+    assert len(audio) / 16000 > 4

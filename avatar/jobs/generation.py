@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
+from avatar.domain import generation as rules
 from avatar.domain import webhooks
 from avatar.domain.actor import Actor, audit
 from avatar.jobs.core import JobContext, PermanentJobError, job
@@ -88,6 +89,10 @@ def render_generation(ctx: JobContext) -> dict:
         grant = svc.gate.regrant(requester, subject, modality, purpose)
         ctx.progress(5, "synthesizing speech")
         speech = speech_backend(svc, subject).synthesize(grant, script)
+        notice_added = speech.seconds < rules.MARKED_SECONDS and script != rules.with_notice(script)
+        if notice_added:  # too short to carry the audio watermark: it ends with the spoken notice
+            script = rules.with_notice(script)
+            speech = speech_backend(svc, subject).synthesize(grant, script)
         ctx.progress(40 if modality == "video" else 80, "speech done")
         if modality == "video":
             head = get_backend(svc.config.VIDEO_BACKEND)
@@ -116,9 +121,10 @@ def render_generation(ctx: JobContext) -> dict:
         g = s.get(Generation, gen_id)
         obj = svc.media.put(s, subject, "output", data, mime, expires_at=expires)
         g.output_media_id, g.manifest, g.backend, g.job_id = obj.id, credentials, backend, ctx.job_id
+        g.script = script  # as spoken: with the notice if it was added
         g.content_sha256 = hashlib.sha256(data).hexdigest()
         audit(s, Actor.job(ctx.job_id, requester), "generation.completed", target_type="generation", target_id=gen_id,
-              details={"bytes": len(data), "backend": backend, "watermark_id": wm})
+              details={"bytes": len(data), "backend": backend, "watermark_id": wm, "notice_added": notice_added})
         webhooks.emit(s, "generation.ready", {"generation_id": gen_id, "job_id": ctx.job_id, "state": "ready",
                                               "modality": modality}, [requester, subject], subject_id=subject)
     return {"generation_id": gen_id, "bytes": len(data), "mime": mime}
