@@ -210,6 +210,32 @@ def create_users(env: dict, n: int) -> list[str]:
     return emails
 
 
+def runner_settings(mode: str, run_dir: Path, prefix: str) -> tuple[str, str | None, dict]:
+    """(database URL, PostgreSQL database name or None, AVATAR_* settings) of a run: embedded
+    (SQLite in run_dir, job threads) or scaleout (a new PostgreSQL database, Celery over a flushed
+    Redis database)."""
+    if mode == "embedded":
+        db_url = f"sqlite:///{run_dir / 'instance' / 'avatar.db'}"
+        return db_url, None, {"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "threads"}
+    pg_name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
+    admin.dispose()
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+    db_url = re.sub(r"/[^/]+$", f"/{pg_name}", PG_ADMIN)
+    return db_url, pg_name, {"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "celery", "AVATAR_BROKER_URL": REDIS}
+
+
+def drop_database(pg_name: str) -> None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def run_mode(mode: str, users: int, seconds: float, keep: bool) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix=f"avatar-load-{mode}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVATAR_")}
@@ -219,20 +245,8 @@ def run_mode(mode: str, users: int, seconds: float, keep: bool) -> dict:
     procs: list[subprocess.Popen] = []
     pg_name = None
     try:
-        if mode == "embedded":
-            db_url = f"sqlite:///{run_dir / 'instance' / 'avatar.db'}"
-            env.update({"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "threads"})
-        else:
-            pg_name = f"avatar_load_{secrets.token_hex(4)}"
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
-            admin.dispose()
-            db_url = re.sub(r"/[^/]+$", f"/{pg_name}", PG_ADMIN)
-            import redis
-
-            redis.Redis.from_url(REDIS).flushdb()
-            env.update({"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "celery", "AVATAR_BROKER_URL": REDIS})
+        db_url, pg_name, settings = runner_settings(mode, run_dir, "avatar_load")
+        env.update(settings)
         subprocess.run(AVATAR + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
         emails = create_users(env, users)
         before = counts(db_url, run_dir / "instance" / "media")
@@ -272,10 +286,7 @@ def run_mode(mode: str, users: int, seconds: float, keep: bool) -> dict:
         for p in procs:
             stop(p)
         if pg_name:
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-            admin.dispose()
+            drop_database(pg_name)
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
 

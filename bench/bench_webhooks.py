@@ -19,8 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -35,7 +33,7 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 from _common import DATA, ROOT, emit, free_port
-from bench_load import AVATAR, CSRF_FIELD, PG_ADMIN, REDIS, start, stop, wait_ready
+from bench_load import AVATAR, CSRF_FIELD, drop_database, runner_settings, start, stop, wait_ready
 
 from avatar.demo.likeness import PASSWORD
 
@@ -113,20 +111,8 @@ def run_mode(mode: str, n: int) -> dict:
     procs, pg_name = [], None
     receiver = Receiver()
     try:
-        if mode == "embedded":
-            db_url = f"sqlite:///{run_dir / 'instance' / 'avatar.db'}"
-            env.update({"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "threads"})
-        else:
-            pg_name = f"avatar_hooks_{secrets.token_hex(4)}"
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
-            admin.dispose()
-            db_url = re.sub(r"/[^/]+$", f"/{pg_name}", PG_ADMIN)
-            import redis
-
-            redis.Redis.from_url(REDIS).flushdb()
-            env.update({"AVATAR_DATABASE_URL": db_url, "AVATAR_JOB_RUNNER": "celery", "AVATAR_BROKER_URL": REDIS})
+        db_url, pg_name, settings = runner_settings(mode, run_dir, "avatar_hooks")
+        env.update(settings)
         subprocess.run(AVATAR + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
         email = make_likeness(env)
         port = free_port()
@@ -165,10 +151,7 @@ def run_mode(mode: str, n: int) -> dict:
         for p in procs:
             stop(p)
         if pg_name:
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-            admin.dispose()
+            drop_database(pg_name)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -32,12 +32,16 @@ def test_celery_worker_runs_jobs_from_the_same_api(tmp_path, pg_url, redis_url):
         assert row.result["ok"] is True and row.result["events"] == 3
         assert row.worker_id and row.worker_id.split(":")[0]
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        _stop(worker)
         services.close()
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
 
 
 def test_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path):
@@ -112,9 +116,5 @@ def test_a_webhook_goes_out_from_a_celery_worker_and_is_retried_there(tmp_path, 
             assert [a["status"] for a in s.scalar(sa.select(WebhookDelivery)).attempts] == [500, 200]
     finally:
         receiver.close()
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        _stop(worker)
         services.close()
