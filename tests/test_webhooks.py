@@ -376,3 +376,46 @@ def test_a_review_decision_is_told_to_the_person(services, auth, receiver):
     [event] = receiver.events()
     assert event["type"] == "enrollment.decided"
     assert event["data"] == {"enrollment_id": enrollment_id, "state": "rejected"}  # the reason stays on the page
+
+
+@pytest.mark.app_config(WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_RETRY_SECONDS="0", WEBHOOK_TIMEOUT_SECONDS=0.5)
+def test_a_receiver_that_trickles_its_answer_is_cut_off(services, auth):
+    """Each byte comes within the read timeout, but the whole answer would never end: the attempt
+    ends after twice the timeout and says so."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not stop.is_set():
+            try:
+                conn.sendall(b"a")
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    auth.register()
+    user_id = _user_id(services, "ada@example.org")
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    try:
+        with services.db.session_scope() as s:
+            rules.create_endpoint(s, s.get(User, user_id), url, ["consent.withdrawn"], "",
+                                  by=Actor("web", user_id=user_id), allow_private=True, resolve=delivery_jobs.resolve)
+            rules.emit(s, "consent.withdrawn", {"subject_id": user_id, "state": "withdrawn"}, [user_id])
+        started = time.monotonic()
+        execute(services, _pending_jobs(services)[0])
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        server.close()
+    with services.db.session_scope() as s:
+        [attempt] = s.scalar(sa.select(WebhookDelivery)).attempts
+    assert attempt["status"] is None and "no complete answer within 1 s" in attempt["error"], attempt

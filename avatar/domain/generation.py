@@ -16,10 +16,10 @@ from avatar.synthesis.label.payload import new_watermark_id
 
 RESULT_DAYS = 7
 SPOKEN_NOTICE = "This message was generated with artificial intelligence."
-# The audio watermark needs about this much speech to be read back (a 64-bit payload repeating
-# every 1.4 s; measured on the offline voice: 4.3 s and longer read, 2.5-4.1 s did not), so a
-# shorter clip ends with the spoken notice, which labels it and makes it long enough. The shortest
-# script (MIN_WORDS) with the notice measured 4.3-5.2 s and read.
+# The audio watermark (a 64-bit payload repeating every 1.4 s) needs length to be read back: of 8
+# clips of the offline voice of 2.5-3.3 s one read, of 19 with the notice (4.1-6.6 s) 17 did (the
+# README has the figures on real speech). So a shorter clip ends with the spoken notice, which
+# labels it aloud and makes its mark far more likely to read, and a script has MIN_WORDS at least.
 MARKED_SECONDS = 5.0
 MIN_WORDS = 3
 

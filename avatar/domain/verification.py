@@ -6,8 +6,7 @@ installation's watermark key names a generation recorded here; the file is byte 
 installation delivered; or the file's C2PA Content Credentials (the one signed provenance record,
 inside the file, bound to its exact bytes) are valid and signed under this installation's root
 (read with c2pa-python, that root the only trust anchor). A mark or credentials that do not resolve
-that way are
-reported as what it is, never as ours: changed content (Content Credentials that no longer match),
+that way are reported as what they are, never as ours: changed content (Content Credentials that no longer match),
 credentials stripped (the watermark still found), another signer (valid, but not under our root).
 The AIGC implicit label (GB 45438) in the file's metadata is reported, and whether its signature
 binds it to the watermark in the content.

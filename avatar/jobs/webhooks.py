@@ -5,14 +5,16 @@ AVATAR_WEBHOOK_RETRY_SECONDS, or failed when the waits are spent (about a day by
 Every attempt resolves the host again and refuses loopback, private and link-local addresses
 (unless AVATAR_WEBHOOK_ALLOW_PRIVATE), then connects to exactly the address it checked, so a DNS
 answer that changes between the check and the connection (rebinding) reaches nothing it should
-not. Redirects are not followed. An attempt may take AVATAR_WEBHOOK_TIMEOUT_SECONDS (resolving,
-connecting and the answer each), and no more than ANSWER_BYTES of the answer are read."""
+not. Redirects are not followed. Resolving, connecting and each read may take
+AVATAR_WEBHOOK_TIMEOUT_SECONDS, the whole exchange twice that, and no more than ANSWER_BYTES of the
+answer are read."""
 from __future__ import annotations
 
 import concurrent.futures
 import http.client
 import socket
 import ssl
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -22,6 +24,7 @@ from avatar.store.db import utcnow
 from avatar.store.models import WebhookDelivery, WebhookEndpoint
 
 ANSWER_BYTES = 4096
+TOTAL_TIMEOUTS = 2  # the whole exchange may take this many AVATAR_WEBHOOK_TIMEOUT_SECONDS
 _RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="avatar-dns")
 
 SUBMIT_ON_COMMIT.add(rules.DELIVERY_JOB)
@@ -46,7 +49,7 @@ class _Pinned(http.client.HTTPConnection):
 
     def __init__(self, host: str, port: int, address: str, timeout: float):
         super().__init__(host, port, timeout=timeout)
-        self.address = address
+        self.address, self.cut = address, False
 
     def connect(self):
         self.sock = socket.create_connection((self.address, self.port), self.timeout)
@@ -57,7 +60,7 @@ class _PinnedTLS(http.client.HTTPSConnection):
 
     def __init__(self, host: str, port: int, address: str, timeout: float):
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self.address = address
+        self.address, self.cut = address, False
 
     def connect(self):
         sock = socket.create_connection((self.address, self.port), self.timeout)
@@ -80,15 +83,35 @@ def post(url: str, body: bytes, headers: dict, *, allow_private: bool, timeout: 
     parts = urlsplit(url.strip())
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     conn = (_PinnedTLS if scheme == "https" else _Pinned)(host, port, addresses[0], timeout)
+    # each step waits at most `timeout`; a receiver that trickles its answer a byte at a time is
+    # cut off when the whole exchange has taken TOTAL_TIMEOUTS times that
+    watchdog = threading.Timer(TOTAL_TIMEOUTS * timeout, _cut, args=(conn,))
+    watchdog.daemon = True
+    watchdog.start()
+    too_long = DeliveryError(f"no complete answer within {TOTAL_TIMEOUTS * timeout:g} s")
     try:
         conn.request("POST", path, body=body, headers=headers)
         answer = conn.getresponse()
         answer.read(ANSWER_BYTES)  # a few KB at most, whatever the receiver sends
-        return answer.status
-    except (OSError, http.client.HTTPException) as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+    except (OSError, http.client.HTTPException, AttributeError) as exc:  # AttributeError: cut mid-read
+        raise (too_long if conn.cut else DeliveryError(f"{type(exc).__name__}: {exc}"[:300])) from exc
     finally:
+        watchdog.cancel()
         conn.close()
+    if conn.cut:  # what was read before the cut may look like a whole answer: it is not one
+        raise too_long
+    return answer.status
+
+
+def _cut(conn) -> None:
+    """Ends an exchange that has taken too long (a blocked read returns at once)."""
+    conn.cut = True
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 @job(rules.DELIVERY_JOB)
