@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 _services = None
 
 
+SHORT_WAIT_SECONDS = 60
+
+
 class CeleryRunner:
     """Sends job ids to Celery workers (`avatar worker`); the row in the database is the truth."""
 
@@ -33,8 +36,11 @@ class CeleryRunner:
             ) from exc
 
     def submit_later(self, job_id: int, seconds: float) -> None:
-        """The broker holds the message for `seconds` (the row is queued in the database; should
-        the message be lost, the requeue thread sends the job once it is due)."""
+        """A retry after `seconds`. A short wait is a countdown message; a longer one is left to
+        the workers' requeue thread, which sends the job once it is due (a worker holding a message
+        for hours would see the broker hand it out again after its visibility timeout)."""
+        if seconds > SHORT_WAIT_SECONDS:
+            return
         try:
             self.celery.send_task("avatar.execute_job", args=[job_id], retry=False, countdown=seconds)
         except Exception as exc:  # kombu raises OperationalError and friends

@@ -43,11 +43,10 @@ class ThreadRunner:
         self._queue.put(job_id)
 
     def submit_later(self, job_id: int, seconds: float) -> None:
-        """Sends the job once `seconds` have passed (a retry's wait; it is queued in the database,
-        so a restart in between loses nothing: the poller finds it when it is due)."""
-        timer = threading.Timer(seconds, self.submit, args=(job_id,))
-        timer.daemon = True
-        timer.start()
+        """A retry after `seconds`: the job waits in the database (run_after), and the poller sends
+        it once it is due, so no thread waits for it and a restart in between loses nothing."""
+        if seconds <= 0:
+            self.submit(job_id)
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
