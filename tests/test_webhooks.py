@@ -419,3 +419,28 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off(services, auth):
     with services.db.session_scope() as s:
         [attempt] = s.scalar(sa.select(WebhookDelivery)).attempts
     assert attempt["status"] is None and "no complete answer within 1 s" in attempt["error"], attempt
+
+
+@pytest.mark.app_config(WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_RETRY_SECONDS="0.3")
+def test_the_embedded_runner_sends_a_retry_once_it_is_due(services, auth):
+    from avatar.jobs.runners import ThreadRunner
+    from tests.conftest import wait_for_jobs
+
+    receiver = Receiver(answers=(500, 200))
+    auth.register()
+    user_id = _user_id(services, "ada@example.org")
+    services.runner = ThreadRunner(services, threads=1, poll_seconds=0.1).start()
+    try:
+        with services.db.session_scope() as s:
+            rules.create_endpoint(s, s.get(User, user_id), receiver.url, ["consent.withdrawn"], "",
+                                  by=Actor("web", user_id=user_id), allow_private=True, resolve=delivery_jobs.resolve)
+            [delivery] = rules.emit(s, "consent.withdrawn", {"subject_id": user_id, "state": "withdrawn"}, [user_id])
+            job_id = delivery.job_id
+        wait_for_jobs(services, [job_id], timeout=30)
+    finally:
+        services.runner.stop()
+        services.runner = None
+        receiver.close()
+    with services.db.session_scope() as s:
+        attempts = s.scalar(sa.select(WebhookDelivery)).attempts
+    assert [a["status"] for a in attempts] == [500, 200]
