@@ -444,3 +444,26 @@ def test_the_embedded_runner_sends_a_retry_once_it_is_due(services, auth):
     with services.db.session_scope() as s:
         attempts = s.scalar(sa.select(WebhookDelivery)).attempts
     assert [a["status"] for a in attempts] == [500, 200]
+
+
+@pytest.mark.slow
+def test_consent_running_out_is_told_to_the_person_and_their_delegates(services, shared_data, auth, receiver):
+    from avatar.domain import delegations
+    from avatar.store.models import Consent
+
+    subject = approved_likeness(services, shared_data, scopes=("voice",))
+    auth.register("del@example.org", "Del Egate")
+    delegate = _user_id(services, "del@example.org")
+    with services.db.session_scope() as s:
+        for user_id in (subject, delegate):
+            rules.create_endpoint(s, s.get(User, user_id), receiver.url, ["consent.expired", "consent.withdrawn"],
+                                  str(user_id), by=Actor("web", user_id=user_id), allow_private=True,
+                                  resolve=delivery_jobs.resolve)
+        delegations.create(s, s.get(User, subject), "del@example.org", ["speech"], ["personal"], 7, utcnow(),
+                           by=Actor("web", user_id=subject))
+    with services.db.session_scope() as s:
+        s.execute(sa.update(Consent).values(expires_at=utcnow() - timedelta(minutes=1)))
+    assert execute(services, enqueue(services, "consent.expire")) == "succeeded"
+    _deliver_all(services)
+    assert sorted((e["type"], e["data"]["state"]) for e in receiver.events()) == [("consent.expired", "expired")] * 2
+    assert len({c["headers"]["webhook-id"] for c in receiver.calls}) == 2  # one message per endpoint
