@@ -28,6 +28,30 @@ def test_openapi_document_is_valid(client):
     assert {"/api/generations", "/api/verify", "/api/generations/{generation_id}/download"} <= set(doc["paths"])
 
 
+def test_every_example_in_the_contract_fits_its_schema_and_every_event_is_described(client):
+    """Examples that drift from their schema would teach integrators the wrong thing."""
+    from jsonschema import Draft202012Validator
+
+    from avatar.domain.webhooks import EVENTS
+
+    doc = client.get("/api/openapi.json").get_json()
+    operations = [op for item in doc["paths"].values() for op in item.values()]
+    operations += [item["post"] for item in doc["webhooks"].values()]
+    checked = 0
+    for op in operations:
+        bodies = [(op.get("requestBody") or {}).get("content") or {}]
+        bodies += [resp.get("content") or {} for resp in op["responses"].values()]
+        for content in bodies:
+            for media in content.values():
+                if "example" in media:
+                    Draft202012Validator(media["schema"]).validate(media["example"])
+                    checked += 1
+    assert checked >= 10
+    assert set(doc["webhooks"]) == set(EVENTS)
+    assert {p["name"] for p in doc["webhooks"]["generation.ready"]["post"]["parameters"]} == {
+        "webhook-id", "webhook-timestamp", "webhook-signature"}
+
+
 def test_the_contract_has_a_page_of_its_own(client):
     """/api/docs renders every operation of the contract with its answers, from the app alone."""
     doc = client.get("/api/openapi.json").get_json()
@@ -36,7 +60,11 @@ def test_the_contract_has_a_page_of_its_own(client):
         for method, op in item.items():
             assert f"{method.upper()} {path}" in page
             assert all(f"<dt>{status}</dt>" in page for status in op["responses"])
-    assert "<script" not in page.split("</nav>")[-1] and "https://" not in page
+    for event in doc["webhooks"]:
+        assert f"<code>{event}</code>" in page
+    assert "webhook-signature" in page and '"spoken_notice": true' in page  # examples shown
+    assert "<script" not in page.split("</nav>")[-1]
+    assert "https://" not in page.replace("https://hooks.example.com/avatar", "")  # no CDN, only the example
 
 
 def test_bad_tokens_and_paths(client, auth):

@@ -10,12 +10,57 @@ from avatar.domain.webhooks import EVENTS, MAX_URL
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _json(schema: dict) -> dict:
-    return {"application/json": {"schema": schema}}
+def _json(schema: dict, example=None) -> dict:
+    media = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"application/json": media}
 
 
 def _error(description: str) -> dict:
     return {"description": description, "content": _json(ERROR)}
+
+
+GENERATION_EXAMPLE = {"modality": "speech", "purpose": "personal", "spoken_notice": True,
+                      "script": "Hello, this is a short note for my sister. See you on Sunday."}
+GENERATION_ACCEPTED = {"generation_id": 42, "job_id": 97, "status_url": "/api/generations/42"}
+WEBHOOK_EXAMPLE = {"url": "https://hooks.example.com/avatar", "events": ["generation.ready", "generation.failed"],
+                   "description": "our CMS"}
+ENDPOINT_EXAMPLE = {"id": 3, "url": "https://hooks.example.com/avatar", "events": ["generation.failed", "generation.ready"],
+                    "description": "our CMS", "secret_version": 1, "created_at": "2026-12-06T16:00:00Z",
+                    "previous_secret_until": None}
+EVENT_DATA = {  # what each event's "data" holds: ids and states, never media or personal data
+    "generation.ready": {"generation_id": 42, "job_id": 97, "state": "ready", "modality": "speech"},
+    "generation.failed": {"generation_id": 42, "job_id": 97, "state": "failed"},
+    "generation.revoked": {"generation_id": 42, "subject_id": 7, "state": "revoked"},
+    "enrollment.decided": {"enrollment_id": 12, "state": "approved"},
+    "consent.withdrawn": {"subject_id": 7, "state": "withdrawn"},
+    "consent.expired": {"subject_id": 7, "state": "expired"},
+}
+WEBHOOK_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "The message id, the same on every retry (deduplicate on it)"},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Unix seconds of this attempt (refuse old ones, e.g. over 5 minutes)"},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Space-separated v1,<base64 HMAC-SHA256 over id.timestamp.body> with the endpoint's secret "
+                    "(the bytes after whsec_); two during the day after a rotation"},
+]
+
+
+def _webhooks() -> dict:
+    """The calls this service makes (OpenAPI 3.1 `webhooks`), one per event."""
+    out = {}
+    for event, data in EVENT_DATA.items():
+        body = {"type": "object", "required": ["type", "timestamp", "data"], "properties": {
+            "type": {"const": event}, "timestamp": {"type": "string", "format": "date-time"},
+            "data": {"type": "object"}}}
+        out[event] = {"post": {
+            "summary": EVENTS[event][:1].upper() + EVENTS[event][1:], "parameters": WEBHOOK_HEADERS,
+            "requestBody": {"required": True, "content": _json(body, {"type": event, "timestamp":
+                                                                      "2026-12-06T16:00:00.000000Z", "data": data})},
+            "responses": {"2XX": {"description": "Received (anything else is tried again, for about a day)"}}}}
+    return out
 
 
 def _op(summary: str, ok: dict, *, auth: bool = True, body: dict | None = None, ids: bool = False,
@@ -96,11 +141,13 @@ def document(service_name: str) -> dict:
             "schemas": {"Error": {"type": "object", "required": ["error", "status"], "properties": {
                 "error": {"type": "string"}, "status": {"type": "integer"}}}}},
         "security": [{"token": []}, {"session": []}],
+        "webhooks": _webhooks(),
         "paths": {
             "/api/generations": {
                 "get": _op("Your generations (as requester or subject)", {"200": {"description": "The list", "content": _json(obj)}}),
                 "post": _op("Ask for a clip through the consent gate", {
-                    "202": {"description": "Queued", "content": _json(obj)}}, body=_json(generation), errors={
+                    "202": {"description": "Queued", "content": _json(obj, GENERATION_ACCEPTED)}},
+                    body=_json(generation, GENERATION_EXAMPLE), errors={
                     "403": _error("The consent gate refused (no consent for this, or not the person's)"),
                     **IDEMPOTENCY_ERRORS}, parameters=[IDEMPOTENCY_KEY])},
             "/api/generations/{generation_id}": {"get": _op(
@@ -157,8 +204,9 @@ def document(service_name: str) -> dict:
                 "get": _op("Your webhook endpoints, and the events there are", {
                     "200": {"description": "The endpoints", "content": _json(obj)}}),
                 "post": _op("Register a callback URL (the answer holds its signing secret, once)", {
-                    "201": {"description": "The endpoint and its secret (whsec_…)", "content": _json(obj)}},
-                    body=_json(webhook), errors={
+                    "201": {"description": "The endpoint and its secret (whsec_…)", "content": _json(obj, {
+                        "endpoint": ENDPOINT_EXAMPLE, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})}},
+                    body=_json(webhook, WEBHOOK_EXAMPLE), errors={
                         "400": _error("Malformed request, unknown events, or too many endpoints (10)"),
                         "422": _error("The URL is refused: not https, resolving to a private, loopback or "
                                       "link-local address, or not resolving at all"),
