@@ -67,6 +67,10 @@ class Services:
         return self.config.watermark_key()
 
     @cached_property
+    def webhook_key(self) -> bytes:
+        return self.config.webhook_key()
+
+    @cached_property
     def label_key(self):
         """The Ed25519 key that signs the AIGC label's binding to the content (ReservedCode1):
         instance/label-ed25519.pem, created on first use (an instance made before it was named so

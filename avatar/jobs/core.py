@@ -189,6 +189,13 @@ def _finish(services, job_id: int, state: JobState, **values) -> None:
             failed(s, s.get(Job, job_id))
 
 
+def _requeue(services, job_id: int, message: str, run_after=None) -> None:
+    """A running job back in the queue for another attempt (not before run_after, when given)."""
+    with services.db.session_scope() as s:
+        s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
+            state=JobState.QUEUED.value, lease_until=None, worker_id=None, message=message, run_after=run_after))
+
+
 def failed(session, row: Job) -> None:
     """Runs the job's on_failed hook (if it has one) in the transaction that fails it."""
     hook = FAILURE_HOOKS.get(row.name)
@@ -218,10 +225,7 @@ def execute(services, job_id: int, worker_id: str | None = None) -> str | None:
         _finish(services, job_id, JobState.FAILED, error=str(exc), message="failed")
         return JobState.FAILED.value
     except RetryLater as exc:
-        with services.db.session_scope() as s:
-            s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
-                state=JobState.QUEUED.value, lease_until=None, worker_id=None, message=str(exc)[:200],
-                run_after=utcnow() + timedelta(seconds=exc.seconds)))
+        _requeue(services, job_id, str(exc)[:200], run_after=utcnow() + timedelta(seconds=exc.seconds))
         if services.runner is not None:
             try:  # on time; should this fail, the runners' pollers send it once it is due
                 services.runner.submit_later(job_id, exc.seconds)
@@ -231,10 +235,7 @@ def execute(services, job_id: int, worker_id: str | None = None) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a job's failure must not kill the worker
         log.exception("job %s (%s) failed on attempt %s", job_id, row.name, row.attempts)
         if row.attempts < row.max_attempts:
-            with services.db.session_scope() as s:
-                s.execute(sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING.value).values(
-                    state=JobState.QUEUED.value, lease_until=None, worker_id=None,
-                    message=f"retrying after error (attempt {row.attempts} of {row.max_attempts})"))
+            _requeue(services, job_id, f"retrying after error (attempt {row.attempts} of {row.max_attempts})")
             if services.runner is not None:
                 services.runner.submit(job_id)
             return JobState.QUEUED.value

@@ -133,7 +133,7 @@ def deliver(ctx: JobContext) -> dict:
         timestamp = int(time.time())
         headers = {"Content-Type": "application/json", "User-Agent": f"{cfg.SERVICE_NAME}-Webhooks/1",
                    "webhook-id": delivery.message_id, "webhook-timestamp": str(timestamp),
-                   "webhook-signature": rules.signature_header(cfg.webhook_key(), endpoint, delivery.message_id,
+                   "webhook-signature": rules.signature_header(svc.webhook_key, endpoint, delivery.message_id,
                                                                timestamp, body)}
         url = endpoint.url
     started = time.monotonic()

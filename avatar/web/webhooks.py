@@ -29,7 +29,7 @@ def _create(url, events, description):
 
 def _secret(row) -> str:
     """The endpoint's current secret, for the one answer that shows it."""
-    return rules.secret_for(services().config.webhook_key(), row.id, row.secret_version)
+    return rules.secret_for(services().webhook_key, row.id, row.secret_version)
 
 
 # -- the page --------------------------------------------------------------------------------
