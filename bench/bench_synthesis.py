@@ -14,12 +14,12 @@ SCRIPT_10S = ("Hello everyone, this is a short message for my family and my frie
               "that the weather is kind to you, and that I will see every one of you again very soon.")
 
 
-def _grant(voice, face, modality):
+def _grant(voice, face, modality, footage=None):
     from avatar.synthesis.grant import _MINT, ConsentGrant, Likeness
 
     return ConsentGrant(_MINT, requester_id=0, subject_id=0, subject_pseudonym="bench", consent_id=0,
                         modality=modality, purpose="personal", issued_at=datetime.now(), check=lambda: None,
-                        load=lambda m: Likeness(voice, face))
+                        load=lambda m: Likeness(voice, face, footage))
 
 
 def main() -> None:

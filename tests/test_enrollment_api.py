@@ -56,9 +56,21 @@ def test_passing_capture_creates_profiles_from_the_capture(client, services, pas
         assert ref.startswith(b"\x89PNG")
         assert voice is not None and voice.voiced_seconds > 1
         kinds = {m.kind for m in s.scalars(sa.select(MediaObject).where(MediaObject.subject_id == uid))}
-        assert {"evidence", "face_template", "face_ref", "voice_template", "voice_ref"} <= kinds
+        assert {"evidence", "face_template", "face_ref", "voice_template", "voice_ref", "face_footage"} <= kinds
         raw = services.media.blobs.read(s.get(MediaObject, face.reference_media_id).storage_key)
         assert b"PNG" not in raw[:64]  # stored encrypted
+        footage = services.media.get(s, s.get(MediaObject, face.footage_media_id))
+        assert b"ftyp" not in services.media.blobs.read(s.get(MediaObject, face.footage_media_id).storage_key)[:64]
+    # the footage is the statement, read facing the camera, with its sound: what the talking head is made of
+    from avatar.analysis.media import MediaFile
+    from avatar.domain.challenges import STATEMENT_SECONDS
+
+    with MediaFile(footage) as mf:
+        assert mf.probe.has_audio and mf.probe.fps == 25
+        assert abs(mf.probe.duration - STATEMENT_SECONDS) < 0.5
+        from avatar.synthesis.video.example_based import footage_model
+
+        assert len(footage_model(footage, 256).frames) > 0.9 * 25 * STATEMENT_SECONDS
 
 
 def test_bad_inputs(client, services, shared_data, app):

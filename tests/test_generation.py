@@ -217,3 +217,40 @@ def test_a_clip_too_short_for_its_watermark_ends_with_the_spoken_notice(app, ser
         event = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "generation.completed"))
         assert json.loads(event.details)["notice_added"] is True
     assert len(audio) / 16000 > 4
+
+
+def test_a_likeness_with_footage_speaks_with_its_own_face(app, services, shared_data):
+    """The enrolled footage (here a real GRID clip) makes the talking head: every frame is that man,
+    and the backend says which head was used; a likeness without footage animates its picture."""
+    from avatar.analysis.challenge import best_frames
+    from avatar.analysis.face import FACE_MATCH_THRESHOLD, face_distance, face_embedding
+    from avatar.analysis.liveness import track
+    from avatar.analysis.media import MediaFile
+
+    clip = (shared_data / "talking/grid_s1_lrbe9a.mp4").read_bytes()
+    with MediaFile(clip) as mf:
+        real, _ = mf.clip(10, max_side=512)
+    real_sig = track(real)
+    k = (best_frames(real_sig, 1) or [int(np.argmax([o.sharpness for o in real_sig.observations]))])[0]
+    his = face_embedding(real.images[k], real_sig.observations[k])
+
+    subject = approved_likeness(services, shared_data, email="footage@example.org", footage=clip)
+    gen_id, job_id = _request(services, subject)
+    assert execute(services, job_id) == "succeeded"
+    with services.db.session_scope() as s:
+        gen = s.get(Generation, gen_id)
+        data = services.media.get(s, s.get(MediaObject, gen.output_media_id))
+        assert gen.backend.endswith("+offline-example-based")
+    with MediaFile(data) as mf:
+        frames, _ = mf.clip(5, max_side=512)
+    sig = track(frames)
+    dists = [face_distance(face_embedding(frames.images[i], sig.observations[i]), his)
+             for i in range(len(frames)) if sig.observations[i] is not None]
+    assert len(dists) >= 0.9 * len(frames) and max(dists) < FACE_MATCH_THRESHOLD
+    assert np.median(dists) < 0.4
+
+    other = approved_likeness(services, shared_data, email="picture@example.org")
+    gen_id, job_id = _request(services, other)
+    assert execute(services, job_id) == "succeeded"
+    with services.db.session_scope() as s:
+        assert s.get(Generation, gen_id).backend.endswith("+offline-mesh-warp")

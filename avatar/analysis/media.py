@@ -302,6 +302,30 @@ class MediaFile:
             frames = self.frames(fps=fps, max_side=max_side, seconds=seconds)
             return frames, (audio.result() if audio else None)
 
+    def cut(self, start: float, seconds: float, fps: float = 25, max_side: int = 720) -> bytes:
+        """The part from `start` lasting `seconds`, re-encoded as a plain MP4 (H.264 CRF 18 at fps,
+        the longer side ≤ max_side, AAC): what is kept of a recording after its check."""
+        p = self.probe
+        if not (p.has_video and p.has_audio):
+            raise MediaError("the recording needs both picture and sound")
+        start = max(0.0, start)
+        seconds = min(seconds, self.limits.max_seconds)
+        scale = min(1.0, max_side / max(p.width, p.height))
+        fd, out = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".mp4", dir=_temp_dir)
+        os.close(fd)
+        try:
+            res = _run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", f"{start:.3f}", "-t", f"{seconds:.3f}",
+                        "-i", self.path, "-map", "0:v:0", "-map", "0:a:0",
+                        "-vf", f"fps={fps},scale={_even(p.width * scale)}:{_even(p.height * scale)}:flags=area",
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                        "-c:a", "aac", "-b:a", "128k", "-ac", "1", "-movflags", "+faststart", out], timeout=120)
+            if res.returncode != 0:
+                raise MediaError("the recording could not be cut; the file may be damaged")
+            with open(out, "rb") as fh:
+                return fh.read()
+        finally:
+            os.unlink(out)
+
     # -- audio --------------------------------------------------------------------------------
     def audio(self, seconds: float | None = None) -> np.ndarray:
         """The audio as 16 kHz mono float32 in [-1, 1]: at most the limit's (or `seconds`') worth."""

@@ -33,8 +33,9 @@ def references(shared_data):
 
 
 def approved_likeness(services, shared_data, email="subject@example.org", scopes=("face", "voice"),
-                      purposes=("personal",), days=30, password=PASSWORD) -> int:
-    """A new account (email, password) with an approved likeness and its consent; its id."""
+                      purposes=("personal",), days=30, password=PASSWORD, footage: bytes | None = None) -> int:
+    """A new account (email, password) with an approved likeness and its consent; its id.
+    footage: an MP4 kept as the face profile's footage (the talking head's source)."""
     face, face_t, voice, voice_t = references(shared_data)
     with services.db.session_scope() as s:
         user = register(s, email, "Sub Ject", password)
@@ -42,7 +43,9 @@ def approved_likeness(services, shared_data, email="subject@example.org", scopes
         s.add(enr)
         s.flush()
         m = services.media
+        clip = m.put(s, user.id, "face_footage", footage, "video/mp4").id if footage else None
         s.add(FaceProfile(enrollment_id=enr.id, user_id=user.id, model="dlib-resnet-128", quality={},
+                          footage_media_id=clip,
                           template_media_id=save_template(s, m, user.id, "face_template", face_t).id,
                           reference_media_id=m.put(s, user.id, "face_ref", png_bytes(face), "image/png").id))
         s.add(VoiceProfile(enrollment_id=enr.id, user_id=user.id, model="resemblyzer-partials-256",

@@ -237,9 +237,10 @@ def flag_generated_media(enr: Enrollment) -> None:
 
 def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSession, result: dict,
                 face_template: np.ndarray, reference_png: bytes, voice_template: np.ndarray | None,
-                voiced_wav: bytes | None, voiced_seconds: float) -> Enrollment:
+                voiced_wav: bytes | None, voiced_seconds: float, footage: bytes | None = None) -> Enrollment:
     """Creates the face and voice profiles from this capture (replacing earlier ones of the same
-    enrollment) and moves the enrollment to captured."""
+    enrollment) and moves the enrollment to captured. footage: the statement's part of the capture
+    (MP4), kept encrypted with the face profile for the talking head."""
     ls.passed = True
     ls.result = result
     enr = session.get(Enrollment, ls.enrollment_id)
@@ -250,8 +251,10 @@ def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSes
     session.flush()
     ft = save_template(session, media, user.id, "face_template", face_template)
     ref = media.put(session, user.id, "face_ref", reference_png, "image/png")
+    clip = media.put(session, user.id, "face_footage", footage, "video/mp4") if footage else None
     session.add(FaceProfile(enrollment_id=enr.id, user_id=user.id, template_media_id=ft.id, reference_media_id=ref.id,
-                            model="dlib-resnet-128", quality=result.get("checks", {}).get("presentation_attack", {})))
+                            footage_media_id=clip.id if clip else None, model="dlib-resnet-128",
+                            quality=result.get("checks", {}).get("presentation_attack", {})))
     if voice_template is not None and voiced_wav:
         vt = save_template(session, media, user.id, "voice_template", voice_template)
         vref = media.put(session, user.id, "voice_ref", voiced_wav, "audio/wav")

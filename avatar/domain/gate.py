@@ -128,7 +128,7 @@ class ConsentGate:
 
         with self.db.session_scope() as s:
             enr = current_enrollment(s, subject_id)
-            face = None
+            face = footage = None
             vp = enr.voice_profile
             if vp is None:
                 raise GrantError("No enrolled voice.")
@@ -138,4 +138,6 @@ class ConsentGate:
                 if fp is None:
                     raise GrantError("No enrolled face.")
                 face = decode_image(self.media.get(s, s.get(MediaObject, fp.reference_media_id)))
-        return Likeness(voice=np.asarray(voice, np.float32), face=face)
+                if modality == "video" and fp.footage_media_id is not None:
+                    footage = self.media.get(s, s.get(MediaObject, fp.footage_media_id))
+        return Likeness(voice=np.asarray(voice, np.float32), face=face, footage=footage)

@@ -16,6 +16,19 @@ def _limits():
     return Limits(max_seconds=MEDIA_LIMITS_SECONDS, max_pixels=1920 * 1080)
 
 
+def statement_footage(mf, plan: dict) -> bytes | None:
+    """The person reading the statement, facing the camera, with their voice: the footage the
+    talking head is made from (synthesis/video/example_based.py). None when it cannot be cut (the
+    likeness then animates its reference picture)."""
+    from avatar.analysis.media import MediaError
+
+    st = plan["statement"]
+    try:
+        return mf.cut(st["start"], st["end"] - st["start"])
+    except MediaError:
+        return None
+
+
 @job("enrollment.verify")
 def verify_enrollment_capture(ctx: JobContext) -> dict:
     """Checks the uploaded capture against its issued challenge. The owner sees only pass/fail
@@ -37,7 +50,7 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
         # the windows as the page showed them (a late prompt moves its window, within a bound)
         plan, code = shown_schedule(dict(ls.plan), ls.prompt_times), ls.code
     ctx.progress(10, "reading the recording")
-    verdict = own_output = None
+    verdict = own_output = footage = None
     try:
         with MediaFile(data, _limits()) as mf:
             # the length measured from the packets (MediaRecorder's webm has no duration header)
@@ -50,6 +63,8 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
                 seconds = plan.get("duration", 30) + rules.LENGTH_SLACK
                 frames, audio = mf.clip(SAMPLE_FPS, max_side=640, seconds=seconds)
                 verdict = verify_capture(frames, audio, plan, code, mf.iter_frames(SYNC_FPS, 640, seconds))
+                if verdict.passed:
+                    footage = statement_footage(mf, plan)
         if own_output is not None:  # one of our outputs fed in as the camera: refused, whatever it shows
             failure = HINTS["voice"]
             report = {"passed": False, "generated_media": own_output,
@@ -72,7 +87,7 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
             voiced = verdict.voiced if verdict.voiced is not None else np.zeros(0, np.float32)
             rules.record_pass(s, svc.media, user, ls, report, verdict.face_template, rules.png_bytes(ref),
                               verdict.voice_template, rules.wav_bytes(voiced) if voiced.size else None,
-                              voiced.size / 16000)
+                              voiced.size / 16000, footage=footage)
             locked = False
         else:
             failure = failure or "Keep your face in the oval, in good light."

@@ -24,11 +24,13 @@ _MINT = object()  # held by avatar.domain.gate; nothing else may construct a gra
 
 @dataclass(frozen=True)
 class Likeness:
-    """What a backend may use, decrypted: the enrolled voice (16 kHz mono) and the face reference
-    (RGB) from the live capture."""
+    """What a backend may use, decrypted: the enrolled voice (16 kHz mono), the face reference
+    (RGB) from the live capture and, where enrolled, footage of the person speaking on camera (MP4
+    with its audio: the frontal speaking part of the capture)."""
 
     voice: np.ndarray | None
     face: np.ndarray | None
+    footage: bytes | None = None
 
 
 class ConsentGrant:

@@ -106,11 +106,14 @@ class _ProfileColumns:
 
 
 class FaceProfile(_ProfileColumns, Base):
-    """Face likeness taken from a passed live capture: dlib template, aligned reference image."""
+    """Face likeness taken from a passed live capture: dlib template, aligned reference image and
+    the footage of the person reading the statement (MP4 with its audio), which the talking head
+    is made from; profiles from before footage was kept have none."""
 
     __tablename__ = "face_profiles"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    footage_media_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("media_objects.id"))
 
 
 class VoiceProfile(_ProfileColumns, Base):

@@ -6,7 +6,8 @@ register it in BACKENDS and select it with AVATAR_VIDEO_BACKEND. Rendering, labe
 encoding (avatar.synthesis.render) are shared by all backends."""
 from __future__ import annotations
 
-BACKENDS: dict[str, str] = {"offline": "avatar.synthesis.video.offline:MeshTalkingHead"}
+BACKENDS: dict[str, str] = {"offline": "avatar.synthesis.video.example_based:ExampleTalkingHead",
+                            "mesh": "avatar.synthesis.video.offline:MeshTalkingHead"}
 FPS = 25
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from avatar.synthesis.grant import require_grant
 from avatar.synthesis.video import FPS, frame_count
-from avatar.synthesis.video.visemes import shape_mouth, speech_phones
+from avatar.synthesis.video.visemes import mouth_track, shape_mouth, speech_phones
 
 UPPER_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LOWER_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
@@ -27,19 +27,6 @@ CHIN = 152
 
 class VideoError(Exception):
     pass
-
-
-def mouth_track(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> np.ndarray:
-    """Mouth opening 0–1 per frame from the speech loudness (dB above the quiet floor)."""
-    hop = sr / fps
-    out = np.zeros(n_frames, np.float32)
-    for i in range(n_frames):
-        seg = audio[int(i * hop): int((i + 1) * hop)]
-        out[i] = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-10) if seg.size else -100
-    top = np.percentile(out, 95) if n_frames else 0
-    m = np.clip((out - (top - 30)) / 24, 0, 1)
-    m = np.convolve(m, [0.25, 0.5, 0.25], mode="same")
-    return m.astype(np.float32) ** 0.8
 
 
 def blink_track(n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:

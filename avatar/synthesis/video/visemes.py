@@ -15,6 +15,19 @@ CLOSE_VOWELS = {"i", "i:", "I", "u:", "U", "I#", "i@", "U@", "@"}
 LOUDNESS_SHARE = 0.35  # how much of the opening follows the loudness (the rest: the phone's shape)
 
 
+def mouth_track(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> np.ndarray:
+    """Mouth opening 0–1 per frame from the speech loudness (dB above the quiet floor)."""
+    hop = sr / fps
+    out = np.zeros(n_frames, np.float32)
+    for i in range(n_frames):
+        seg = audio[int(i * hop): int((i + 1) * hop)]
+        out[i] = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-10) if seg.size else -100
+    top = np.percentile(out, 95) if n_frames else 0
+    m = np.clip((out - (top - 30)) / 24, 0, 1)
+    m = np.convolve(m, [0.25, 0.5, 0.25], mode="same")
+    return m.astype(np.float32) ** 0.8
+
+
 def phone_opening(phone: str) -> float:
     """Target opening 0–1 of one phone."""
     if phone in BILABIAL:
