@@ -79,3 +79,16 @@ def test_generation_needs_a_recent_login(client, auth, services, shared_data):
                                                   "email": "x@example.org", "modality": "speech",
                                                   "purpose": "personal", "days": "7"})
     assert r.status_code == 303 and "/auth/confirm?next=/account/delegations" in r.headers["Location"]
+
+
+def test_the_video_option_says_when_a_likeness_has_no_footage(client, auth, services, shared_data):
+    approved_likeness(services, shared_data)  # enrolled with a picture only
+    auth.login("subject@example.org")
+    page = " ".join(client.get("/generate").get_data(as_text=True).split())
+    assert "You enrolled before that footage was kept" in page and "do the live capture again" in page
+    with_footage = approved_likeness(services, shared_data, email="filmed@example.org",
+                                     footage=(shared_data / "talking/grid_s1_lrbe9a.mp4").read_bytes())
+    auth.logout()
+    auth.login("filmed@example.org")
+    page = " ".join(client.get("/generate").get_data(as_text=True).split())
+    assert with_footage and "own face, taken from the footage" in page and "enrolled before that footage" not in page

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from avatar.domain import NotFound
 from avatar.domain.actor import Actor, audit
+from avatar.domain.enrollment import current_enrollment
 from avatar.domain.gate import ConsentGate
 from avatar.domain.scripts import ScriptRefused, screen
 from avatar.store.db import utcnow
@@ -54,6 +55,17 @@ def request(session, gate: ConsentGate, requester_id: int, subject_id: int, moda
     audit(session, by, "generation.requested", target_type="generation", target_id=gen.id,
           details={"subject": subject_id, "modality": modality, "purpose": purpose, "watermark_id": wm})
     return gen
+
+
+def pictures_only(session, subject_ids: list[int]) -> list[int]:
+    """Of these subjects, those whose enrolled face has no footage (enrolled before it was kept): a
+    video of them animates their reference picture instead of their own footage."""
+    out = []
+    for sid in subject_ids:
+        enr = current_enrollment(session, sid)
+        if enr is not None and enr.face_profile is not None and enr.face_profile.footage_media_id is None:
+            out.append(sid)
+    return out
 
 
 def for_user(session, user_id: int, limit: int = 50) -> list[Generation]:

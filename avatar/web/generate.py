@@ -60,7 +60,9 @@ def index():
     rows = rules.for_user(db.session, current_user.id)
     jobs = {g.id: db.session.get(Job, g.job_id) if g.job_id else None for g in rows}
     now = utcnow()
-    return render_template("generate/index.html", rows=rows, jobs=jobs, subjects=_subjects(),
+    subjects = _subjects()
+    return render_template("generate/index.html", rows=rows, jobs=jobs, subjects=subjects,
+                           pictures_only=rules.pictures_only(db.session, [u.id for u in subjects]),
                            statuses={g.id: rules.status(g, now) for g in rows}, purposes=PURPOSES_LABELS,
                            notice=rules.SPOKEN_NOTICE), status
 

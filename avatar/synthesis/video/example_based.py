@@ -48,6 +48,10 @@ SPREAD = {"i:", "i", "I", "E", "eI", "a", "s", "z", "S", "Z", "tS", "dZ"}
 MIN_FRAMES = 25  # one second of tracked footage at least
 JUMP = 1.2  # cost of leaving the footage's order (a cut between two of its frames; a step back
 # is one too: cheap steps back flicker between two mouths)
+STEADY_DEGREES = 12.0
+STEADY_SECONDS = 2.0
+POSE_SCALE = (6.0, 6.0, 5.0)  # degrees of yaw, pitch, roll that cost as much as a wrong viseme, about
+POSE_LIMIT = 15.0
 HOLD = 0.6  # cost of showing the same mouth twice in a row
 
 
@@ -100,7 +104,7 @@ class FootageModel:
     lower: np.ndarray  # (n, len(LOWER_FACE), 2) float32
     opening: np.ndarray  # (n,) lip gap, 0 shut .. 1 the footage's wide open (95th percentile)
     width: np.ndarray  # (n,) mouth width, z-scored over the footage (narrow: rounded lips)
-    yaw: np.ndarray  # (n,) degrees
+    pose: np.ndarray  # (n, 3) yaw, pitch, roll in degrees
     visemes: list[str]
     fps: float
 
@@ -155,16 +159,41 @@ def build(images: list[np.ndarray], audio16: np.ndarray | None, fps: float, size
                         lower=np.stack([moved(o, LOWER_FACE) for o in obs]),
                         opening=np.clip(gap / top, 0, 1.2).astype(np.float32),
                         width=((width - width.mean()) / (width.std() + 1e-6)).astype(np.float32),
-                        yaw=np.array([o.yaw for o in obs], np.float32),
+                        pose=np.array([(o.yaw, o.pitch, o.roll) for o in obs], np.float32),
                         visemes=[all_visemes[i] for i in keep], fps=fps)
 
 
-def base_sequence(n_out: int, n_src: int, rng: np.random.Generator) -> np.ndarray:
-    """Footage indices played forward and back (ping-pong) from a random start."""
+def steady_run(pose: np.ndarray, fps: float) -> tuple[int, int]:
+    """The longest run of frames facing the way the footage mostly faces (within STEADY_DEGREES of
+    its median pose): where the base frames come from, when it lasts STEADY_SECONDS; else all."""
+    near = (np.abs(pose[:, :2] - np.median(pose[:, :2], axis=0)) < STEADY_DEGREES).all(axis=1)
+    best, start = (0, 0), None
+    for i, ok in enumerate(np.append(near, False)):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            best = max(best, (i - start, start))
+            start = None
+    length, first = best
+    return (first, first + length) if length >= STEADY_SECONDS * fps else (0, len(pose))
+
+
+def base_sequence(n_out: int, span: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Footage indices within span played forward and back (ping-pong) from a random start."""
+    first, end = span
+    n_src = end - first
     period = max(1, 2 * (n_src - 1))
     start = int(rng.integers(0, period))
     k = (start + np.arange(n_out)) % period
-    return np.where(k < n_src, k, period - k).astype(np.int64)
+    return first + np.where(k < n_src, k, period - k).astype(np.int64)
+
+
+def pose_cost(model: FootageModel, base: np.ndarray) -> np.ndarray:
+    """(n_out, n_src): how far each footage frame's head pose is from each output frame's base; a
+    lower face from a head turned otherwise does not fit (beyond POSE_LIMIT it is ruled out)."""
+    gap = np.abs(model.pose[None, :, :] - model.pose[base][:, None, :])
+    cost = ((gap / np.array(POSE_SCALE, np.float32)) ** 2).sum(axis=2)
+    return cost + 8.0 * (gap > POSE_LIMIT).any(axis=2)
 
 
 def choose_mouths(model: FootageModel, opening: np.ndarray, rounding: np.ndarray, visemes: list[str],
@@ -172,9 +201,8 @@ def choose_mouths(model: FootageModel, opening: np.ndarray, rounding: np.ndarray
     """For each output frame, the footage frame whose mouth it shows (Viterbi over the footage)."""
     n_src = len(model.frames)
     src_vis = np.array([VISEMES.index(v) for v in model.visemes])
-    yaw_gap = (model.yaw[None, :] - model.yaw[base][:, None]) / 8.0
     unit = (4.0 * (opening[:, None] - model.opening[None, :]) ** 2
-            + 0.25 * (rounding[:, None] - 0.5 * model.width[None, :]) ** 2 + yaw_gap ** 2)
+            + 0.25 * (rounding[:, None] - 0.5 * model.width[None, :]) ** 2 + pose_cost(model, base))
     want = np.array([VISEMES.index(v) for v in visemes])
     unit += 0.6 * (want[:, None] != src_vis[None, :])
     # lips that must shut: a footage frame with open lips is ruled out when a shut one exists
@@ -259,7 +287,7 @@ def render(model: FootageModel, speech, fps: float = FPS, seed: int = 0, check=N
     phones = speech_phones(speech.audio, speech.sr)
     opening = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), phones, fps)
     visemes = frame_visemes(phones, n, fps)
-    base = base_sequence(n, len(model.frames), np.random.default_rng(seed))
+    base = base_sequence(n, steady_run(model.pose, model.fps), np.random.default_rng(seed))
     mouths = choose_mouths(model, opening, _rounding(phones, n, fps), visemes, base)
     for i in range(n):
         if check is not None and i % 25 == 0:
