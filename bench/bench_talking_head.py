@@ -17,43 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from _common import DATA, emit
 from bench_synthesis import _grant
 
 DEFAULT_CLIP = DATA / "talking" / "grid_s1_bbaf2n.mp4"
 DEFAULT_TEXT = ("Please remember to bring the blue folder to the meeting, and maybe a map of the park. "
                 "I will be back before five, so we can plan the trip together.")
-
-
-def figures(frames, audio16: np.ndarray, reference: np.ndarray | None, sig=None) -> dict:
-    """The talking_figures of one clip (frames at 25 fps, its 16 kHz audio; sig: its track, if done)."""
-    from avatar.analysis import talking_figures as tf
-    from avatar.analysis.liveness import track
-    from avatar.analysis.phones import phone_times
-    from avatar.analysis.speech_recognition import timed_words
-
-    sig = sig if sig is not None else track(frames)
-    out = {"frames": len(frames.images), "face_found": round(float(sig.present.mean()), 3),
-           "inner_mouth_spread": tf.inner_mouth_spread(frames, sig), "head_motion": tf.head_motion(sig),
-           "lip_loudness_correlation": tf.lip_loudness_correlation(sig, audio16, 16000),
-           "bilabial_closure": tf.bilabial_closure(sig, phone_times(timed_words(audio16)))}
-    if reference is not None:
-        out["identity_distance"] = tf.identity_distance(frames, sig, reference)
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
-
-
-def strip(generated, real, out: Path, n: int = 5, size: int = 160) -> None:
-    """n frames of each, spread over the clip, generated above real."""
-    import cv2
-
-    def row(images):
-        pick = [images[int(k * (len(images) - 1) / (n - 1))] for k in range(n)]
-        return np.hstack([cv2.resize(im, (size, int(size * im.shape[0] / im.shape[1]))) for im in pick])
-
-    top, bottom = row(generated), row(real)
-    bottom = cv2.resize(bottom, (top.shape[1], int(bottom.shape[0] * top.shape[1] / bottom.shape[1])))
-    cv2.imwrite(str(out), cv2.cvtColor(np.vstack([top, bottom]), cv2.COLOR_RGB2BGR))
 
 
 def main() -> None:
@@ -70,6 +39,7 @@ def main() -> None:
     from avatar.analysis.face import aligned_face, face_embedding
     from avatar.analysis.liveness import track
     from avatar.analysis.media import MediaFile, decode_clip
+    from avatar.analysis.talking_figures import clip_figures, strip_png
     from avatar.synthesis.render import render_video
     from avatar.synthesis.speech.offline import OfflineSpeech
     from avatar.synthesis.video import get_backend
@@ -103,15 +73,15 @@ def main() -> None:
     t_frames = time.perf_counter() - t
     data = render_video(iter(generated), speech, "0badc0de", bytes(32))
     (args.out / "avatar.mp4").write_bytes(data)
-    strip(generated, real.images, args.out / "strip.png")
+    (args.out / "strip.png").write_bytes(strip_png(generated, real.images))
 
     out_frames, out_audio, _ = decode_clip(data, 25, max_side=512, need_audio=True)
     report = {"clip": str(args.clip), "backend": args.backend, "cpu_threads": os.cpu_count(),
               "speech_seconds": round(speech.seconds, 2), "speech_rtf": round(t_speech / speech.seconds, 3),
               "frames": len(generated), "size": generated[0].shape[0], "fps": round(len(generated) / t_frames, 1),
               "footage_analysis_seconds": round(t_footage, 2),
-              "reference_frame": k, "generated": figures(out_frames, out_audio, reference),
-              "real": figures(real, audio, reference, sig)}
+              "reference_frame": k, "generated": clip_figures(out_frames, out_audio, reference),
+              "real": clip_figures(real, audio, reference, sig)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     emit("talking_head", report)
 

@@ -13,13 +13,18 @@ def test_demo_runs_the_whole_chain(tmp_path, shared_data):
     r = CliRunner().invoke(main, ["demo", "--out", str(out), "--data", str(shared_data)])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
-    assert report["ok"] and all(step["ok"] for step in report["steps"]) and len(report["steps"]) == 13
+    assert report["ok"] and all(step["ok"] for step in report["steps"]) and len(report["steps"]) == 14
     by_name = {step["step"]: step for step in report["steps"]}
     delivered = by_name["verify the clip as delivered"]["report"]
     assert delivered["generated"] and delivered["content_credentials"]["ours"] and delivered["generation_id"]
     assert by_name["verify after re-encoding to 360p at low bitrate"]["report"]["watermark"]["video"]["found"]
     assert by_name["the person withdraws consent; the clip now reads as revoked"]["report"]["revoked"] is True
-    assert {"avatar.mp4", "avatar.mp4.c2pa.json", "capture.mp4", "report.json"} <= {p.name for p in out.iterdir()}
+    assert {"avatar.mp4", "avatar.mp4.c2pa.json", "capture.mp4", "report.json", "strip.png"} <= {
+        p.name for p in out.iterdir()}
+    # the clip is the person of the capture, made from their own frames
+    compared = by_name["how the clip compares with the person's own capture (strip.png)"]
+    assert compared["generated"]["identity_distance"] < 0.4 and compared["generated"]["face_found"] > 0.95
+    assert compared["generated"]["bilabial_closure"]["ratio"] >= 0.8
     assert (out / "instance" / "avatar.db").is_file()
 
 

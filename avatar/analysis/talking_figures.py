@@ -80,3 +80,34 @@ def identity_distance(frames: Frames, sig: ClipSignals, reference: np.ndarray, s
     picks = sorted(spread(idx, samples))
     return float(np.median([face_distance(reference, face_embedding(frames.images[i], sig.observations[i]))
                             for i in picks]))
+
+
+def clip_figures(frames: Frames, audio16: np.ndarray, reference: np.ndarray | None = None,
+                 sig: ClipSignals | None = None) -> dict:
+    """All the figures above for one clip (frames, its 16 kHz audio; reference: a face template for
+    the identity distance; sig: its track, if done), rounded, as benchmarks and the demo report them.
+    Bilabials come from Whisper word timings of the clip's own audio spread over espeak-ng's phones."""
+    from avatar.analysis.liveness import track
+    from avatar.analysis.phones import phone_times
+    from avatar.analysis.speech_recognition import timed_words
+
+    sig = sig if sig is not None else track(frames)
+    out = {"frames": len(frames.images), "face_found": round(float(sig.present.mean()), 3),
+           "inner_mouth_spread": inner_mouth_spread(frames, sig), "head_motion": head_motion(sig),
+           "lip_loudness_correlation": lip_loudness_correlation(sig, audio16, 16000),
+           "bilabial_closure": bilabial_closure(sig, phone_times(timed_words(audio16)))}
+    if reference is not None:
+        out["identity_distance"] = identity_distance(frames, sig, reference)
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def strip_png(generated: list[np.ndarray], real: list[np.ndarray], n: int = 5, size: int = 160) -> bytes:
+    """A PNG of n frames of each clip, spread over it: generated above, real below."""
+    def row(images):
+        pick = [images[int(k * (len(images) - 1) / (n - 1))] for k in range(n)]
+        return np.hstack([cv2.resize(im, (size, int(size * im.shape[0] / im.shape[1]))) for im in pick])
+
+    top, bottom = row(generated), row(real)
+    bottom = cv2.resize(bottom, (top.shape[1], int(bottom.shape[0] * top.shape[1] / bottom.shape[1])))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(np.vstack([top, bottom]), cv2.COLOR_RGB2BGR))
+    return png.tobytes()
