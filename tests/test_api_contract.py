@@ -49,7 +49,7 @@ def _schemathesis(base: str, tmp_path: Path, auth: str, env: dict, *headers: str
                           env={**os.environ, **env})
     server_log = (tmp_path / "serve.log").read_text(errors="replace")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:] + "\nserver:\n" + server_log[-6000:]
-    assert "Tested: 18" in proc.stdout, proc.stdout[-3000:]
+    assert "Tested: 19" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_the_contract_holds_under_schemathesis_with_a_token_and_with_a_session(tmp_path):

@@ -13,7 +13,7 @@ ACCESS = {  # endpoint -> the least role that may use it
     "auth.change_password": "user", "auth.confirm": "user",
     "account.index": "user", "account.delete": "user", "account.export": "user", "account.withdraw": "user",
     "enroll.overview": "user", "enroll.capture": "user", "enroll.consent": "user", "enroll.status": "user",
-    "enroll.new_session": "user", "enroll.upload_recording": "user", "enroll.upload_paragraph": "user",
+    "enroll.new_session": "user", "enroll.upload_recording": "user", "enroll.upload_paragraph": "user", "enroll.upload_reading": "user",
     "api.job_status": "user", "api.job_cancel": "user",
     "generate.index": "user", "generate.download": "user", "generate.manifest": "user",
     "generate.verify_page": "anonymous", "generate.verify_api": "anonymous",
@@ -24,7 +24,7 @@ ACCESS = {  # endpoint -> the least role that may use it
     "webhooks.page": "user", "webhooks.rotate": "user", "webhooks.delete": "user", "webhooks.api_list": "user",
     "webhooks.api_create": "user", "webhooks.api_get": "user", "webhooks.api_delete": "user", "webhooks.api_rotate": "user",
     "review.queue": "reviewer", "review.decide": "reviewer", "review.guard_match": "reviewer",
-    "review.statement": "reviewer", "review.timeline": "reviewer",
+    "review.statement": "reviewer", "review.timeline": "reviewer", "review.footage": "reviewer",
     "admin.users": "admin", "admin.set_role": "admin", "admin.audit_log": "admin", "admin.protected": "admin",
     "admin.assisted": "admin", "admin.end_assisted": "admin", "review.revoke_user": "admin",
 }

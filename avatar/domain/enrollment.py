@@ -195,6 +195,41 @@ def receive_reading(session: Session, media: MediaStore, user: User, data: bytes
     return vp, upload
 
 
+def receive_camera_reading(session: Session, media: MediaStore, user: User, data: bytes, content_type: str, *,
+                           by: Actor) -> tuple[Enrollment, MediaObject]:
+    """The on-camera reading of analysis.reading.TEXT, after a passed live capture: stored encrypted
+    as evidence and audited in this transaction (the caller adds the job that checks it and commits)."""
+    enr = current_enrollment(session, user.id)
+    if enr is None or enr.state != S.CAPTURED.value or enr.face_profile is None:
+        raise Conflict("Complete the live capture first.")
+    upload = media.put(session, user.id, "evidence", data, content_type)
+    audit(session, by, "enrollment.reading_uploaded", target_type="enrollment", target_id=enr.id,
+          details={"bytes": len(data), **_witness(user, by)})
+    return enr, upload
+
+
+def record_reading(session: Session, media: MediaStore, enr: Enrollment, footage: bytes, checks: dict,
+                   voice: tuple[np.ndarray, bytes, float] | None) -> None:
+    """A passed on-camera reading becomes the face profile's footage (replacing the statement's) and,
+    where given, extends the voice: voice = (new template, combined reference WAV, its seconds)."""
+    fp = enr.face_profile
+    old = fp.footage_media_id
+    fp.footage_media_id = media.put(session, enr.user_id, "face_footage", footage, "video/mp4").id
+    if old is not None:
+        media.delete(session, session.get(MediaObject, old))
+    enr.scores = {**(enr.scores or {}), "reading": checks}
+    vp = enr.voice_profile
+    if voice is not None and vp is not None:
+        template, wav, seconds = voice
+        old_t, old_r = session.get(MediaObject, vp.template_media_id), session.get(MediaObject, vp.reference_media_id)
+        vp.template_media_id = save_template(session, media, vp.user_id, "voice_template", template).id
+        vp.reference_media_id = media.put(session, vp.user_id, "voice_ref", wav, "audio/wav").id
+        vp.voiced_seconds = round(seconds, 2)
+        media.delete(session, old_t)
+        media.delete(session, old_r)
+    session.flush()
+
+
 LENGTH_SLACK = 5.0  # seconds a recording may run past its challenge (the page stops it on time)
 
 

@@ -28,6 +28,7 @@ ENDPOINT_SCOPES = {
     "api_generations.manifest": "generations", "api_generations.openapi": ANY, "api_generations.docs": ANY, "generate.verify_api": ANY,
     "api.job_status": ANY, "api.job_cancel": ANY,  # a job is the caller's own, made under some scope
     "enroll.new_session": "enroll", "enroll.upload_recording": "enroll", "enroll.upload_paragraph": "enroll",
+    "enroll.upload_reading": "enroll",
     "enroll.status": "enroll",
     "webhooks.api_list": "webhooks", "webhooks.api_create": "webhooks", "webhooks.api_get": "webhooks",
     "webhooks.api_delete": "webhooks", "webhooks.api_rotate": "webhooks",

@@ -118,6 +118,8 @@ def document(service_name: str) -> dict:
                                                           "the recording (each action's, then the statement's)"}}}}}
     paragraph_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["audio"], "properties": {
         "audio": {"type": "string", "format": "binary", "contentMediaType": "audio/webm"}}}}}
+    reading_form = {"multipart/form-data": {"schema": {"type": "object", "required": ["video"], "properties": {
+        "video": {"type": "string", "format": "binary", "contentMediaType": "video/webm"}}}}}
     obj = {"type": "object"}
     webhook = {"type": "object", "required": ["url", "events"], "additionalProperties": True, "properties": {
         "url": {"type": "string", "minLength": 1, "maxLength": MAX_URL,
@@ -188,6 +190,11 @@ def document(service_name: str) -> dict:
                     "202": {"description": "Stored encrypted; its check is a job", "content": _json(obj)}},
                 body=paragraph_form, errors={"409": _error("Complete the live capture (with your voice) first"),
                                              "507": _error("The media store is full: nothing was saved")})},
+            "/api/enroll/reading": {"post": _op(
+                "The on-camera reading of the shown text: the footage the talking head is made from", {
+                    "202": {"description": "Stored encrypted; its check is a job", "content": _json(obj)}},
+                body=reading_form, errors={"409": _error("Complete the live capture first"),
+                                           "507": _error("The media store is full: nothing was saved")})},
             "/api/enroll/status": {"get": _op("Where your enrollment stands", {
                 "200": {"description": "The state and what is missing", "content": _json(obj)}})},
             "/api/verify": {"post": _op(

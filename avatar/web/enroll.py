@@ -49,8 +49,12 @@ def overview():
     enr = rules.current_enrollment(db.session, person.id)
     face = enr and enr.face_profile
     voice = enr and enr.voice_profile
+    from avatar.analysis.reading import MIN_SPEECH_SECONDS, TEXT
+
+    read = bool(enr and enr.scores and enr.scores.get("reading"))
     return render_template("enroll/overview.html", enrollment=enr, face=face, voice=voice,
-                           min_voice=rules.MIN_VOICE_SECONDS, person=person)
+                           min_voice=rules.MIN_VOICE_SECONDS, person=person, reading_text=TEXT,
+                           reading_min=int(MIN_SPEECH_SECONDS), read=read)
 
 
 @bp.get("/enroll/capture")
@@ -137,6 +141,26 @@ def upload_paragraph():
     vp, upload = rules.receive_reading(db.session, svc.media, person, data,  # refused: the app's JSON error
                                        request.files["audio"].mimetype or "audio/webm", by=actor())
     job = add_job(db.session, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": upload.id},
+                  owner_id=current_user.id, subject_id=person.id, max_attempts=1)
+    commit()
+    submit(svc, job.id)
+    return jsonify({"job_id": job.id}), 202
+
+
+@bp.post("/api/enroll/reading")
+@login_required
+def upload_reading():
+    """The on-camera reading of the shown text (analysis.reading.TEXT), after a passed live capture:
+    stored encrypted, checked by a job against the capture's face and voice; passed, it is the
+    footage the talking head is made from."""
+    data = _read_upload("video")
+    _check_upload(data, video=True)
+    svc = services()
+    db = svc.db
+    person = subject()
+    enr, upload = rules.receive_camera_reading(db.session, svc.media, person, data,  # refused: the app's JSON error
+                                               request.files["video"].mimetype or "video/webm", by=actor())
+    job = add_job(db.session, "enrollment.reading", {"enrollment_id": enr.id, "media_id": upload.id},
                   owner_id=current_user.id, subject_id=person.id, max_attempts=1)
     commit()
     submit(svc, job.id)

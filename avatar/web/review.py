@@ -72,7 +72,8 @@ def _evidence_page(enr: Enrollment, form, status: int):
     audit_event("review.viewed", target_type="enrollment", target_id=enr.id)
     assisted_by = db.session.get(User, enr.assisted_by_id) if enr.assisted_by_id else None
     return render_template("review/decide.html", enrollment=enr, form=form, subject=db.session.get(User, enr.user_id),
-                           assisted_by=assisted_by, capture=ls, frames=frames, consent=evidence.consent_of(db.session, enr)), status
+                           assisted_by=assisted_by, capture=ls, frames=frames, consent=evidence.consent_of(db.session, enr),
+                           footage=enr.face_profile is not None and enr.face_profile.footage_media_id is not None), status
 
 
 def _capture_or_404(enrollment_id: int):
@@ -101,6 +102,22 @@ def statement(enrollment_id: int):
     audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id, details={"media": "statement"})
     return Response(evidence.statement_audio(rec, evidence.shown_plan(ls)), mimetype="audio/wav",
                     headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/review/<int:enrollment_id>/footage.mp4")
+@role_required("reviewer", "admin")
+def footage(enrollment_id: int):
+    """The footage the person's talking head is made from (their on-camera reading, or the statement)."""
+    svc = services()
+    enr = _reviewable(enrollment_id)
+    fp = enr.face_profile
+    obj = svc.db.session.get(MediaObject, fp.footage_media_id if fp is not None and fp.footage_media_id else 0) or abort(404)
+    try:
+        data = svc.media.get(svc.db.session, obj)
+    except MediaShredded:
+        abort(410, "This person's media was destroyed.")
+    audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id, details={"media": "footage"})
+    return Response(data, mimetype="video/mp4", headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/review/<int:enrollment_id>/guard-match.png")
