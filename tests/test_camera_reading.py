@@ -11,61 +11,24 @@ import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
 import sqlalchemy as sa
 from scipy.signal import resample_poly
 
 from avatar.analysis import reading
 from avatar.demo.media import FFMPEG
 from avatar.jobs.core import execute
-from avatar.store.models import AuditEvent, Enrollment, FaceProfile, Generation, MediaObject, VoiceProfile
-from tests.support.enrollment import api_post, login
+from avatar.store.models import AuditEvent, Enrollment, Generation, MediaObject
+from tests.support.enrollment import api_post, login, s1_likeness
 
 pytestmark = [pytest.mark.slow, pytest.mark.app_config(WATERMARK_KEY=base64.b64encode(bytes(range(32))).decode())]
 KEY = bytes(range(32))
-ENROLLED = ["grid_s1_bbaf2n", "grid_s1_pbbjzp", "grid_s1_sran8n", "grid_s1_lbax8n"]  # the capture's stand-in
 READING = "grid_s1_lrbe9a"
-
-
-def _s1_likeness(services, shared_data, uid: int) -> None:
-    """A captured enrollment with GRID s1's face (template of his sharpest frames) and voice."""
-    from avatar.analysis.challenge import best_frames
-    from avatar.analysis.face import face_embedding
-    from avatar.analysis.liveness import track
-    from avatar.analysis.media import decode_clip
-    from avatar.analysis.voice import speaker_template, voice_activity, voiced_audio
-    from avatar.domain.enrollment import png_bytes, wav_bytes
-    from avatar.store.templates import save_template
-
-    talking = shared_data / "talking"
-    frames, _, _ = decode_clip((talking / f"{ENROLLED[0]}.mp4").read_bytes(), 10, 640)
-    sig = track(frames)
-    best = best_frames(sig, 3) or sorted(range(len(frames)), key=lambda i: -(sig.observations[i].sharpness
-                                                                              if sig.observations[i] else -1))[:3]
-    face_t = np.mean([face_embedding(frames.images[i], sig.observations[i]) for i in best], axis=0).astype(np.float32)
-    voice = np.concatenate([resample_poly(sf.read(talking / f"{stem}.wav", dtype="float32")[0], 160, 441)
-                            for stem in ENROLLED]).astype(np.float32)
-    voice = voiced_audio(voice, voice_activity(voice))
-    with services.db.session_scope() as s:
-        enr = Enrollment(user_id=uid, state="captured")
-        s.add(enr)
-        s.flush()
-        m = services.media
-        s.add(FaceProfile(enrollment_id=enr.id, user_id=uid, model="dlib-resnet-128", quality={},
-                          template_media_id=save_template(s, m, uid, "face_template", face_t).id,
-                          reference_media_id=m.put(s, uid, "face_ref", png_bytes(frames.images[best[0]]), "image/png").id,
-                          footage_media_id=m.put(s, uid, "face_footage", (talking / f"{ENROLLED[0]}.mp4").read_bytes(),
-                                                 "video/mp4").id))
-        s.add(VoiceProfile(enrollment_id=enr.id, user_id=uid, model="resemblyzer-partials-256",
-                           voiced_seconds=len(voice) / 16000,
-                           template_media_id=save_template(s, m, uid, "voice_template", speaker_template(voice)).id,
-                           reference_media_id=m.put(s, uid, "voice_ref", wav_bytes(voice), "audio/wav").id))
 
 
 @pytest.fixture
 def s1(client, services, shared_data):
     uid = login(client, services, email="s1@example.org", name="Grid Speaker")
-    _s1_likeness(services, shared_data, uid)
+    s1_likeness(services, shared_data, uid)
     return uid
 
 

@@ -150,3 +150,49 @@ def test_our_output_fed_as_the_camera_is_refused_in_chromium(tmp_path, own_outpu
             assert ls.result["generated_media"]["generation_id"] == gen_id, ls.result
             assert "generated_media" in s.scalar(sa.select(Enrollment)).flags
             assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.generated_media_refused"))
+
+
+def test_the_on_camera_reading_in_chromium(tmp_path, shared_data, monkeypatch):
+    """After the live capture, the person records the reading on the enrollment page: camera preview,
+    the prompter following the time, the stop button once enough was read, upload, the server's
+    check, the answer on the page. GRID s1's captured likeness and one of his clips on the fake
+    camera; the clip lasts 3 s, so the minimum is lowered (the page reads it from the server)."""
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from avatar.analysis import reading
+    from avatar.store.models import User
+    from tests.support.enrollment import s1_likeness
+
+    monkeypatch.setattr(reading, "MIN_SPEECH_SECONDS", 1.0)
+    y4m, wav = fake_devices(shared_data / "talking/grid_s1_lrbe9a.mp4", tmp_path)
+    with serving(tmp_path) as (app, base):
+        services = app.extensions["avatar"]
+        driver = browser(y4m, wav, tmp_path / "profile")
+        try:
+            register_and_login(driver, base, "reader@example.org")
+            with services.db.session_scope() as s:
+                uid = s.scalar(sa.select(User.id).where(User.email == "reader@example.org"))
+            s1_likeness(services, shared_data, uid)
+            driver.get(f"{base}/enroll")
+            driver.find_element(By.ID, "record-reading").click()
+            stop = driver.find_element(By.ID, "stop-reading")
+            WebDriverWait(driver, 20).until(lambda d: stop.is_displayed() and stop.is_enabled())
+            time.sleep(2.0)  # the rest of his sentence (the fake camera starts it with the recording)
+            assert driver.find_elements(By.CSS_SELECTOR, "#reading-text span.read, #reading-text span.current")
+            assert float(driver.find_element(By.ID, "reading-progress").get_attribute("value")) > 0
+            stop.click()
+            status = driver.find_element(By.ID, "reading-status")
+            WebDriverWait(driver, 120).until(lambda d: "kept" in status.text or "Not" in status.text
+                                             or status.text in reading.HINTS.values())
+            text = status.text
+            driver.save_screenshot(str(tmp_path / "reading.png"))
+        finally:
+            driver.quit()
+        with services.db.session_scope() as s:
+            enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == uid))
+            assert "kept" in text, (text, enr.scores)
+            assert enr.scores["reading"]["same_face"]["ok"] and enr.scores["reading"]["voice"]["ok"]
+            assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.reading_added")) is not None
