@@ -51,7 +51,7 @@ def _refused_cleanly(services, uid, before, result, hint_key):
     assert result == {"accepted": False, "hint": reading.HINTS[hint_key]}, result
     assert _profiles(services, uid)[:2] == before[:2]  # footage and voice untouched
     with services.db.session_scope() as s:
-        readings = s.scalars(sa.select(MediaObject).where(MediaObject.kind == "evidence")).all()
+        readings = s.scalars(sa.select(MediaObject).where(MediaObject.kind == "reading")).all()
         assert readings and all(m.deleted_at is not None for m in readings)  # the refused upload is gone
         assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.reading_refused")) is not None
 
@@ -147,3 +147,17 @@ def test_a_reading_needs_a_passed_capture_and_a_video(client, services, shared_d
     assert r.status_code == 400 and "not a video" in r.get_json()["error"]
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count(MediaObject.id))) == 0  # nothing stored
+
+
+def test_readings_are_limited_per_hour(client, services, shared_data, s1, monkeypatch):
+    from avatar.domain import enrollment
+
+    monkeypatch.setattr(enrollment, "MAX_READINGS", 2)
+    clip = (shared_data / f"talking/{READING}.mp4").read_bytes()
+    for _ in range(2):
+        r = api_post(client, "/api/enroll/reading", data={"video": (io.BytesIO(clip), "r.mp4", "video/mp4")},
+                     content_type="multipart/form-data")
+        assert r.status_code == 202
+    r = api_post(client, "/api/enroll/reading", data={"video": (io.BytesIO(clip), "r.mp4", "video/mp4")},
+                 content_type="multipart/form-data")
+    assert r.status_code == 429 and "last hour" in r.get_json()["error"]

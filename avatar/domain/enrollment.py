@@ -195,6 +195,10 @@ def receive_reading(session: Session, media: MediaStore, user: User, data: bytes
     return vp, upload
 
 
+MAX_READINGS = 6  # on-camera readings per account and READING_WINDOW: each costs a check of ~30 s of CPU
+READING_WINDOW = timedelta(hours=1)
+
+
 def receive_camera_reading(session: Session, media: MediaStore, user: User, data: bytes, content_type: str, *,
                            by: Actor) -> tuple[Enrollment, MediaObject]:
     """The on-camera reading of analysis.reading.TEXT, after a passed live capture: stored encrypted
@@ -202,7 +206,12 @@ def receive_camera_reading(session: Session, media: MediaStore, user: User, data
     enr = current_enrollment(session, user.id)
     if enr is None or enr.state != S.CAPTURED.value or enr.face_profile is None:
         raise Conflict("Complete the live capture first.")
-    upload = media.put(session, user.id, "evidence", data, content_type)
+    recent = session.scalar(sa.select(sa.func.count(MediaObject.id)).where(
+        MediaObject.subject_id == user.id, MediaObject.kind == "reading",
+        MediaObject.created_at > utcnow() - READING_WINDOW))
+    if recent >= MAX_READINGS:
+        raise TooManyAttempts(f"You recorded the reading {recent} times in the last hour; try again later.")
+    upload = media.put(session, user.id, "reading", data, content_type)
     audit(session, by, "enrollment.reading_uploaded", target_type="enrollment", target_id=enr.id,
           details={"bytes": len(data), **_witness(user, by)})
     return enr, upload

@@ -194,6 +194,7 @@ def document(service_name: str) -> dict:
                 "The on-camera reading of the shown text: the footage the talking head is made from", {
                     "202": {"description": "Stored encrypted; its check is a job", "content": _json(obj)}},
                 body=reading_form, errors={"409": _error("Complete the live capture first"),
+                                           "429": _error("Six readings an hour at most"),
                                            "507": _error("The media store is full: nothing was saved")})},
             "/api/enroll/status": {"get": _op("Where your enrollment stands", {
                 "200": {"description": "The state and what is missing", "content": _json(obj)}})},
