@@ -52,6 +52,15 @@ STEADY_DEGREES = 12.0
 STEADY_SECONDS = 2.0
 POSE_SCALE = (6.0, 6.0, 5.0)  # degrees of yaw, pitch, roll that cost as much as a wrong viseme, about
 POSE_LIMIT = 15.0
+# cost of a lip gap off the target by the footage's whole range (squared). The target is each phone's
+# opening scaled by the speech's loudness (LOUDNESS_SHARE of it: syllables open and close as the sound
+# swells and falls) with the lips shut on m/b/p. Over 3 footage clips (GRID s1, GRID U2, d12) and one
+# statement in the offline voice, the capture's own lip-sync measure (liveness.lip_sync; real people
+# 0.22-0.76) gave 0.04-0.14 with the phones' shape alone (weight 4, share 0.35), 0.09-0.25 with these
+# (share 1.0: 0.18-0.25, but driven by real GRID speech the raw lip/loudness correlation then passes
+# 0.7, the top of real clips; at 0.8 it is 0.62-0.68)
+OPENING_WEIGHT = 20.0
+LOUDNESS_SHARE = 0.8
 HOLD = 0.6  # cost of showing the same mouth twice in a row
 
 
@@ -97,9 +106,10 @@ def _rounding(phones: list[Phone], n: int, fps: float) -> np.ndarray:
 
 @dataclass
 class FootageModel:
-    """The footage cropped around the face, with what each frame shows."""
+    """The footage cropped around the face, with what each frame shows. The crops are kept as JPEG
+    (about 60 KB each instead of 768 KB at 512 px) and decoded when a frame is made."""
 
-    frames: np.ndarray  # (n, size, size, 3) uint8 RGB
+    frames: list[bytes]  # JPEG of each size×size RGB crop
     stable: np.ndarray  # (n, len(STABLE), 2) float32, crop pixels
     lower: np.ndarray  # (n, len(LOWER_FACE), 2) float32
     opening: np.ndarray  # (n,) lip gap, 0 shut .. 1 the footage's wide open (95th percentile)
@@ -108,9 +118,11 @@ class FootageModel:
     visemes: list[str]
     fps: float
 
-    @property
-    def size(self) -> int:
-        return self.frames.shape[1]
+    size: int
+
+    def image(self, i: int) -> np.ndarray:
+        """Crop i as RGB uint8."""
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(self.frames[i], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _crop_matrix(boxes: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:
@@ -140,8 +152,8 @@ def build(images: list[np.ndarray], audio16: np.ndarray | None, fps: float, size
         raise FootageError(f"the face is tracked in {len(keep)} frames of the footage; {MIN_FRAMES} are needed")
     obs = [sig.observations[i] for i in keep]
     m = _crop_matrix(np.array([o.box for o in obs], np.float64), images[0].shape, size)
-    crops = np.stack([cv2.warpAffine(images[i], m, (size, size), flags=cv2.INTER_CUBIC,
-                                     borderMode=cv2.BORDER_REPLICATE) for i in keep])
+    crops = [_jpeg(cv2.warpAffine(images[i], m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE))
+             for i in keep]
 
     def moved(o, idx):
         pts = o.landmarks[idx, :2].astype(np.float32)
@@ -160,7 +172,12 @@ def build(images: list[np.ndarray], audio16: np.ndarray | None, fps: float, size
                         opening=np.clip(gap / top, 0, 1.2).astype(np.float32),
                         width=((width - width.mean()) / (width.std() + 1e-6)).astype(np.float32),
                         pose=np.array([(o.yaw, o.pitch, o.roll) for o in obs], np.float32),
-                        visemes=[all_visemes[i] for i in keep], fps=fps)
+                        visemes=[all_visemes[i] for i in keep], fps=fps, size=size)
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return data.tobytes()
 
 
 def steady_run(pose: np.ndarray, fps: float) -> tuple[int, int]:
@@ -201,7 +218,7 @@ def choose_mouths(model: FootageModel, opening: np.ndarray, rounding: np.ndarray
     """For each output frame, the footage frame whose mouth it shows (Viterbi over the footage)."""
     n_src = len(model.frames)
     src_vis = np.array([VISEMES.index(v) for v in model.visemes])
-    unit = (4.0 * (opening[:, None] - model.opening[None, :]) ** 2
+    unit = (OPENING_WEIGHT * (opening[:, None] - model.opening[None, :]) ** 2
             + 0.25 * (rounding[:, None] - 0.5 * model.width[None, :]) ** 2 + pose_cost(model, base))
     want = np.array([VISEMES.index(v) for v in visemes])
     unit += 0.6 * (want[:, None] != src_vis[None, :])
@@ -227,16 +244,17 @@ def choose_mouths(model: FootageModel, opening: np.ndarray, rounding: np.ndarray
     return path
 
 
-def composite(model: FootageModel, b: int, s: int) -> np.ndarray:
-    """Base frame b with the lower face of footage frame s."""
-    base = model.frames[b]
+def composite(model: FootageModel, b: int, s: int, base: np.ndarray | None = None,
+              source: np.ndarray | None = None) -> np.ndarray:
+    """Base frame b with the lower face of footage frame s (base, source: those crops, if decoded)."""
+    base = model.image(b) if base is None else base
     if b == s:
         return base
     size = model.size
     m, _ = cv2.estimateAffinePartial2D(model.stable[s], model.stable[b])
     if m is None:
         return base
-    src = cv2.warpAffine(model.frames[s], m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    src = cv2.warpAffine(model.image(s) if source is None else source, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     lower_s = model.lower[s] @ m[:, :2].T + m[:, 2]
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [np.round(lower_s).astype(np.int32)], 255)
@@ -260,7 +278,9 @@ def composite(model: FootageModel, b: int, s: int) -> np.ndarray:
 
 _MODELS: dict[str, FootageModel] = {}
 _LOCK = threading.Lock()
-KEEP = 4
+KEEP = 4  # footage models per process (a 24 s one holds about 40 MB)
+MAX_SECONDS = 24.0  # of footage analysed: a 40 s reading's first 24 s cover its sounds many times
+JPEG_QUALITY = 95
 
 
 def footage_model(footage: bytes, size: int) -> FootageModel:
@@ -271,8 +291,8 @@ def footage_model(footage: bytes, size: int) -> FootageModel:
     if model is None:
         from avatar.analysis.media import MediaFile
 
-        with MediaFile(footage) as mf:
-            frames, audio = mf.clip(FPS, max_side=1280, need_audio=True)
+        with MediaFile(footage) as mf:  # at most MAX_SECONDS of it: about 0.5 GB decoded while analysed
+            frames, audio = mf.clip(FPS, max_side=640, need_audio=True, seconds=MAX_SECONDS)
         model = build(frames.images, audio, FPS, size)
         with _LOCK:
             _MODELS[key] = model
@@ -285,7 +305,7 @@ def render(model: FootageModel, speech, fps: float = FPS, seed: int = 0, check=N
     """The frames of the person saying `speech` (a synthesis Speech)."""
     n = frame_count(speech.seconds, fps)
     phones = speech_phones(speech.audio, speech.sr)
-    opening = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), phones, fps)
+    opening = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), phones, fps, LOUDNESS_SHARE)
     visemes = frame_visemes(phones, n, fps)
     base = base_sequence(n, steady_run(model.pose, model.fps), np.random.default_rng(seed))
     mouths = choose_mouths(model, opening, _rounding(phones, n, fps), visemes, base)

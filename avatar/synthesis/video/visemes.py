@@ -47,7 +47,7 @@ def speech_phones(audio: np.ndarray, sr: int) -> list[Phone]:
     return phone_times(timed_words(audio16))
 
 
-def shape_mouth(loudness: np.ndarray, phones: list[Phone], fps: float) -> np.ndarray:
+def shape_mouth(loudness: np.ndarray, phones: list[Phone], fps: float, loudness_share: float = LOUDNESS_SHARE) -> np.ndarray:
     """Per-frame opening 0–1: each phone's target (coarticulated over ±1 frame) scaled by the
     loudness track, with the lips shut on at least one frame of every bilabial."""
     n = len(loudness)
@@ -57,7 +57,7 @@ def shape_mouth(loudness: np.ndarray, phones: list[Phone], fps: float) -> np.nda
         target[(t >= p.start) & (t < p.end)] = phone_opening(p.phone)
     target = np.convolve(target, [0.25, 0.5, 0.25], mode="same")
     voiced = np.clip(loudness / max(float(loudness.max()), 1e-6), 0, 1)
-    out = target * ((1 - LOUDNESS_SHARE) + LOUDNESS_SHARE * voiced)
+    out = target * ((1 - loudness_share) + loudness_share * voiced)
     for p in phones:
         if p.phone in BILABIAL:
             mid = int(np.clip((p.start + p.end) / 2 * fps, 0, n - 1))
