@@ -135,16 +135,10 @@ def upload_paragraph():
     Accepted only if it is the voice of the live capture."""
     data = _read_upload("audio")
     _check_upload(data, video=False)
-    svc = services()
-    db = svc.db
-    person = subject()
-    vp, upload = rules.receive_reading(db.session, svc.media, person, data,  # refused: the app's JSON error
+    svc, person = services(), subject()
+    vp, upload = rules.receive_reading(svc.db.session, svc.media, person, data,  # refused: the app's JSON error
                                        request.files["audio"].mimetype or "audio/webm", by=actor())
-    job = add_job(db.session, "enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": upload.id},
-                  owner_id=current_user.id, subject_id=person.id, max_attempts=1)
-    commit()
-    submit(svc, job.id)
-    return jsonify({"job_id": job.id}), 202
+    return _check_later("enrollment.voice_extra", {"voice_profile_id": vp.id, "media_id": upload.id}, person)
 
 
 @bp.post("/api/enroll/reading")
@@ -155,13 +149,17 @@ def upload_reading():
     footage the talking head is made from."""
     data = _read_upload("video")
     _check_upload(data, video=True)
-    svc = services()
-    db = svc.db
-    person = subject()
-    enr, upload = rules.receive_camera_reading(db.session, svc.media, person, data,  # refused: the app's JSON error
+    svc, person = services(), subject()
+    enr, upload = rules.receive_camera_reading(svc.db.session, svc.media, person, data,  # refused: the app's JSON error
                                                request.files["video"].mimetype or "video/webm", by=actor())
-    job = add_job(db.session, "enrollment.reading", {"enrollment_id": enr.id, "media_id": upload.id},
-                  owner_id=current_user.id, subject_id=person.id, max_attempts=1)
+    return _check_later("enrollment.reading", {"enrollment_id": enr.id, "media_id": upload.id}, person)
+
+
+def _check_later(job_name: str, payload: dict, person):
+    """Queues the job that checks a stored upload, commits the upload with its audit event and the
+    job together, tells the runner; answers 202 with the job's id."""
+    svc = services()
+    job = add_job(svc.db.session, job_name, payload, owner_id=current_user.id, subject_id=person.id, max_attempts=1)
     commit()
     submit(svc, job.id)
     return jsonify({"job_id": job.id}), 202
