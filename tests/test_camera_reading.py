@@ -161,3 +161,21 @@ def test_readings_are_limited_per_hour(client, services, shared_data, s1, monkey
     r = api_post(client, "/api/enroll/reading", data={"video": (io.BytesIO(clip), "r.mp4", "video/mp4")},
                  content_type="multipart/form-data")
     assert r.status_code == 429 and "last hour" in r.get_json()["error"]
+
+
+def test_a_reading_checked_after_submission_is_not_added(client, services, shared_data, s1, monkeypatch):
+    """Consent given and submitted while the reading waited for its check: what reviewers see must
+    stay what is used, so the reading is not added."""
+    monkeypatch.setattr(reading, "MIN_SPEECH_SECONDS", 1.0)
+    before = _profiles(services, s1)
+    clip = (shared_data / f"talking/{READING}.mp4").read_bytes()
+    resp = api_post(client, "/api/enroll/reading", data={"video": (io.BytesIO(clip), "r.mp4", "video/mp4")},
+                    content_type="multipart/form-data")
+    assert resp.status_code == 202
+    with services.db.session_scope() as s:
+        s.scalar(sa.select(Enrollment).where(Enrollment.user_id == s1)).state = "submitted"
+    job_id = resp.get_json()["job_id"]
+    assert execute(services, job_id) == "succeeded"
+    result = client.get(f"/api/jobs/{job_id}").get_json()["result"]
+    assert result == {"accepted": False, "hint": reading.HINTS["submitted"]}
+    assert _profiles(services, s1)[:2] == before[:2]

@@ -249,8 +249,14 @@ def test_a_likeness_with_footage_speaks_with_its_own_face(app, services, shared_
     assert len(dists) >= 0.9 * len(frames) and max(dists) < FACE_MATCH_THRESHOLD
     assert np.median(dists) < 0.4
 
-    other = approved_likeness(services, shared_data, email="picture@example.org")
-    gen_id, job_id = _request(services, other)
-    assert execute(services, job_id) == "succeeded"
-    with services.db.session_scope() as s:
-        assert s.get(Generation, gen_id).backend.endswith("+offline-mesh-warp")
+    # no footage, or footage in which no face can be found: the picture is animated instead
+    wall = subprocess.run(FFMPEG + ["-f", "lavfi", "-i", "color=gray:s=320x240:r=25:d=3", "-f", "lavfi", "-i",
+                                    "sine=frequency=220:duration=3", "-shortest", "-c:v", "libx264", "-c:a", "aac",
+                                    "-f", "mp4", "-movflags", "frag_keyframe+empty_moov", "pipe:1"],
+                          check=True, capture_output=True).stdout
+    for email, footage in (("picture@example.org", None), ("wall@example.org", wall)):
+        other = approved_likeness(services, shared_data, email=email, footage=footage)
+        gen_id, job_id = _request(services, other)
+        assert execute(services, job_id) == "succeeded"
+        with services.db.session_scope() as s:
+            assert s.get(Generation, gen_id).backend.endswith("+offline-mesh-warp"), email

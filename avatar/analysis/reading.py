@@ -63,6 +63,7 @@ HINTS = {
     "voice": "Read the text aloud yourself, in your own voice, facing the camera.",
     "same_voice": "This reading does not sound like the voice of your live capture.",
     "length": "Read the whole text aloud, at an easy pace; the recording stops by itself.",
+    "submitted": "Your enrollment was submitted before this reading was checked; it was not added.",
 }
 HINT_PRIORITY = ["face", "same_face", "length", "voice", "same_voice"]
 

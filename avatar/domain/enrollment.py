@@ -199,12 +199,18 @@ MAX_READINGS = 6  # on-camera readings per account and READING_WINDOW: each cost
 READING_WINDOW = timedelta(hours=1)
 
 
+def takes_reading(enr: Enrollment) -> bool:
+    """A reading is taken (and, once checked, kept) only while the enrollment is captured: once
+    submitted, what reviewers see must stay what is used."""
+    return enr.state == S.CAPTURED.value and enr.face_profile is not None
+
+
 def receive_camera_reading(session: Session, media: MediaStore, user: User, data: bytes, content_type: str, *,
                            by: Actor) -> tuple[Enrollment, MediaObject]:
     """The on-camera reading of analysis.reading.TEXT, after a passed live capture: stored encrypted
     as evidence and audited in this transaction (the caller adds the job that checks it and commits)."""
     enr = current_enrollment(session, user.id)
-    if enr is None or enr.state != S.CAPTURED.value or enr.face_profile is None:
+    if enr is None or not takes_reading(enr):
         raise Conflict("Complete the live capture first.")
     recent = session.scalar(sa.select(sa.func.count(MediaObject.id)).where(
         MediaObject.subject_id == user.id, MediaObject.kind == "reading",

@@ -176,8 +176,6 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
     return {"accepted": True, "voiced_seconds": seconds}
 
 
-
-
 @job("enrollment.reading")
 def check_camera_reading(ctx: JobContext) -> dict:
     """Checks the on-camera reading against the likeness of the live capture (analysis.reading):
@@ -238,6 +236,9 @@ def check_camera_reading(ctx: JobContext) -> dict:
     ctx.progress(85, "saving the result")
     with svc.db.session_scope() as s:
         enr = s.get(Enrollment, ctx.payload["enrollment_id"])
+        if footage is not None and not rules.takes_reading(enr):  # submitted while it was checked
+            footage, hint = None, HINTS["submitted"]
+            report = {**report, "failures": [f"the enrollment was {enr.state} before the reading's check ended"]}
         if footage is not None:
             rules.record_reading(s, svc.media, enr, footage, report["checks"], voice)
             audit(s, actor, "enrollment.reading_added", target_type="enrollment", target_id=enr.id,

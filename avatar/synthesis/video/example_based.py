@@ -1,8 +1,9 @@
 """Example-based talking head: the person's own footage, with mouths taken from their own frames
 (the idea of Bregler, Covell & Slaney's Video Rewrite, 1997).
 
-The footage (the frontal speaking part of their live capture, with its audio) is analysed once per
-process (`footage_model`, cached by the footage's SHA-256):
+The footage (their on-camera reading, or else the part of their live capture where they read the
+statement, with its sound) is analysed once per process (`footage_model`, cached by the footage's
+SHA-256; at most MAX_SECONDS of it):
 - every frame is cropped to the same square around the face (the head's own motion stays) and its
   face mesh tracked;
 - each frame's mouth is described by its lip gap and width, and by the class of the phone the person
@@ -326,11 +327,19 @@ class ExampleTalkingHead:
         if grant.modality != "video":
             raise FootageError("a video needs a grant for video")
         likeness = grant.likeness()
-        if likeness.footage is None:
+        model = None
+        if likeness.footage is not None:
+            from avatar.analysis.media import MediaError
+
+            try:
+                model = footage_model(likeness.footage, size)
+            except (FootageError, MediaError):
+                model = None  # footage that no longer decodes or shows no face: the picture instead
+        if model is None:
             from avatar.synthesis.video.offline import MeshTalkingHead
 
             mesh = MeshTalkingHead()
             self.name = mesh.name
             yield from mesh.frames(grant, speech, size, fps, seed)
             return
-        yield from render(footage_model(likeness.footage, size), speech, fps, seed, grant.ensure_valid)
+        yield from render(model, speech, fps, seed, grant.ensure_valid)
