@@ -10,6 +10,9 @@ from typing import Iterable
 
 import numpy as np
 
+# lips moving with the speech: the statement's threshold (calibrated on talking/ and on 12 s
+# readings), which a longer reading only makes steadier
+from avatar.analysis.challenge import AV_SYNC_MIN
 from avatar.analysis.face import FACE_MATCH_THRESHOLD, face_distance, face_embedding
 from avatar.analysis.liveness import (
     HUMAN_FACE_MIN,
@@ -43,9 +46,6 @@ MIN_SPEECH_SECONDS = 30.0
 SYNC_SECONDS = 20.0  # lips are checked against the speech over this much of it, from its start
 FACE_SAMPLES = 7  # frontal frames spread over the reading compared with the enrolled face
 MAX_YAW = 35.0  # degrees: beyond this a face is not compared (GRID s1 reads at about 25)
-# lips moving with the speech: the statement's threshold (challenge.AV_SYNC_MIN, calibrated on
-# talking/ and on 12 s readings), which a longer reading only makes steadier
-AV_SYNC_MIN = 0.15
 
 # What the person reads: every English viseme, many times (bilabials m/b/p, labiodentals f/v,
 # rounded o/u/w, open vowels, th, sh/ch/j, l/r), in plain sentences. About 100 words.
