@@ -91,4 +91,4 @@ def test_the_video_option_says_when_a_likeness_has_no_footage(client, auth, serv
     auth.logout()
     auth.login("filmed@example.org")
     page = " ".join(client.get("/generate").get_data(as_text=True).split())
-    assert with_footage and "own face, taken from the footage" in page and "enrolled before that footage" not in page
+    assert with_footage and "own face, taken from the footage of them speaking" in page and "enrolled before that footage" not in page
