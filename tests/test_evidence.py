@@ -45,9 +45,13 @@ def test_evidence_page_and_media(client, services, reviewed):
     assert wav.status_code == 200 and wav.data[:4] == b"RIFF"
     ref = client.get(f"/review/{enr}/guard-match.png")
     assert ref.status_code == 200 and ref.data.startswith(b"\x89PNG")
+    # the footage the talking head is made from (here the capture's statement), decrypted for the reviewer
+    assert "Footage the talking head is made from" in html and "statement of the live capture" in html
+    clip = client.get(f"/review/{enr}/footage.mp4")
+    assert clip.status_code == 200 and clip.mimetype == "video/mp4" and clip.data[4:8] == b"ftyp"
     with services.db.session_scope() as s:
         actions = s.scalars(sa.select(AuditEvent.action).where(AuditEvent.target_id == enr)).all()
-    assert "review.viewed" in actions and actions.count("review.media_viewed") == 2
+    assert "review.viewed" in actions and actions.count("review.media_viewed") == 3
 
 
 @pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver missing")
