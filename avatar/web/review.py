@@ -104,6 +104,15 @@ def statement(enrollment_id: int):
                     headers={"Cache-Control": "no-store"})
 
 
+def _decrypted(obj: MediaObject, gone: str) -> bytes:
+    """The medium's bytes; 410 with `gone` when its subject's media was shredded."""
+    svc = services()
+    try:
+        return svc.media.get(svc.db.session, obj)
+    except MediaShredded:
+        abort(410, gone)
+
+
 @bp.get("/review/<int:enrollment_id>/footage.mp4")
 @role_required("reviewer", "admin")
 def footage(enrollment_id: int):
@@ -112,10 +121,7 @@ def footage(enrollment_id: int):
     enr = _reviewable(enrollment_id)
     fp = enr.face_profile
     obj = svc.db.session.get(MediaObject, fp.footage_media_id if fp is not None and fp.footage_media_id else 0) or abort(404)
-    try:
-        data = svc.media.get(svc.db.session, obj)
-    except MediaShredded:
-        abort(410, "This person's media was destroyed.")
+    data = _decrypted(obj, "This person's media was destroyed.")
     audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id, details={"media": "footage"})
     return Response(data, mimetype="video/mp4", headers={"Cache-Control": "no-store"})
 
@@ -128,10 +134,7 @@ def guard_match(enrollment_id: int):
     enr = _reviewable(enrollment_id)
     hit = (enr.guard or {}).get("face") or abort(404)
     obj = svc.db.session.get(MediaObject, hit.get("reference_media_id") or 0) or abort(404)
-    try:
-        data = svc.media.get(svc.db.session, obj)
-    except MediaShredded:
-        abort(410, "The matched person's media was destroyed.")
+    data = _decrypted(obj, "The matched person's media was destroyed.")
     audit_event("review.media_viewed", target_type="enrollment", target_id=enr.id,
                 details={"media": "guard_match", "matched": hit.get("label")})
     return Response(data, mimetype="image/png", headers={"Cache-Control": "no-store"})
