@@ -233,16 +233,21 @@ def record_reading(session: Session, media: MediaStore, enr: Enrollment, footage
     if old is not None:
         media.delete(session, session.get(MediaObject, old))
     enr.scores = {**(enr.scores or {}), "reading": checks}
-    vp = enr.voice_profile
-    if voice is not None and vp is not None:
-        template, wav, seconds = voice
-        old_t, old_r = session.get(MediaObject, vp.template_media_id), session.get(MediaObject, vp.reference_media_id)
-        vp.template_media_id = save_template(session, media, vp.user_id, "voice_template", template).id
-        vp.reference_media_id = media.put(session, vp.user_id, "voice_ref", wav, "audio/wav").id
-        vp.voiced_seconds = round(seconds, 2)
-        media.delete(session, old_t)
-        media.delete(session, old_r)
+    if voice is not None and enr.voice_profile is not None:
+        replace_voice(session, media, enr.voice_profile, *voice)
     session.flush()
+
+
+def replace_voice(session: Session, media: MediaStore, vp: VoiceProfile, template: np.ndarray, wav: bytes,
+                  seconds: float) -> None:
+    """The voice profile's template and reference speech replaced by ones made with more of the
+    person's speech (a paragraph, a reading); the old media deleted."""
+    old_t, old_r = session.get(MediaObject, vp.template_media_id), session.get(MediaObject, vp.reference_media_id)
+    vp.template_media_id = save_template(session, media, vp.user_id, "voice_template", template).id
+    vp.reference_media_id = media.put(session, vp.user_id, "voice_ref", wav, "audio/wav").id
+    vp.voiced_seconds = round(seconds, 2)
+    media.delete(session, old_t)
+    media.delete(session, old_r)
 
 
 LENGTH_SLACK = 5.0  # seconds a recording may run past its challenge (the page stops it on time)

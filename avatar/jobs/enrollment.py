@@ -122,7 +122,7 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
     from avatar.domain import enrollment as rules
     from avatar.domain.enrollment import wav_bytes
     from avatar.domain.verification import audio_mark_in, own_output_of_mark
-    from avatar.store.templates import load_template, save_template
+    from avatar.store.templates import load_template
 
     svc = ctx.services
     actor = Actor.job(ctx.job_id, ctx.owner_id)
@@ -164,12 +164,7 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
     new_template = speaker_template(combined)
     with svc.db.session_scope() as s:
         vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
-        old_t, old_r = s.get(MediaObject, vp.template_media_id), s.get(MediaObject, vp.reference_media_id)
-        vp.template_media_id = save_template(s, svc.media, vp.user_id, "voice_template", new_template).id
-        vp.reference_media_id = svc.media.put(s, vp.user_id, "voice_ref", wav_bytes(combined), "audio/wav").id
-        vp.voiced_seconds = round(combined.size / 16000, 2)
-        svc.media.delete(s, old_t)
-        svc.media.delete(s, old_r)
+        rules.replace_voice(s, svc.media, vp, new_template, wav_bytes(combined), combined.size / 16000)
         seconds = vp.voiced_seconds
         audit(s, actor, "enrollment.voice_extra_added", target_type="voice_profile", target_id=vp.id,
               details={"voiced_seconds": seconds, "synthetic_speech": {k: origin[k] for k in ("score", "flagged")}})
