@@ -17,20 +17,22 @@ T = TypeVar("T")
 
 
 class ReferenceCache(Generic[T]):
-    """What is built from an enrolled voice (a reference recording), kept per process by the
-    reference's SHA-256 (the reference itself is not kept), the oldest dropped beyond `keep`."""
+    """What is built from an enrolled reference (a voice recording as samples, or encoded footage
+    as bytes), kept per process by the reference's SHA-256 and the build's other arguments (the
+    reference itself is not kept), the oldest dropped beyond `keep`."""
 
-    def __init__(self, build: Callable[[np.ndarray], T], keep: int):
+    def __init__(self, build: Callable[..., T], keep: int):
         self.build, self.keep = build, keep
         self._items: dict[str, T] = {}
         self._lock = threading.Lock()
 
-    def get(self, reference: np.ndarray) -> T:
-        key = hashlib.sha256(np.asarray(reference, np.float32).tobytes()).hexdigest()
+    def get(self, reference: np.ndarray | bytes, *args) -> T:
+        data = reference if isinstance(reference, bytes) else np.asarray(reference, np.float32).tobytes()
+        key = hashlib.sha256(data).hexdigest() + (repr(args) if args else "")
         with self._lock:
             item = self._items.get(key)
         if item is None:
-            item = self.build(reference)  # outside the lock: a slow build does not hold up other voices
+            item = self.build(reference, *args)  # outside the lock: a slow build does not hold up others
             with self._lock:
                 self._items[key] = item
                 while len(self._items) > self.keep:

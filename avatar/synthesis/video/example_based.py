@@ -24,8 +24,6 @@ Each output frame is then
 Nothing is drawn or filled: every pixel of the face comes from the person's own frames."""
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -34,6 +32,7 @@ import numpy as np
 
 from avatar.analysis.phones import BILABIAL, LABIODENTAL, Phone, is_vowel
 from avatar.synthesis.grant import require_grant
+from avatar.synthesis.speech import ReferenceCache
 from avatar.synthesis.video import FPS, frame_count
 from avatar.synthesis.video.visemes import OPEN_VOWELS, mouth_track, shape_mouth, speech_phones
 
@@ -63,6 +62,9 @@ POSE_LIMIT = 15.0
 OPENING_WEIGHT = 20.0
 LOUDNESS_SHARE = 0.8
 HOLD = 0.6  # cost of showing the same mouth twice in a row
+KEEP = 4  # footage models per process (a 24 s one holds about 40 MB)
+MAX_SECONDS = 24.0  # of footage analysed: a 40 s reading's first 24 s cover its sounds many times
+JPEG_QUALITY = 95
 
 
 class FootageError(ValueError):
@@ -245,17 +247,16 @@ def choose_mouths(model: FootageModel, opening: np.ndarray, rounding: np.ndarray
     return path
 
 
-def composite(model: FootageModel, b: int, s: int, base: np.ndarray | None = None,
-              source: np.ndarray | None = None) -> np.ndarray:
-    """Base frame b with the lower face of footage frame s (base, source: those crops, if decoded)."""
-    base = model.image(b) if base is None else base
+def composite(model: FootageModel, b: int, s: int) -> np.ndarray:
+    """Base frame b with the lower face of footage frame s."""
+    base = model.image(b)
     if b == s:
         return base
     size = model.size
     m, _ = cv2.estimateAffinePartial2D(model.stable[s], model.stable[b])
     if m is None:
         return base
-    src = cv2.warpAffine(model.image(s) if source is None else source, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    src = cv2.warpAffine(model.image(s), m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     lower_s = model.lower[s] @ m[:, :2].T + m[:, 2]
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [np.round(lower_s).astype(np.int32)], 255)
@@ -277,29 +278,20 @@ def composite(model: FootageModel, b: int, s: int, base: np.ndarray | None = Non
     return out
 
 
-_MODELS: dict[str, FootageModel] = {}
-_LOCK = threading.Lock()
-KEEP = 4  # footage models per process (a 24 s one holds about 40 MB)
-MAX_SECONDS = 24.0  # of footage analysed: a 40 s reading's first 24 s cover its sounds many times
-JPEG_QUALITY = 95
+def _analyse(footage: bytes, size: int) -> FootageModel:
+    from avatar.analysis.media import MediaFile
+
+    with MediaFile(footage) as mf:  # at most MAX_SECONDS of it: about 0.5 GB decoded while analysed
+        frames, audio = mf.clip(FPS, max_side=640, need_audio=True, seconds=MAX_SECONDS)
+    return build(frames.images, audio, FPS, size)
+
+
+_MODELS: ReferenceCache[FootageModel] = ReferenceCache(_analyse, keep=KEEP)
 
 
 def footage_model(footage: bytes, size: int) -> FootageModel:
     """The FootageModel of encoded footage (MP4 with audio), built once per process and size."""
-    key = hashlib.sha256(footage).hexdigest() + f":{size}"
-    with _LOCK:
-        model = _MODELS.get(key)
-    if model is None:
-        from avatar.analysis.media import MediaFile
-
-        with MediaFile(footage) as mf:  # at most MAX_SECONDS of it: about 0.5 GB decoded while analysed
-            frames, audio = mf.clip(FPS, max_side=640, need_audio=True, seconds=MAX_SECONDS)
-        model = build(frames.images, audio, FPS, size)
-        with _LOCK:
-            _MODELS[key] = model
-            while len(_MODELS) > KEEP:
-                _MODELS.pop(next(iter(_MODELS)))
-    return model
+    return _MODELS.get(footage, size)
 
 
 def render(model: FootageModel, speech, fps: float = FPS, seed: int = 0, check=None) -> Iterator[np.ndarray]:
