@@ -7,9 +7,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from avatar.analysis.liveness import ClipSignals, frontal_frames, speech_envelope, spread
+from avatar.analysis.liveness import ClipSignals, frontal_frames, speech_envelope, spread, track
 from avatar.analysis.media import Frames
-from avatar.analysis.phones import BILABIAL, Phone
+from avatar.analysis.phones import BILABIAL, Phone, phone_times
 
 INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
 STABLE_POINTS = [10, 168, 6, 234, 454, 1]  # forehead, nose bridge, cheeks, nose tip: move with the head
@@ -87,9 +87,7 @@ def clip_figures(frames: Frames, audio16: np.ndarray, reference: np.ndarray | No
     """All the figures above for one clip (frames, its 16 kHz audio; reference: a face template for
     the identity distance; sig: its track, if done), rounded, as benchmarks and the demo report them.
     Bilabials come from Whisper word timings of the clip's own audio spread over espeak-ng's phones."""
-    from avatar.analysis.liveness import track
-    from avatar.analysis.phones import phone_times
-    from avatar.analysis.speech_recognition import timed_words
+    from avatar.analysis.speech_recognition import timed_words  # loads Whisper: only when asked
 
     sig = sig if sig is not None else track(frames)
     out = {"frames": len(frames.images), "face_found": round(float(sig.present.mean()), 3),
