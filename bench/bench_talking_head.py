@@ -80,7 +80,7 @@ def main() -> None:
               "speech_seconds": round(speech.seconds, 2), "speech_rtf": round(t_speech / speech.seconds, 3),
               "frames": len(generated), "size": generated[0].shape[0], "fps": round(len(generated) / t_frames, 1),
               "footage_analysis_seconds": round(t_footage, 2),
-              "reference_frame": k, "generated": clip_figures(out_frames, out_audio, reference),
+              "reference_frame": k, "generated": clip_figures(out_frames, out_audio, reference, text=args.text),
               "real": clip_figures(real, audio, reference, sig)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     emit("talking_head", report)

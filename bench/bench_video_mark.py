@@ -73,7 +73,7 @@ def main() -> None:
     rows: dict[str, list] = {name: [] for name in ["as_delivered", *EDITS, "other_installation"]}
     for k, clip in enumerate(clips):
         frames = squared(clip)
-        silence = Speech(np.zeros(int(len(frames) / 25 * OUTPUT_SR), np.float32), OUTPUT_SR, [], "bench")
+        silence = Speech(np.zeros(int(len(frames) / 25 * OUTPUT_SR), np.float32), OUTPUT_SR, backend="bench")
         wm = payload.new_watermark_id()
         ours = tmp / f"ours-{k}.mp4"
         ours.write_bytes(render_video(frames, silence, wm, KEY))

@@ -120,7 +120,7 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     # too weakly to be read)
     voice = np.concatenate([decode_audio(f.read_bytes()) for f in sorted((shared_data / "voices/2033").glob("*.flac"))[:3]])
     voice = np.resize(voice, int(len(frames) / 25 * 16000))
-    speech = Speech(resample_poly(voice, OUTPUT_SR, 16000).astype(np.float32), OUTPUT_SR, [], "test")
+    speech = Speech(resample_poly(voice, OUTPUT_SR, 16000).astype(np.float32), OUTPUT_SR, backend="test")
     labeled = render_video(frames, speech, OWN_OUTPUT_MARK, OWN_OUTPUT_KEY)
     src, out = media_dir / "own-output.mp4", media_dir / "own-output-cropped.mp4"
     src.write_bytes(labeled)

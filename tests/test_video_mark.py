@@ -28,7 +28,7 @@ def renders(shared_data, tmp_path_factory):
     """Our output over 5 s of d12 (512 px, label and marks), under our key and under another's."""
     tmp = tmp_path_factory.mktemp("vmark")
     frames = frames_of(shared_data / "video/d12.mp4", fps=25, size=512)[:125]
-    silence = Speech(np.zeros(5 * OUTPUT_SR, np.float32), OUTPUT_SR, [], "test")
+    silence = Speech(np.zeros(5 * OUTPUT_SR, np.float32), OUTPUT_SR, backend="test")
     ours, foreign = tmp / "ours.mp4", tmp / "foreign.mp4"
     ours.write_bytes(render_video(frames, silence, MARK, KEY))
     foreign.write_bytes(render_video(frames, silence, MARK, OTHER))

@@ -83,17 +83,22 @@ def identity_distance(frames: Frames, sig: ClipSignals, reference: np.ndarray, s
 
 
 def clip_figures(frames: Frames, audio16: np.ndarray, reference: np.ndarray | None = None,
-                 sig: ClipSignals | None = None) -> dict:
+                 sig: ClipSignals | None = None, text: str = "") -> dict:
     """All the figures above for one clip (frames, its 16 kHz audio; reference: a face template for
-    the identity distance; sig: its track, if done), rounded, as benchmarks and the demo report them.
-    Bilabials come from Whisper word timings of the clip's own audio spread over espeak-ng's phones."""
-    from avatar.analysis.speech_recognition import timed_words  # loads Whisper: only when asked
+    the identity distance; sig: its track, if done; text: what it says, if known), rounded, as
+    benchmarks and the demo report them. Bilabials are espeak-ng's phones spread over word timings:
+    the text's words aligned to the clip's audio, or the words Whisper hears in it when no text is
+    given (a misheard word then counts bilabials nobody said)."""
+    # both load Whisper: only when asked
+    from avatar.analysis.speech_recognition import timed_words
+    from avatar.analysis.word_alignment import aligned_words
 
+    words = aligned_words(audio16, text) if text.strip() else timed_words(audio16)
     sig = sig if sig is not None else track(frames)
     out = {"frames": len(frames.images), "face_found": round(float(sig.present.mean()), 3),
            "inner_mouth_spread": inner_mouth_spread(frames, sig), "head_motion": head_motion(sig),
            "lip_loudness_correlation": lip_loudness_correlation(sig, audio16, 16000),
-           "bilabial_closure": bilabial_closure(sig, phone_times(timed_words(audio16)))}
+           "bilabial_closure": bilabial_closure(sig, phone_times(words))}
     if reference is not None:
         out["identity_distance"] = identity_distance(frames, sig, reference)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}

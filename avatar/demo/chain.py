@@ -190,7 +190,7 @@ class Demo:
         k = best_frames(real_sig, 1)[0]
         template = face_embedding(real.images[k], real_sig.observations[k])
         (self.out / "strip.png").write_bytes(strip_png(made.images, real.images))
-        return {"generated": clip_figures(made, made_audio, template),
+        return {"generated": clip_figures(made, made_audio, template, text=SCRIPT),
                 "capture": clip_figures(real, real_audio, template, real_sig)}
 
     def verify(self, path: Path) -> dict:

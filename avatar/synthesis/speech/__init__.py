@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 import numpy as np
@@ -44,7 +44,7 @@ class ReferenceCache(Generic[T]):
 class Speech:
     audio: np.ndarray  # float32 mono at OUTPUT_SR
     sr: int
-    words: list[dict] = field(default_factory=list)  # [{"word", "start", "end"}] seconds, for lip sync
+    text: str = ""  # what it says: a talking head aligns these words to the audio for its lips
     backend: str = ""
 
     @property

@@ -10,7 +10,6 @@ bench/bench_clone.py and bench/bench_synthesis.py."""
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import subprocess
 import threading
@@ -104,24 +103,6 @@ def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarra
     return (y / peak * 0.95 if peak > 0.95 else y).astype(np.float32)
 
 
-def word_timings(audio: np.ndarray, sr: int, text: str) -> list[dict]:
-    """Word start/end times: the words spread over the sounding stretches in proportion to their
-    length (espeak-ng gives no timings on stdout; the lip sync itself follows the audio energy)."""
-    words = re.findall(r"[\w'’-]+", text)
-    if not words:
-        return []
-    hop = int(0.01 * sr)
-    frames = np.lib.stride_tricks.sliding_window_view(audio[: len(audio) // hop * hop], hop)[::hop]
-    loud = np.sqrt((frames ** 2).mean(axis=1)) > 0.02 * (np.abs(audio).max() + 1e-9)
-    times = np.flatnonzero(loud) * 0.01
-    if times.size == 0:
-        return []
-    weights = np.array([len(w) for w in words], np.float64)
-    edges = np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * (times.size - 1)
-    return [{"word": w, "start": round(float(times[int(a)]), 3), "end": round(float(times[int(b)]) + 0.01, 3)}
-            for w, a, b in zip(words, edges[:-1], edges[1:])]
-
-
 _PROBES: list[tuple[np.ndarray, np.ndarray]] = []  # (style, its voice's template), once per process
 _PROBES_LOCK = threading.Lock()
 
@@ -177,4 +158,4 @@ class OfflineSpeech:
             pass  # too little enrolled speech for a bank of frames: the adapted voice alone
         grant.ensure_valid()
         out = resample_poly(y, OUTPUT_SR, WORK_SR).astype(np.float32)
-        return Speech(out, OUTPUT_SR, word_timings(out, OUTPUT_SR, text), self.name)
+        return Speech(out, OUTPUT_SR, text, self.name)

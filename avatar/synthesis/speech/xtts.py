@@ -15,7 +15,6 @@ from scipy.signal import resample_poly
 
 from avatar.synthesis.grant import require_grant
 from avatar.synthesis.speech import OUTPUT_SR, Speech
-from avatar.synthesis.speech.offline import word_timings
 
 NAME = "xtts-v2"
 REQUIRED = ("config.json", "model.pth", "vocab.json")
@@ -94,4 +93,4 @@ class XttsSpeech:
         peak = float(np.max(np.abs(wav))) if wav.size else 0.0
         if peak > 0.99:
             wav = wav / peak * 0.95
-        return Speech(wav, OUTPUT_SR, word_timings(wav, OUTPUT_SR, text), NAME)
+        return Speech(wav, OUTPUT_SR, text, NAME)

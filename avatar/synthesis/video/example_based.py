@@ -297,7 +297,7 @@ def footage_model(footage: bytes, size: int) -> FootageModel:
 def render(model: FootageModel, speech, fps: float = FPS, seed: int = 0, check=None) -> Iterator[np.ndarray]:
     """The frames of the person saying `speech` (a synthesis Speech)."""
     n = frame_count(speech.seconds, fps)
-    phones = speech_phones(speech.audio, speech.sr)
+    phones = speech_phones(speech.audio, speech.sr, speech.text)
     opening = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), phones, fps, LOUDNESS_SHARE)
     visemes = frame_visemes(phones, n, fps)
     base = base_sequence(n, steady_run(model.pose, model.fps), np.random.default_rng(seed))

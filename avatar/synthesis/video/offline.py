@@ -133,7 +133,7 @@ class MeshTalkingHead:
             raise VideoError("a video needs a grant for video")
         rig = _Rig(grant.likeness().face, size)
         n = frame_count(speech.seconds, fps)
-        mouth = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), speech_phones(speech.audio, speech.sr), fps)
+        mouth = shape_mouth(mouth_track(speech.audio, speech.sr, fps, n), speech_phones(speech.audio, speech.sr, speech.text), fps)
         rng = np.random.default_rng(seed)
         blink = blink_track(n, fps, rng)
         t = np.arange(n) / fps

@@ -39,11 +39,16 @@ def phone_opening(phone: str) -> float:
     return 0.3
 
 
-def speech_phones(audio: np.ndarray, sr: int) -> list[Phone]:
-    """Timed phones of generated speech: Whisper's word timings, espeak-ng's phones."""
+def speech_phones(audio: np.ndarray, sr: int, text: str = "") -> list[Phone]:
+    """Timed phones of speech, espeak-ng's phones over word timings: the known text's words aligned
+    to the audio (word_alignment) where the text is given, else the words Whisper hears."""
+    audio16 = resample_poly(audio, 16000, sr).astype(np.float32) if sr != 16000 else audio
+    if text.strip():
+        from avatar.analysis.word_alignment import aligned_words
+
+        return phone_times(aligned_words(audio16, text))
     from avatar.analysis.speech_recognition import timed_words
 
-    audio16 = resample_poly(audio, 16000, sr).astype(np.float32) if sr != 16000 else audio
     return phone_times(timed_words(audio16))
 
 

@@ -1,0 +1,159 @@
+"""When each word of a known text is said in audio that says it: forced alignment, not recognition.
+A talking head's mouth follows the words it is given; free recognition of synthetic speech mishears
+some ("avatar" heard as "arm") and so puts lips shut on phones nobody said.
+
+Pocketsphinx's HMM aligner (its US English acoustic model and CMU dictionary, inside the wheel; BSD)
+places the words. On the 31 GRID clips of shared/data/talking played back to back (92 s, 186
+words), against their .align files, word starts are off by 16 ms (median; 56 ms at the 90th
+percentile), against 106 ms (344 ms) for Whisper tiny.en's cross-attention timings. Words not in
+the dictionary (names, numerals) are spelled from espeak-ng's phones. Where pocketsphinx finds no
+alignment (it fails on some raw espeak-ng sentences), Whisper's (ctranslate2's Whisper.align) is
+used: it sees 30 s at a time, so longer audio is aligned window by window, each cut after a word its
+free transcript heard and matched to the text (_split_point)."""
+from __future__ import annotations
+
+import re
+import threading
+from difflib import SequenceMatcher
+
+import numpy as np
+
+from avatar.analysis.phones import word_phones
+from avatar.analysis.speech_recognition import SR, model, timed_words
+
+WINDOW_SECONDS = 28.0  # of audio per Whisper alignment (its encoder takes 30 s)
+MARGIN_SECONDS = 3.0  # a window is cut at a word that ends at least this long before its end
+WORDS_PER_SECOND = 2.5  # where the free transcript matches none of the text
+FRAME = 0.01  # pocketsphinx's frame, seconds
+
+# espeak-ng's Kirshenbaum phones (phones.word_phones) in the CMU dictionary's ARPAbet
+ARPABET = {
+    "p": "P", "b": "B", "t": "T", "d": "D", "k": "K", "g": "G", "f": "F", "v": "V", "T": "TH", "D": "DH",
+    "s": "S", "z": "Z", "S": "SH", "Z": "ZH", "tS": "CH", "dZ": "JH", "h": "HH", "m": "M", "n": "N", "N": "NG",
+    "l": "L", "r": "R", "w": "W", "j": "Y", "t#": "T", "?": "T", "x": "K",
+    "a": "AE", "a#": "AH", "A": "AA", "A:": "AA", "aI": "AY", "aU": "AW", "E": "EH", "e": "EY", "eI": "EY",
+    "i": "IY", "i:": "IY", "I": "IH", "I#": "IH", "I2": "IH", "0": "AA", "O": "AO", "O:": "AO", "OI": "OY",
+    "o": "OW", "oU": "OW", "U": "UH", "u": "UW", "u:": "UW", "V": "AH", "@": "AH", "@2": "AH", "@5": "AH",
+    "3": "ER", "3:": "ER", "@L": "AH L", "A@": "AA R", "e@": "EH R", "i@": "IY R", "i@3": "IY R",
+    "o@": "AO R", "O@": "AO R", "U@": "UH R", "aI@": "AY ER", "aI3": "AY ER", "aU@": "AW ER",
+}
+
+_lock = threading.Lock()
+_decoder = None
+
+
+def text_words(text: str) -> list[str]:
+    """The text's words, each with the punctuation around it (a comma's pause stays out of the next word)."""
+    return [w for w in text.split() if re.search(r"\w", w)]
+
+
+def _bare(word: str) -> str:
+    return re.sub(r"[^\w'’-]", "", word).strip("-'’")
+
+
+def _sphinx():
+    """The pocketsphinx decoder, loaded once per process (used under _lock: it is not thread-safe)."""
+    global _decoder
+    if _decoder is None:
+        from pocketsphinx import Decoder
+
+        _decoder = Decoder(lm=None, loglevel="FATAL")
+    return _decoder
+
+
+def arpabet(spelled: list[str]) -> str:
+    """espeak-ng phones in ARPAbet (unknown ones left out)."""
+    out = []
+    for p in spelled:
+        q = p.rstrip("-;")
+        out.append(ARPABET.get(q) or ARPABET.get(q.rstrip(":#2356")) or "")
+    return " ".join(o for o in out if o)
+
+
+def _sphinx_words(decoder, words: list[str]) -> list[str]:
+    """The words as the dictionary knows them, the unknown ones added with espeak-ng's spelling."""
+    keys = [_bare(w).lower().replace("’", "'") for w in words]
+    unknown = [k for k in keys if k and decoder.lookup_word(k) is None]
+    for key, spelled in zip(unknown, word_phones(unknown)):
+        phones = arpabet(spelled)
+        if phones:
+            decoder.add_word(key, phones, False)
+    return [k for k in keys if k and decoder.lookup_word(k) is not None]
+
+
+def sphinx_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]] | None:
+    """Pocketsphinx's alignment of the text's words, or None where it finds none."""
+    words = text_words(text)
+    pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+    with _lock:
+        decoder = _sphinx()
+        keys = _sphinx_words(decoder, words)
+        if len(keys) != len(words):
+            return None
+        try:
+            decoder.set_align_text(" ".join(keys))
+        except RuntimeError:
+            return None
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        segments = [(s.word, s.start_frame * FRAME, (s.end_frame + 1) * FRAME) for s in decoder.seg() or []]
+    timed = [s for s in segments if not s[0].startswith(("<", "[", "("))]
+    if len(timed) != len(words):
+        return None
+    return [(_bare(w), start, end) for w, (_, start, end) in zip(words, timed)]
+
+
+def _align_window(audio: np.ndarray, words: list[str], offset: float) -> list[tuple[str, float, float]]:
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    m = model()
+    tokenizer = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en")
+    features = m.feature_extractor(np.asarray(audio, np.float32))
+    frames = min(features.shape[-1], 3000)
+    tokens = tokenizer.encode(" " + " ".join(words))
+    aligned = m.find_alignment(tokenizer, [tokens], m.encode(pad_or_trim(features)), frames)[0]
+    out = []
+    for a in aligned:
+        word = _bare(a["word"])
+        if word:
+            out.append((word, offset + float(a["start"]), offset + float(a["end"])))
+    return out
+
+
+def _split_point(audio: np.ndarray, words: list[str], end: float) -> tuple[int, float]:
+    """How many of `words` a window of audio says up to where it is cut, and the cut (seconds): at the
+    last word of its free transcript that ends before the window's last MARGIN_SECONDS and matches a
+    word of the text (difflib over the text's next words); by the speaking rate if none does."""
+    heard = [w for w in timed_words(audio) if w[2] < end - MARGIN_SECONDS]
+    upcoming = [_bare(w).lower() for w in words[:len(heard) + 20]]
+    match = SequenceMatcher(None, upcoming, [_bare(w).lower() for w, _, _ in heard], autojunk=False)
+    pairs = [(b.a + k, b.b + k) for b in match.get_matching_blocks() for k in range(b.size)]
+    if pairs:
+        i, j = pairs[-1]
+        return i + 1, heard[j][2]
+    cut = end - MARGIN_SECONDS
+    return max(1, int(cut * WORDS_PER_SECOND)), cut
+
+
+def whisper_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """Whisper's alignment of the text's words, window by window."""
+    words = text_words(text)
+    out: list[tuple[str, float, float]] = []
+    begin, total = 0.0, len(audio) / SR
+    while words and begin < total:
+        window = audio[int(begin * SR): int(min(total, begin + WINDOW_SECONDS) * SR)]
+        if begin + WINDOW_SECONDS >= total:
+            return out + _align_window(window, words, begin)
+        n, cut = _split_point(window, words, WINDOW_SECONDS)
+        out += _align_window(window[: int(cut * SR)], words[:n], begin)
+        words, begin = words[n:], begin + cut
+    return out
+
+
+def aligned_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """(word, start, end) seconds of each word of `text` in 16 kHz mono audio that says it."""
+    if not text_words(text) or not len(audio):
+        return []
+    return sphinx_words(audio, text) or whisper_words(audio, text)

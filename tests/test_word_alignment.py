@@ -1,0 +1,71 @@
+"""Forced alignment of a known text, against the word timings of GRID's .align files (real speech in
+shared/data/talking), on audio longer than one Whisper window."""
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from avatar.analysis import word_alignment as wa
+
+CLIPS = 12  # about 36 s of speech: more than one window of Whisper's
+
+
+@pytest.fixture(scope="module")
+def grid_run(shared_data):
+    """12 GRID clips back to back (16 kHz) and the true (word, start, end) of each of their words."""
+    pieces, truth, offset = [], [], 0.0
+    for align in sorted((shared_data / "talking").glob("grid_s1_*.align"))[:CLIPS]:
+        audio, sr = sf.read(align.with_suffix(".wav"), dtype="float32")
+        audio = resample_poly(audio, 16000, sr).astype(np.float32)
+        truth += [(w, offset + int(a) / 25000, offset + int(b) / 25000)
+                  for a, b, w in (line.split() for line in align.read_text().splitlines()) if w not in {"sil", "sp"}]
+        pieces.append(audio)
+        offset += len(audio) / 16000
+    return np.concatenate(pieces), truth
+
+
+def _start_errors(got, truth):
+    assert [w for w, _, _ in got] == [w for w, _, _ in truth]
+    return np.array([abs(g[1] - t[1]) for g, t in zip(got, truth)])
+
+
+def test_words_land_where_they_are_said(grid_run):
+    audio, truth = grid_run
+    text = " ".join(w for w, _, _ in truth)
+    assert len(audio) / 16000 > wa.WINDOW_SECONDS
+    got = wa.sphinx_words(audio, text)
+    assert got is not None
+    err = _start_errors(got, truth)
+    assert np.median(err) <= 0.05 and np.percentile(err, 90) <= 0.12
+    assert wa.aligned_words(audio, text) == got
+
+
+def test_whisper_aligns_window_by_window_where_pocketsphinx_cannot(grid_run):
+    audio, truth = grid_run
+    err = _start_errors(wa.whisper_words(audio, " ".join(w for w, _, _ in truth)), truth)
+    assert np.median(err) <= 0.25  # Whisper's timings are coarser (module docstring), but in place
+
+
+def test_words_missing_from_the_dictionary_are_spelled_from_espeak():
+    decoder = wa._sphinx()
+    keys = wa._sphinx_words(decoder, wa.text_words("Siobhan met Xqzville's 42 avatars."))
+    assert keys == ["siobhan", "met", "xqzville's", "42", "avatars"]
+    assert all(decoder.lookup_word(k) for k in keys)
+    assert wa.arpabet(["b", "I", "n"]) == "B IH N" and wa.arpabet(["aI@", "?", "#"]) == "AY ER T"
+
+
+def test_nothing_to_align():
+    assert wa.aligned_words(np.zeros(16000, np.float32), " ,. ") == []
+    assert wa.aligned_words(np.zeros(0, np.float32), "hello") == []
+
+
+def test_a_talking_heads_phones_follow_the_text_not_what_whisper_hears(shared_data):
+    from avatar.analysis.phones import BILABIAL
+    from avatar.synthesis.video.visemes import speech_phones
+
+    base = shared_data / "talking" / "grid_s1_bbaf2n"  # "bin blue at f two now"; Whisper hears "Bimblue F2 now"
+    audio, sr = sf.read(base.with_suffix(".wav"), dtype="float32")
+    starts = {w: int(a) / 25000 for a, b, w in (line.split() for line in base.with_suffix(".align").read_text().splitlines())}
+    bilabials = [p for p in speech_phones(audio, sr, "Bin blue at F two now.") if p.phone in BILABIAL]
+    assert [p.phone for p in bilabials] == ["b", "b"]
+    assert abs(bilabials[0].start - starts["bin"]) <= 0.05 and abs(bilabials[1].start - starts["blue"]) <= 0.05
