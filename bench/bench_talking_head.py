@@ -60,6 +60,8 @@ def main() -> None:
     face = aligned_face(real.images[k], sig.observations[k])
     reference = face_embedding(real.images[k], sig.observations[k])
     footage = args.clip.read_bytes()
+    said = args.clip.with_suffix(".txt")  # the clip's transcript, where shared/data has one
+    transcript = said.read_text() if said.is_file() else ""
     grant = _grant(audio, face, "video", footage)
 
     t0 = time.perf_counter()
@@ -81,7 +83,7 @@ def main() -> None:
               "frames": len(generated), "size": generated[0].shape[0], "fps": round(len(generated) / t_frames, 1),
               "footage_analysis_seconds": round(t_footage, 2),
               "reference_frame": k, "generated": clip_figures(out_frames, out_audio, reference, text=args.text),
-              "real": clip_figures(real, audio, reference, sig)}
+              "real": clip_figures(real, audio, reference, sig, text=transcript)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     emit("talking_head", report)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from avatar.analysis.liveness import ClipSignals, frontal_frames, speech_envelope, spread, track
+from avatar.analysis.liveness import ClipSignals, frontal_frames, lip_sync, speech_envelope, spread, track
 from avatar.analysis.media import Frames
 from avatar.analysis.phones import BILABIAL, Phone, phone_times
 
@@ -98,6 +98,7 @@ def clip_figures(frames: Frames, audio16: np.ndarray, reference: np.ndarray | No
     out = {"frames": len(frames.images), "face_found": round(float(sig.present.mean()), 3),
            "inner_mouth_spread": inner_mouth_spread(frames, sig), "head_motion": head_motion(sig),
            "lip_loudness_correlation": lip_loudness_correlation(sig, audio16, 16000),
+           "lip_sync": lip_sync(sig, audio16, 16000)["corr"],  # the capture's check: real people 0.22-0.76
            "bilabial_closure": bilabial_closure(sig, phone_times(words))}
     if reference is not None:
         out["identity_distance"] = identity_distance(frames, sig, reference)

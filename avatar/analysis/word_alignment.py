@@ -6,10 +6,10 @@ Pocketsphinx's HMM aligner (its US English acoustic model and CMU dictionary, in
 places the words. On the 31 GRID clips of shared/data/talking played back to back (92 s, 186
 words), against their .align files, word starts are off by 16 ms (median; 56 ms at the 90th
 percentile), against 106 ms (344 ms) for Whisper tiny.en's cross-attention timings. Words not in
-the dictionary (names, numerals) are spelled from espeak-ng's phones. Where pocketsphinx finds no
-alignment (it fails on some raw espeak-ng sentences), Whisper's (ctranslate2's Whisper.align) is
-used: it sees 30 s at a time, so longer audio is aligned window by window, each cut after a word its
-free transcript heard and matched to the text (_split_point)."""
+the dictionary (names, numerals) are spelled from espeak-ng's phones. Where pocketsphinx gives up
+before the last word (on some synthetic speech), Whisper's alignment (ctranslate2's Whisper.align)
+places the rest: it sees 30 s at a time, so longer audio is aligned window by window, each cut after
+a word its free transcript heard and matched to the text (_split_point)."""
 from __future__ import annotations
 
 import re
@@ -81,27 +81,29 @@ def _sphinx_words(decoder, words: list[str]) -> list[str]:
     return [k for k in keys if k and decoder.lookup_word(k) is not None]
 
 
-def sphinx_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]] | None:
-    """Pocketsphinx's alignment of the text's words, or None where it finds none."""
+def sphinx_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """Pocketsphinx's alignment of the text's words: all of them, or as many of the first ones as its
+    search reached the end of the audio with (it gives up on speech its model fits badly)."""
     words = text_words(text)
     pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
     with _lock:
         decoder = _sphinx()
         keys = _sphinx_words(decoder, words)
         if len(keys) != len(words):
-            return None
+            return []
         try:
             decoder.set_align_text(" ".join(keys))
         except RuntimeError:
-            return None
+            return []
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
         segments = [(s.word, s.start_frame * FRAME, (s.end_frame + 1) * FRAME) for s in decoder.seg() or []]
-    timed = [s for s in segments if not s[0].startswith(("<", "[", "("))]
-    if len(timed) != len(words):
-        return None
-    return [(_bare(w), start, end) for w, (_, start, end) in zip(words, timed)]
+    out = []
+    for name, start, end in segments:
+        if len(out) < len(keys) and name.split("(")[0] == keys[len(out)]:
+            out.append((_bare(words[len(out)]), start, end))
+    return out
 
 
 def _align_window(audio: np.ndarray, words: list[str], offset: float) -> list[tuple[str, float, float]]:
@@ -154,6 +156,12 @@ def whisper_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]
 
 def aligned_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """(word, start, end) seconds of each word of `text` in 16 kHz mono audio that says it."""
-    if not text_words(text) or not len(audio):
+    words = text_words(text)
+    if not words or not len(audio):
         return []
-    return sphinx_words(audio, text) or whisper_words(audio, text)
+    placed = sphinx_words(audio, text)
+    if len(placed) == len(words):
+        return placed
+    begin = placed[-1][2] if placed else 0.0  # the rest by Whisper, after the last word placed
+    rest = whisper_words(audio[int(begin * SR):], " ".join(words[len(placed):]))
+    return placed + [(w, begin + start, begin + end) for w, start, end in rest]
