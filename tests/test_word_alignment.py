@@ -42,7 +42,7 @@ def test_words_land_where_they_are_said(grid_run):
 def test_whisper_aligns_window_by_window_where_pocketsphinx_cannot(grid_run):
     audio, truth = grid_run
     err = _start_errors(wa.whisper_words(audio, " ".join(w for w, _, _ in truth)), truth)
-    assert np.median(err) <= 0.25  # Whisper's timings are coarser (module docstring), but in place
+    assert np.median(err) <= 0.08 and np.percentile(err, 90) <= 0.25  # coarser than pocketsphinx's (docstring)
 
 
 def test_words_missing_from_the_dictionary_are_spelled_from_espeak():
@@ -78,4 +78,4 @@ def test_words_pocketsphinx_gave_up_on_are_placed_by_whisper_after_the_last_it_p
     got = wa.aligned_words(audio, text)
     assert got[:40] == first and got[40][1] >= first[-1][2]
     err = _start_errors(got, truth)
-    assert np.median(err[40:]) <= 0.25
+    assert np.median(err[40:]) <= 0.08

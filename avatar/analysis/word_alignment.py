@@ -5,7 +5,8 @@ some ("avatar" heard as "arm") and so puts lips shut on phones nobody said.
 Pocketsphinx's HMM aligner (its US English acoustic model and CMU dictionary, inside the wheel; BSD)
 places the words. On the 31 GRID clips of shared/data/talking played back to back (92 s, 186
 words), against their .align files, word starts are off by 16 ms (median; 56 ms at the 90th
-percentile), against 106 ms (344 ms) for Whisper tiny.en's cross-attention timings. Words not in
+percentile), against 106 ms (344 ms) for Whisper tiny.en's cross-attention timings as they come
+(38 ms and 130 ms once trimmed to sound and moved earlier: WHISPER_LAG). Words not in
 the dictionary (names, numerals) are spelled from espeak-ng's phones. Where pocketsphinx gives up
 before the last word (on some synthetic speech), Whisper's alignment (ctranslate2's Whisper.align)
 places the rest: it sees 30 s at a time, so longer audio is aligned window by window, each cut after
@@ -24,6 +25,12 @@ from avatar.analysis.speech_recognition import SR, model, timed_words
 WINDOW_SECONDS = 28.0  # of audio per Whisper alignment (its encoder takes 30 s)
 MARGIN_SECONDS = 3.0  # a window is cut at a word that ends at least this long before its end
 WORDS_PER_SECOND = 2.5  # where the free transcript matches none of the text
+# Whisper's word times lag the speech: against GRID s1's .align files its starts are a median 86 ms
+# late, and on the offline voice's speech 130 ms later than pocketsphinx's; they are moved this much
+# earlier, after each word is trimmed to where there is sound (SOUND_DB below the loudest 10 ms).
+# On GRID s1 (92 s) word starts are then 38 ms off (median; 130 ms at the 90th percentile).
+WHISPER_LAG = 0.08
+SOUND_DB = 25.0
 FRAME = 0.01  # pocketsphinx's frame, seconds
 
 # espeak-ng's Kirshenbaum phones (phones.word_phones) in the CMU dictionary's ARPAbet
@@ -139,19 +146,42 @@ def _split_point(audio: np.ndarray, words: list[str], end: float) -> tuple[int, 
     return max(1, int(cut * WORDS_PER_SECOND)), cut
 
 
+def _sounding(audio: np.ndarray) -> np.ndarray:
+    """Per 10 ms frame: is there sound (within SOUND_DB of the loudest, 6 dB over the quiet floor)?"""
+    hop = int(FRAME * SR)
+    n = len(audio) // hop
+    db = 10 * np.log10((audio[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(axis=1) + 1e-10)
+    db = np.convolve(db, np.ones(3) / 3, "same")
+    return db > max(db.max() - SOUND_DB, np.percentile(db, 10) + 6) if n else np.zeros(0, bool)
+
+
+def _trimmed(words: list[tuple[str, float, float]], audio: np.ndarray) -> list[tuple[str, float, float]]:
+    """Each word trimmed to its first and last sounding frames, then WHISPER_LAG earlier."""
+    sounding = _sounding(audio)
+    out = []
+    for word, start, end in words:
+        a = int(start / FRAME)
+        idx = np.flatnonzero(sounding[a: max(a + 1, int(np.ceil(end / FRAME)))])
+        if idx.size:
+            start, end = (a + idx[0]) * FRAME, (a + idx[-1] + 1) * FRAME
+        out.append((word, max(0.0, start - WHISPER_LAG), max(0.0, end - WHISPER_LAG)))
+    return out
+
+
 def whisper_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
-    """Whisper's alignment of the text's words, window by window."""
+    """Whisper's alignment of the text's words, window by window, trimmed and moved (_trimmed)."""
     words = text_words(text)
     out: list[tuple[str, float, float]] = []
     begin, total = 0.0, len(audio) / SR
     while words and begin < total:
         window = audio[int(begin * SR): int(min(total, begin + WINDOW_SECONDS) * SR)]
         if begin + WINDOW_SECONDS >= total:
-            return out + _align_window(window, words, begin)
+            out += _align_window(window, words, begin)
+            break
         n, cut = _split_point(window, words, WINDOW_SECONDS)
         out += _align_window(window[: int(cut * SR)], words[:n], begin)
         words, begin = words[n:], begin + cut
-    return out
+    return _trimmed(out, audio)
 
 
 def aligned_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
