@@ -2,10 +2,13 @@
 runner, logged-in helpers, and the PostgreSQL/Redis services of the machine."""
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
+import tempfile
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +25,11 @@ use_cheap_hashing_for_tests()  # every in-process app of the suite; test_auth ch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PG_ADMIN_URL = os.environ.get("AVATAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("AVATAR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadfile: a file's tests on one
+# worker); each worker flushes a Redis database of its own, and PostgreSQL is shared (postgres_lock)
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("AVATAR_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 8}")
+POSTGRES_LOCK = Path(tempfile.gettempdir()) / "avatar-tests-postgres.lock"
 STRONG_PASSWORD = "Correct-horse-42-battery"
 
 
@@ -127,9 +134,26 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     return {"labeled": labeled, "cropped": label_cropped(src, out, crf=28, audio_bitrate="96k").read_bytes()}
 
 
+@contextmanager
+def postgres_lock(alone: bool):
+    """Held while a test uses the machine's PostgreSQL: shared by the tests of both workers, or
+    `alone` (a test that restarts the server) while no other test uses it."""
+    with open(POSTGRES_LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+def pg_url(request):
+    """A fresh PostgreSQL database for one test, dropped afterwards (under postgres_lock)."""
+    with postgres_lock(alone=request.node.get_closest_marker("restarts_postgres") is not None):
+        yield from _fresh_postgres_database()
+
+
+def _fresh_postgres_database():
     try:
         # pre-ping: a test may restart the server (test_faults), leaving pooled connections dead
         admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
@@ -190,8 +214,6 @@ def make_app(tmp_path: Path, **overrides):
 @lru_cache(maxsize=1)
 def _migrated_template() -> Path:
     """A SQLite database at the head revision, migrated once per test session."""
-    import tempfile
-
     template = Path(tempfile.mkdtemp(prefix="avatar-template-db-")) / "avatar.db"
     upgrade(f"sqlite:///{template}")
     return template

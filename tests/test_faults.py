@@ -151,7 +151,7 @@ def _stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["threads", "celery"])
+@pytest.mark.parametrize("kind", ["threads", pytest.param("celery", marks=pytest.mark.services)])
 def test_worker_killed_mid_job_is_retried_or_failed_cleanly(kind, tmp_path, request):
     """kill -9 of the whole worker (threads: the app process on SQLite; Celery: the worker and its
     pool on PostgreSQL/Redis). Another worker started afterwards takes the job over when its lease
@@ -218,6 +218,7 @@ def _restart_postgres() -> str:
 
 
 @pytest.mark.services
+@pytest.mark.restarts_postgres
 def test_postgres_restart_during_requests_gives_503s_then_recovers_without_torn_rows(tmp_path, pg_url):
     """Four clients register accounts in a loop while the server restarts. Every response is a
     success or a 503 saying nothing was saved; each saved account has its audit event (they are

@@ -122,7 +122,7 @@ def test_two_celery_workers_and_a_server_run_each_periodic_job_once(tmp_path, pg
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("servers,database", [(1, "sqlite"), (2, "postgresql")])
+@pytest.mark.parametrize("servers,database", [(1, "sqlite"), pytest.param(2, "postgresql", marks=pytest.mark.services)])
 def test_the_job_threads_of_servers_run_each_periodic_job_once(tmp_path, request, servers, database):
     """The embedded mode (one server's job threads on SQLite), and two servers with job threads on
     one PostgreSQL database."""
