@@ -1,6 +1,7 @@
 """Enrollment in real headless Chromium: fake camera and microphone fed from files made from
 ../shared/data (DESIGN.md), the page's own getUserMedia + MediaRecorder upload, the server's verdict."""
 import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -40,13 +41,16 @@ def live_server(tmp_path):
 
 
 class BusyCpu:
-    """Two processes spinning beside the browser and the server while the page records (a slow
-    laptop, a busy browser), on this 2-core machine as many as there are cores; `calm()` stops them
-    once the recording is uploaded: what they test is the page's timing, and the server's checks
-    then run at the speed of the rest of the suite."""
+    """Two busy processes beside the browser and the server while the page records (a slow laptop,
+    a busy browser), on this 2-core machine as many as there are cores: processes spinning, and the
+    suite's other workers (make test: pytest-xdist), which run the heavier tests meanwhile. `calm()`
+    stops the spinning once the recording is uploaded: what they test is the page's timing, and the
+    server's checks then run at the speed of the rest of the suite."""
 
     def __init__(self, busy: bool):
-        self.hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if busy else 0)]
+        others = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) - 1
+        self.hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                     for _ in range(max(0, 2 - others) if busy else 0)]
 
     def calm(self) -> None:
         for p in self.hogs:
