@@ -80,11 +80,14 @@ def arpabet(spelled: list[str]) -> str:
 def _sphinx_words(decoder, words: list[str]) -> list[str]:
     """The words as the dictionary knows them, the unknown ones added with espeak-ng's spelling."""
     keys = [_bare(w).lower().replace("’", "'") for w in words]
-    unknown = [k for k in keys if k and decoder.lookup_word(k) is None]
+    unknown = list(dict.fromkeys(k for k in keys if k and decoder.lookup_word(k) is None))  # each once
     for key, spelled in zip(unknown, word_phones(unknown)):
         phones = arpabet(spelled)
         if phones:
-            decoder.add_word(key, phones, False)
+            try:
+                decoder.add_word(key, phones, False)
+            except RuntimeError:
+                pass  # a spelling the dictionary refuses: the word stays unknown, Whisper places the text
     return [k for k in keys if k and decoder.lookup_word(k) is not None]
 
 
