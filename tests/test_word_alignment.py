@@ -58,6 +58,8 @@ def test_words_missing_from_the_dictionary_are_spelled_from_espeak():
 def test_nothing_to_align():
     assert wa.aligned_words(np.zeros(16000, np.float32), " ,. ") == []
     assert wa.aligned_words(np.zeros(0, np.float32), "hello") == []
+    for n in (0, 50):  # what is left after the last word pocketsphinx placed may be this short
+        assert wa.whisper_words(np.full(n, 0.01, np.float32), "hello there") == []
 
 
 def test_a_talking_heads_phones_follow_the_text_not_what_whisper_hears(shared_data):

@@ -32,6 +32,7 @@ WORDS_PER_SECOND = 2.5  # where the free transcript matches none of the text
 WHISPER_LAG = 0.08
 SOUND_DB = 25.0
 FRAME = 0.01  # pocketsphinx's frame, seconds
+MIN_SECONDS = 0.1  # of audio to align anything in
 
 # espeak-ng's Kirshenbaum phones (phones.word_phones) in the CMU dictionary's ARPAbet
 ARPABET = {
@@ -153,9 +154,11 @@ def _sounding(audio: np.ndarray) -> np.ndarray:
     """Per 10 ms frame: is there sound (within SOUND_DB of the loudest, 6 dB over the quiet floor)?"""
     hop = int(FRAME * SR)
     n = len(audio) // hop
+    if n == 0:
+        return np.zeros(0, bool)
     db = 10 * np.log10((audio[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(axis=1) + 1e-10)
     db = np.convolve(db, np.ones(3) / 3, "same")
-    return db > max(db.max() - SOUND_DB, np.percentile(db, 10) + 6) if n else np.zeros(0, bool)
+    return db > max(db.max() - SOUND_DB, np.percentile(db, 10) + 6)
 
 
 def _trimmed(words: list[tuple[str, float, float]], audio: np.ndarray) -> list[tuple[str, float, float]]:
@@ -176,6 +179,8 @@ def whisper_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]
     words = text_words(text)
     out: list[tuple[str, float, float]] = []
     begin, total = 0.0, len(audio) / SR
+    if total < MIN_SECONDS:
+        return []
     while words and begin < total:
         window = audio[int(begin * SR): int(min(total, begin + WINDOW_SECONDS) * SR)]
         if begin + WINDOW_SECONDS >= total:
