@@ -49,10 +49,15 @@ def _split(spelled: str) -> list[str]:
     return [p for p in (t.strip("'`,") for t in spelled.split("_")) if p and p not in {"-", "#"}]
 
 
+def bare_word(word: str) -> str:
+    """The word without the punctuation around it (letters, digits, inner apostrophes and hyphens kept)."""
+    return re.sub(r"[^\w'’-]", "", word).strip("-'’")
+
+
 def word_phones(words: list[str]) -> list[list[str]]:
     """Each word's phones. One espeak-ng call for all; where it joins or splits words differently
     (numbers, hyphens), the words are spelled one by one."""
-    clean = [re.sub(r"[^\w'’-]", "", w).strip("-'’") for w in words]
+    clean = [bare_word(w) for w in words]
     out = _espeak(" ".join(c for c in clean if c)).split()
     if len(out) == sum(1 for c in clean if c):
         spelled = iter(out)

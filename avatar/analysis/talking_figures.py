@@ -89,7 +89,7 @@ def clip_figures(frames: Frames, audio16: np.ndarray, reference: np.ndarray | No
     benchmarks and the demo report them. Bilabials are espeak-ng's phones spread over word timings:
     the text's words aligned to the clip's audio, or the words Whisper hears in it when no text is
     given (a misheard word then counts bilabials nobody said)."""
-    # both load Whisper: only when asked
+    # both load speech models (Whisper; pocketsphinx too): only when asked
     from avatar.analysis.speech_recognition import timed_words
     from avatar.analysis.word_alignment import aligned_words
 

@@ -19,7 +19,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from avatar.analysis.phones import word_phones
+from avatar.analysis.phones import bare_word, word_phones
 from avatar.analysis.speech_recognition import SR, model, timed_words
 
 WINDOW_SECONDS = 28.0  # of audio per Whisper alignment (its encoder takes 30 s)
@@ -55,10 +55,6 @@ def text_words(text: str) -> list[str]:
     return [w for w in text.split() if re.search(r"\w", w)]
 
 
-def _bare(word: str) -> str:
-    return re.sub(r"[^\w'’-]", "", word).strip("-'’")
-
-
 def _sphinx():
     """The pocketsphinx decoder, loaded once per process (used under _lock: it is not thread-safe)."""
     global _decoder
@@ -80,7 +76,7 @@ def arpabet(spelled: list[str]) -> str:
 
 def _sphinx_words(decoder, words: list[str]) -> list[str]:
     """The words as the dictionary knows them, the unknown ones added with espeak-ng's spelling."""
-    keys = [_bare(w).lower().replace("’", "'") for w in words]
+    keys = [bare_word(w).lower().replace("’", "'") for w in words]
     unknown = list(dict.fromkeys(k for k in keys if k and decoder.lookup_word(k) is None))  # each once
     for key, spelled in zip(unknown, word_phones(unknown)):
         phones = arpabet(spelled)
@@ -113,7 +109,7 @@ def sphinx_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]
     out = []
     for name, start, end in segments:
         if len(out) < len(keys) and name.split("(")[0] == keys[len(out)]:
-            out.append((_bare(words[len(out)]), start, end))
+            out.append((bare_word(words[len(out)]), start, end))
     return out
 
 
@@ -129,7 +125,7 @@ def _align_window(audio: np.ndarray, words: list[str], offset: float) -> list[tu
     aligned = m.find_alignment(tokenizer, [tokens], m.encode(pad_or_trim(features)), frames)[0]
     out = []
     for a in aligned:
-        word = _bare(a["word"])
+        word = bare_word(a["word"])
         if word:
             out.append((word, offset + float(a["start"]), offset + float(a["end"])))
     return out
@@ -140,8 +136,8 @@ def _split_point(audio: np.ndarray, words: list[str], end: float) -> tuple[int, 
     last word of its free transcript that ends before the window's last MARGIN_SECONDS and matches a
     word of the text (difflib over the text's next words); by the speaking rate if none does."""
     heard = [w for w in timed_words(audio) if w[2] < end - MARGIN_SECONDS]
-    upcoming = [_bare(w).lower() for w in words[:len(heard) + 20]]
-    match = SequenceMatcher(None, upcoming, [_bare(w).lower() for w, _, _ in heard], autojunk=False)
+    upcoming = [bare_word(w).lower() for w in words[:len(heard) + 20]]
+    match = SequenceMatcher(None, upcoming, [bare_word(w).lower() for w, _, _ in heard], autojunk=False)
     pairs = [(b.a + k, b.b + k) for b in match.get_matching_blocks() for k in range(b.size)]
     if pairs:
         i, j = pairs[-1]
