@@ -55,9 +55,28 @@ assert len(set(CODE)) < len(CODE), "the spliced-code attack needs a code with a 
 
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
+    """Where the captures for the seeded challenge are built. Under `make test`'s workers
+    (pytest-xdist) one folder per run, shared: the first worker that needs a capture builds it
+    (built_once), the other waits for it instead of building it again on the same two cores."""
     from avatar.demo.media import tmpdir
 
-    return tmpdir()
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        return tmpdir()
+    folder = Path(tempfile.gettempdir()) / f"avatar-test-media-{run}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def built_once(media_dir: Path, name: str, build) -> None:
+    """Runs build() (which writes its files into media_dir) unless another worker of this run
+    already did; one builds at a time, the other waits on the lock."""
+    with open(media_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = media_dir / f"{name}.done"
+        if not done.exists():
+            build()
+            done.touch()
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +84,9 @@ def passing_clip(shared_data, media_dir) -> bytes:
     """Real footage of one man answering the seeded challenge (see avatar.demo.footage)."""
     from avatar.demo.media import assemble_capture
 
-    return assemble_capture(PLAN, CODE, shared_data / FOOTAGE, shared_data / "digits", media_dir / "pass.mp4").read_bytes()
+    out = media_dir / "pass.mp4"
+    built_once(media_dir, "pass", lambda: assemble_capture(PLAN, CODE, shared_data / FOOTAGE, shared_data / "digits", out))
+    return out.read_bytes()
 
 
 @pytest.fixture(scope="session")
@@ -86,21 +107,31 @@ def attack_clips(shared_data, media_dir, passing_clip) -> dict[str, Path]:
 
     d = shared_data
     silent = media_dir / "silent.wav"
-    sf.write(silent, np.zeros(int(16000 * (PLAN["duration"] + 2)), np.float32), 16000)
     wrong_code = "".join(str((int(c) + 5) % 10) for c in CODE)
-    return {
-        "still image": still_to_video(read_rgb(d / "stills/s42.jpg"), media_dir / "still.mp4", seconds=PLAN["duration"],
-                                      motion="shake", audio=silent),
-        "another person's clip": cut(d / "video/d10.mp4", media_dir / "other.mp4", 0, PLAN["duration"], size=512,
-                                     loop=True),
-        "wrong order": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "order.mp4",
-                                        shuffle_actions=True),
-        "missing code": assemble_capture(PLAN, wrong_code, d / FOOTAGE, d / "digits", media_dir / "code.mp4"),
+    clips = {
+        "still image": (media_dir / "still.mp4", lambda out: still_to_video(
+            read_rgb(d / "stills/s42.jpg"), out, seconds=PLAN["duration"], motion="shake", audio=silent)),
+        "another person's clip": (media_dir / "other.mp4", lambda out: cut(
+            d / "video/d10.mp4", out, 0, PLAN["duration"], size=512, loop=True)),
+        "wrong order": (media_dir / "order.mp4", lambda out: assemble_capture(
+            PLAN, CODE, d / FOOTAGE, d / "digits", out, shuffle_actions=True)),
+        "missing code": (media_dir / "code.mp4", lambda out: assemble_capture(
+            PLAN, wrong_code, d / FOOTAGE, d / "digits", out)),
         # one recording per digit, the repeated digit of the code played twice (pieced-together speech)
-        "spliced code": assemble_capture(PLAN, CODE, d / FOOTAGE, d / "digits", media_dir / "spliced.mp4",
-                                         digit_clips={c: digit_audio(d / "digits", c) for c in set(CODE)}),
-        "silence": encode_frames(frames_of(media_dir / "pass.mp4", fps=25), media_dir / "silence.mp4", 25, audio=silent),
+        "spliced code": (media_dir / "spliced.mp4", lambda out: assemble_capture(
+            PLAN, CODE, d / FOOTAGE, d / "digits", out,
+            digit_clips={c: digit_audio(d / "digits", c) for c in set(CODE)})),
+        "silence": (media_dir / "silence.mp4", lambda out: encode_frames(
+            frames_of(media_dir / "pass.mp4", fps=25), out, 25, audio=silent)),
     }
+
+    def build():
+        sf.write(silent, np.zeros(int(16000 * (PLAN["duration"] + 2)), np.float32), 16000)
+        for out, make in clips.values():
+            make(out)
+
+    built_once(media_dir, "attacks", build)
+    return {name: out for name, (out, _) in clips.items()}
 
 
 # the watermark key and id of the installation whose outputs `own_outputs` are
@@ -121,17 +152,22 @@ def own_outputs(passing_clip, media_dir, shared_data) -> dict[str, bytes]:
     from avatar.synthesis.render import render_video
     from avatar.synthesis.speech import OUTPUT_SR, Speech
 
-    with MediaFile(passing_clip) as mf:
-        frames = [f for _, f in mf.iter_frames(25, 512)]
-    # continuous speech, as our outputs carry (the capture's sparse 8 kHz digits hold the audio mark
-    # too weakly to be read)
-    voice = np.concatenate([decode_audio(f.read_bytes()) for f in sorted((shared_data / "voices/2033").glob("*.flac"))[:3]])
-    voice = np.resize(voice, int(len(frames) / 25 * 16000))
-    speech = Speech(resample_poly(voice, OUTPUT_SR, 16000).astype(np.float32), OUTPUT_SR, backend="test")
-    labeled = render_video(frames, speech, OWN_OUTPUT_MARK, OWN_OUTPUT_KEY)
     src, out = media_dir / "own-output.mp4", media_dir / "own-output-cropped.mp4"
-    src.write_bytes(labeled)
-    return {"labeled": labeled, "cropped": label_cropped(src, out, crf=28, audio_bitrate="96k").read_bytes()}
+
+    def build():
+        with MediaFile(passing_clip) as mf:
+            frames = [f for _, f in mf.iter_frames(25, 512)]
+        # continuous speech, as our outputs carry (the capture's sparse 8 kHz digits hold the audio
+        # mark too weakly to be read)
+        voice = np.concatenate([decode_audio(f.read_bytes())
+                                for f in sorted((shared_data / "voices/2033").glob("*.flac"))[:3]])
+        voice = np.resize(voice, int(len(frames) / 25 * 16000))
+        speech = Speech(resample_poly(voice, OUTPUT_SR, 16000).astype(np.float32), OUTPUT_SR, backend="test")
+        src.write_bytes(render_video(frames, speech, OWN_OUTPUT_MARK, OWN_OUTPUT_KEY))
+        label_cropped(src, out, crf=28, audio_bitrate="96k")
+
+    built_once(media_dir, "own-outputs", build)
+    return {"labeled": src.read_bytes(), "cropped": out.read_bytes()}
 
 
 @contextmanager
