@@ -31,13 +31,15 @@ def test_kokoro_says_the_text_intelligibly():
 
 
 def test_every_style_speaks_within_range():
-    """Each shipped style says sentences that broke onnxruntime 1.23's int8 kernels on an AVX-512
-    VNNI / AMX CPU (NaN, peaks of 1e18): the pinned runtime speaks them within ±1.5."""
+    """Each shipped style says one of two sentences that broke onnxruntime 1.23's int8 kernels on an
+    AVX-512 VNNI / AMX CPU (NaN, peaks of 1e18; 14 of these 20 style-sentence pairs broke, every style
+    in at least one): the pinned runtime speaks them within ±1.5."""
     model = kokoro.get_model()
-    for name, style in model.styles.items():
-        for text in ("My code is four seven one nine two eight.", "She sells bright blue paper by the window at noon."):
-            audio = kokoro.synthesize(text, style)
-            assert np.isfinite(audio).all() and np.abs(audio).max() < 1.5, (name, text, np.nanmax(np.abs(audio)))
+    sentences = ["My code is four seven one nine two eight.", "She sells bright blue paper by the window at noon."]
+    for k, (name, style) in enumerate(sorted(model.styles.items())):
+        text = sentences[k % 2]
+        audio = kokoro.synthesize(text, style)
+        assert np.isfinite(audio).all() and np.abs(audio).max() < 1.5, (name, text, np.nanmax(np.abs(audio)))
 
 
 def test_broken_model_output_is_an_error_not_speech(monkeypatch, shared_data):
