@@ -142,11 +142,11 @@ def test_passing_enrollment_in_chromium(live_server, tmp_path, passing_clip, med
         assert ls.result["prompt_lags"] == [round(min(t - p, MAX_PROMPT_LAG), 3) for t, p in zip(ls.prompt_times, planned)]
 
 
+# the attacks whose refusal hangs on the prompts' timing, which a loaded machine moves; the still
+# image and another person's clip are refused by what the server sees in any frame, whatever the
+# timing: test_enrollment_api checks them (and these three) through the same upload and job
 @pytest.mark.parametrize("busy_cpu", ["busy"], indirect=True)
-@pytest.mark.parametrize("attack,hint", [
-    ("still image", "oval"), ("another person's clip", "prompts"), ("wrong order", "prompts"),
-    ("missing code", "code"), ("silence", "statement"),
-])
+@pytest.mark.parametrize("attack,hint", [("wrong order", "prompts"), ("missing code", "code"), ("silence", "statement")])
 def test_failing_enrollments_in_chromium(live_server, tmp_path, attack_clips, attack, hint, busy_cpu):
     app, base = live_server
     text = enroll_in_browser(base, attack_clips[attack], tmp_path, "attacker@example.org", busy_cpu)
