@@ -88,6 +88,39 @@ def _sphinx_words(decoder, words: list[str]) -> list[str]:
     return [k for k in keys if k and decoder.lookup_word(k) is not None]
 
 
+def sphinx_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """(phone, start, end) seconds of the text's phones, ARPAbet without stress ("SIL" where it
+    pauses): pocketsphinx's second, phone-level pass over the words its first pass aligned. [] when
+    it cannot align the whole text. Each phone lasts at least 3 of its 10 ms frames: speech whose
+    phones are shorter (some synthesizers') cannot be aligned unless slowed down first."""
+    words = text_words(text)
+    pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+    if not words or len(audio) < MIN_SECONDS * SR:
+        return []
+    with _lock:
+        decoder = _sphinx()
+        keys = _sphinx_words(decoder, words)
+        if len(keys) != len(words):
+            return []
+        try:
+            decoder.set_align_text(" ".join(keys))
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            if decoder.hyp() is None:
+                return []
+            decoder.set_alignment()
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            alignment = decoder.get_alignment()
+        except RuntimeError:
+            return []
+        if alignment is None:
+            return []
+        return [(p.name, p.start * FRAME, (p.start + p.duration) * FRAME) for p in alignment.phones()]
+
+
 def sphinx_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """Pocketsphinx's alignment of the text's words: all of them, or as many of the first ones as its
     search reached the end of the audio with (it gives up on speech its model fits badly)."""
