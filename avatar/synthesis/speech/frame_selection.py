@@ -1,16 +1,26 @@
-"""Conversion toward the enrolled voice by frame selection: the synthetic speech's spectral envelope
-and aperiodicity are drawn toward frames of the person's own enrolled speech.
+"""Conversion toward the enrolled voice by unit and frame selection: the synthetic speech's spectral
+envelope and aperiodicity are replaced in large part by those of the person's own enrolled speech.
 
-The enrolled speech is analysed once (WORLD, 5 ms frames) into a bank of its speech frames: for
-each, its envelope, aperiodicity, voicing and a matching key (the envelope's mel-cepstrum without
-its level, with its change over ±2 frames, normalised over the bank). Each frame of the speech to
-convert (already moved toward the voice by offline.adapt: pitch, formant warp, timbre) is keyed the
-same way, normalised over its own frames; its K nearest bank frames of the same voicing give the
-mean of their log envelopes and aperiodicities, blended with the frame's own (MIX), smoothed over
-time and scaled to the source frame's loudness; WORLD resynthesises with the source's pitch. The
-idea of kNN-VC (Baas et al., 2023) with cepstra and a WORLD vocoder instead of WavLM features and
-HiFi-GAN, whose weights cannot be installed here. Takes and returns float32 audio at SR."""
+The enrolled speech is analysed once (WORLD, 5 ms frames) into a bank: per frame its envelope,
+aperiodicity, voicing and a matching key (the envelope's mel-cepstrum without its level, with its
+change over ±2 frames, normalised over the bank's speech frames); and its phones, found by
+transcribing it (Whisper tiny.en) and aligning that text (pocketsphinx, phone level).
+
+- Units: each phone of the speech to convert (its source, aligned to the known text: source_phones)
+  takes the envelope of one enrolled stretch of the same phone, stretched to its length, chosen by
+  the key distance, by whether the phones before and after are the same (CONTEXT_COST) and by the
+  length ratio (DURATION_COST); UNIT_MIX of the frame's log envelope is then the person's. Whole
+  phones keep their own transitions, so the words survive where averaged frames lose them.
+- Frames no unit covers (pauses, a phone the person never said in the bank, speech that could
+  not be aligned): the K nearest bank frames of the same voicing, averaged, MIX of the envelope.
+The result is smoothed over time, scaled to the source frame's loudness and resynthesised by WORLD
+with the source's pitch. Frame selection is the idea of kNN-VC (Baas et al., 2023), unit selection
+that of concatenative synthesis (Hunt & Black, 1996), both here with cepstra and WORLD instead of
+neural features and vocoders, whose weights cannot be installed here. Takes and returns float32
+audio at SR."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,15 +30,24 @@ SR = 16000
 N_CEP = 24  # mel-cepstral coefficients of the key (c1..c24)
 DELTA = 2  # frames each side for the key's change
 K = 16  # nearest bank frames averaged
-# The converted log envelope is this much the bank's and the rest the source's: all of it (MIX 1)
-# reached Resemblyzer 0.71-0.82 on the 5 speakers of voices/ but Whisper lost 70-100 % of the words
-# (frames matched on cepstra across two voices often sound another phone); 0.55 keeps the words
-# (bench_clone.py, README)
+# The share of the converted log envelope that is the bank's, the rest the source's. Frames by
+# nearest neighbours: all of it (MIX 1) reached Resemblyzer 0.71-0.82 on the 5 speakers of voices/
+# but Whisper lost 70-100 % of the words (frames matched on cepstra across two voices often sound
+# another phone); 0.55 keeps them. Whole phones (units): 0.7 gave 0.69-0.82 (mean 0.77) with 10 %
+# of the words lost, 0.85 gave 0.71-0.85 with 27 % lost (bench_clone.py, README).
 MIX = 0.55
+UNIT_MIX = 0.7
+CONTEXT_COST = 0.5  # per neighbour phone that differs (the key distance is about 1-3)
+DURATION_COST = 0.3  # per unit of |log(unit length / phone length)|
 SMOOTH = 5  # frames of the moving average over the converted envelopes (25 ms)
 SPEECH_RANGE_DB = 45.0  # bank frames within this of the loud frames (the rest is silence)
 MIN_BANK_FRAMES = 400  # 2 s of speech frames at least
 CHUNK = 1024  # source frames matched at once (bounds the distance matrix)
+FRAME = world.FRAME_MS / 1000
+PAUSES = {"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+UM+", "+UH+", "+SMACK+"}
+# espeak-ng's shortest phones are under the 30 ms (3 frames) pocketsphinx gives any phone: the source
+# is aligned slowed down this much (WORLD, pitch and envelope kept), its times scaled back
+ALIGN_SLOWER = 1.5
 
 
 class ConversionError(ValueError):
@@ -49,31 +68,74 @@ def _level_db(sp: np.ndarray) -> np.ndarray:
     return 10 * np.log10(sp.sum(axis=1) + 1e-12)
 
 
+@dataclass(frozen=True)
+class PhoneSpan:
+    """A phone's frames [start, end) with the phones said before and after it."""
+    phone: str
+    start: int
+    end: int
+    before: str
+    after: str
+
+
+def phone_spans(phones: list[tuple[str, float, float]], n_frames: int) -> list[PhoneSpan]:
+    """Aligned phones (ARPAbet, seconds) as frame spans of at least 2 frames, pauses left out."""
+    spans = []
+    for k, (phone, start, end) in enumerate(phones):
+        a, b = int(round(start / FRAME)), min(n_frames, int(round(end / FRAME)))
+        if phone in PAUSES or b - a < 2:
+            continue
+        before = phones[k - 1][0] if k else "SIL"
+        after = phones[k + 1][0] if k + 1 < len(phones) else "SIL"
+        spans.append(PhoneSpan(phone, a, b, before, after))
+    return spans
+
+
+def source_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """The phones of text in the synthesizer's own speech of it (before adaptation, which keeps its
+    timing), aligned slowed down by ALIGN_SLOWER; [] when they cannot be aligned."""
+    import pyworld as pw
+
+    from avatar.analysis.word_alignment import sphinx_phones
+
+    f0, sp, ap = world.analyse(audio, SR)
+    slow = pw.synthesize(f0, sp, ap, SR, frame_period=world.FRAME_MS * ALIGN_SLOWER).astype(np.float32)
+    return [(p, start / ALIGN_SLOWER, end / ALIGN_SLOWER) for p, start, end in sphinx_phones(slow, text)]
+
+
 class FrameBank:
-    """The enrolled speech's frames: keys (normalised), log envelopes, aperiodicities, voicing."""
+    """The enrolled speech's frames (log envelopes, aperiodicities, voicing, normalised keys), the
+    speech frames among them, and its phones' spans by phone."""
 
     def __init__(self, audio: np.ndarray):
+        from avatar.analysis.speech_recognition import transcribe
+        from avatar.analysis.word_alignment import sphinx_phones
+
         f0, sp, ap = world.analyse(audio, SR)
         level = _level_db(sp)
         speech = level >= np.percentile(level, 95) - SPEECH_RANGE_DB if level.size else np.zeros(0, bool)
         if speech.sum() < MIN_BANK_FRAMES:
             raise ConversionError("the enrolled voice has too little speech to convert toward "
                                   f"(at least {MIN_BANK_FRAMES * 0.005:.0f} s)")
-        keys = _keys(sp)[speech]
-        self.keys = (keys - keys.mean(axis=0)) / (keys.std(axis=0) + 1e-6)
-        self.log_sp = np.log(sp[speech] + 1e-12).astype(np.float32)
-        self.ap = ap[speech].astype(np.float32)
-        self.voiced = f0[speech] > 0
+        keys = _keys(sp)
+        self.keys = ((keys - keys[speech].mean(axis=0)) / (keys[speech].std(axis=0) + 1e-6)).astype(np.float32)
+        self.log_sp = np.log(sp + 1e-12).astype(np.float32)
+        self.ap = ap.astype(np.float32)
+        self.voiced = f0 > 0
+        self.speech = np.flatnonzero(speech)
+        self.units: dict[str, list[PhoneSpan]] = {}
+        for span in phone_spans(sphinx_phones(audio, transcribe(audio).text), len(f0)):
+            self.units.setdefault(span.phone, []).append(span)
 
     def nearest(self, keys: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-        """Indices (frames × K) of the nearest bank frames of the same voicing (either, if the bank
-        has too few of that voicing)."""
+        """Indices (frames × K) of the nearest bank speech frames of the same voicing (either, if
+        the bank has too few of that voicing)."""
         out = np.zeros((len(keys), K), int)
         for want in (True, False):
             rows = np.flatnonzero(voiced == want)
-            pool = np.flatnonzero(self.voiced == want)
+            pool = self.speech[self.voiced[self.speech] == want]
             if len(pool) < K:
-                pool = np.arange(len(self.keys))
+                pool = self.speech
             bank = self.keys[pool]
             bank_sq = (bank ** 2).sum(axis=1)
             for start in range(0, len(rows), CHUNK):
@@ -81,6 +143,20 @@ class FrameBank:
                 dist = bank_sq[None, :] - 2 * q @ bank.T
                 out[rows[start:start + CHUNK]] = pool[np.argpartition(dist, K - 1, axis=1)[:, :K]]
         return out
+
+    def unit(self, span: PhoneSpan, keys: np.ndarray) -> np.ndarray | None:
+        """Bank frame indices for the span's frames: the best enrolled stretch of its phone,
+        stretched to its length (see module); None when the person never said that phone."""
+        length = span.end - span.start
+        best, chosen = np.inf, None
+        for unit in self.units.get(span.phone, ()):
+            frames = unit.start + np.round(np.linspace(0, unit.end - unit.start - 1, length)).astype(int)
+            cost = float(((keys[span.start:span.end] - self.keys[frames]) ** 2).mean())
+            cost += CONTEXT_COST * ((unit.before != span.before) + (unit.after != span.after))
+            cost += DURATION_COST * abs(np.log((unit.end - unit.start) / length))
+            if cost < best:
+                best, chosen = cost, frames
+        return chosen
 
 
 _BANKS: ReferenceCache[FrameBank] = ReferenceCache(FrameBank, keep=8)
@@ -91,8 +167,9 @@ def frame_bank(reference: np.ndarray) -> FrameBank:
     return _BANKS.get(reference)
 
 
-def convert(audio: np.ndarray, bank: FrameBank) -> np.ndarray:
-    """The speech with each frame's envelope and aperiodicity taken from the bank (see module)."""
+def convert(audio: np.ndarray, bank: FrameBank, phones: list[tuple[str, float, float]] | None = None) -> np.ndarray:
+    """The speech with each frame's envelope and aperiodicity drawn from the bank (see module);
+    phones: the speech's aligned phones (source_phones), without which only frames are selected."""
     import pyworld as pw
     from scipy.ndimage import uniform_filter1d
 
@@ -100,8 +177,21 @@ def convert(audio: np.ndarray, bank: FrameBank) -> np.ndarray:
     raw = _keys(sp)
     keys = (raw - raw.mean(axis=0)) / (raw.std(axis=0) + 1e-6)  # each side normalised over its own frames
     idx = bank.nearest(keys, f0 > 0)
-    log_sp = MIX * bank.log_sp[idx].mean(axis=1) + (1 - MIX) * np.log(sp + 1e-12)
-    new_ap = MIX * bank.ap[idx].mean(axis=1) + (1 - MIX) * ap
+    target_sp = bank.log_sp[idx].mean(axis=1)
+    target_ap = bank.ap[idx].mean(axis=1)
+    share = np.full(len(f0), MIX, np.float32)
+    for span in phone_spans(phones or [], len(f0)):
+        frames = bank.unit(span, keys)
+        if frames is None:
+            continue
+        cut = slice(span.start, span.end)
+        target_sp[cut] = bank.log_sp[frames]
+        same_voicing = (f0[cut] > 0) == bank.voiced[frames]  # a voiced frame keeps its own breath otherwise
+        target_ap[cut] = np.where(same_voicing[:, None], bank.ap[frames], ap[cut])
+        share[cut] = UNIT_MIX
+    share = uniform_filter1d(share, SMOOTH, mode="nearest")[:, None]
+    log_sp = share * target_sp + (1 - share) * np.log(sp + 1e-12)
+    new_ap = share * target_ap + (1 - share) * ap
     if SMOOTH > 1:
         log_sp = uniform_filter1d(log_sp, SMOOTH, axis=0, mode="nearest")
         new_ap = uniform_filter1d(new_ap, SMOOTH, axis=0, mode="nearest")
@@ -109,7 +199,6 @@ def convert(audio: np.ndarray, bank: FrameBank) -> np.ndarray:
     gain = (_level_db(sp) - _level_db(np.exp(log_sp))) * (np.log(10) / 10)
     new_sp = np.exp(log_sp + gain[:, None]).astype(np.float64)
     y = pw.synthesize(f0, np.ascontiguousarray(new_sp), np.ascontiguousarray(np.clip(new_ap, 0, 1), np.float64),
-                      SR, frame_period=5.0)
+                      SR, frame_period=world.FRAME_MS)
     peak = np.max(np.abs(y)) if y.size else 0.0
     return (y / peak * 0.95 if peak > 0.95 else y).astype(np.float32)
-

@@ -4,8 +4,9 @@
 Adaptation, all measured on the enrolled reference: F0 mapped to the speaker's log-F0 mean and
 spread; the spectral envelope warped along frequency by the factor that best matches the
 speaker's average envelope (formant positions), then equalised toward that envelope (timbre);
-loudness matched. Then each frame is drawn toward the nearest frames of the enrolled speech itself
-(speech/frame_selection.py), when there are at least 2 s of it. Figures on the shared speakers:
+loudness matched. Then each phone is drawn toward the person's own enrolled stretch of that phone, and
+the rest toward the nearest frames of the enrolled speech (speech/frame_selection.py), when there
+are at least 2 s of it. Figures on the shared speakers:
 bench/bench_clone.py and bench/bench_synthesis.py."""
 from __future__ import annotations
 
@@ -151,9 +152,11 @@ class OfflineSpeech:
         grant = require_grant(grant)
         likeness = grant.likeness()
         target = voice_model(likeness.voice)
-        y = adapt(SOURCES[self.source](text, likeness.voice), target)  # (a female espeak base measured worse)
+        source = SOURCES[self.source](text, likeness.voice)
+        y = adapt(source, target)  # (a female espeak base measured worse)
         try:
-            y = frame_selection.convert(y, frame_selection.frame_bank(likeness.voice))
+            bank = frame_selection.frame_bank(likeness.voice)
+            y = frame_selection.convert(y, bank, frame_selection.source_phones(source, text))
         except frame_selection.ConversionError:
             pass  # too little enrolled speech for a bank of frames: the adapted voice alone
         grant.ensure_valid()
