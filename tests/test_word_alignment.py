@@ -83,3 +83,21 @@ def test_words_pocketsphinx_gave_up_on_are_placed_by_whisper_after_the_last_it_p
     assert got[:40] == first and got[40][1] >= first[-1][2]
     err = _start_errors(got, truth)
     assert np.median(err[40:]) <= 0.08
+
+
+def test_phones_lie_inside_their_words_and_spell_them(grid_run):
+    """The phone-level pass: the phones of each word, in the dictionary's spelling, start where the
+    word does and end where it ends (both passes share the words' frames)."""
+    audio, truth = grid_run
+    text = " ".join(w for w, _, _ in truth[:18])  # the first three sentences
+    audio = audio[: int((truth[17][2] + 0.3) * 16000)]
+    phones = wa.sphinx_phones(audio, text)
+    spoken = [p for p in phones if p[0] != "SIL"]
+    assert [p for p, _, _ in spoken[:6]] == ["B", "IH", "N", "B", "L", "UW"]  # "bin blue"
+    assert all(start < end for _, start, end in phones) and all(
+        a[2] <= b[1] + 1e-6 for a, b in zip(phones, phones[1:]))
+    words = wa.sphinx_words(audio, text)
+    starts = {round(s, 2) for _, s, _ in spoken}
+    assert sum(round(s, 2) in starts for _, s, _ in words) >= len(words) - 1  # each word opens with a phone
+    assert abs(spoken[-1][2] - words[-1][2]) <= 0.02
+    assert wa.sphinx_phones(audio[:800], text) == []  # under MIN_SECONDS
