@@ -45,8 +45,10 @@ MIN_BANK_FRAMES = 400  # 2 s of speech frames at least
 CHUNK = 1024  # source frames matched at once (bounds the distance matrix)
 FRAME = world.FRAME_MS / 1000
 PAUSES = {"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+UM+", "+UH+", "+SMACK+"}
-# espeak-ng's shortest phones are under the 30 ms (3 frames) pocketsphinx gives any phone: the source
-# is aligned slowed down this much (WORLD, pitch and envelope kept), its times scaled back
+# espeak-ng's shortest phones are under the 30 ms (3 frames) pocketsphinx gives any phone: a source
+# that does not align as it is (espeak-ng's) is aligned slowed down this much (WORLD, pitch and
+# envelope kept), its times scaled back. Kokoro's natural speech aligns as it is; slowed, its phones
+# land worse ("your name and number" heard as "no name in London" in tests/test_kokoro.py)
 ALIGN_SLOWER = 1.5
 
 
@@ -93,11 +95,15 @@ def phone_spans(phones: list[tuple[str, float, float]], n_frames: int) -> list[P
 
 def source_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """The phones of text in the synthesizer's own speech of it (before adaptation, which keeps its
-    timing), aligned slowed down by ALIGN_SLOWER; [] when they cannot be aligned."""
+    timing): aligned as it is, or if that fails slowed down by ALIGN_SLOWER (WORLD) and the times
+    scaled back; [] when neither aligns."""
     import pyworld as pw
 
     from avatar.analysis.word_alignment import sphinx_phones
 
+    phones = sphinx_phones(audio, text)
+    if phones:
+        return phones
     f0, sp, ap = world.analyse(audio, SR)
     slow = pw.synthesize(f0, sp, ap, SR, frame_period=world.FRAME_MS * ALIGN_SLOWER).astype(np.float32)
     return [(p, start / ALIGN_SLOWER, end / ALIGN_SLOWER) for p, start, end in sphinx_phones(slow, text)]
