@@ -13,7 +13,7 @@ Generated speech, made here from that material (each item belongs to the person 
   digits/ speakers, whose voices bench_attacks.py imitates);
 - kokoro: Kokoro-82M in one of its styles; kokoro_world: the product's Kokoro voice (adapted by WORLD);
 - espeak_world_fs, kokoro_world_fs: the product's offline voices as they now deliver, the adapted
-  speech drawn toward the person's own frames (speech/frame_selection.py);
+  speech drawn toward the person's own phones and frames (speech/frame_selection.py);
 - world_resynthesis: WORLD analysis and resynthesis of the person's real speech;
 - griffin_lim: the person's real magnitude spectrogram with its phase rebuilt (Griffin-Lim);
 - xtts_tiny: a tiny random-weight XTTS-v2 (avatar/demo/tiny_xtts.py) speaking in the person's voice.
@@ -179,7 +179,7 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
             kok = resample_poly(kokoro.synthesize(text, style), SR, kokoro.SR).astype(np.float32)
             source = rng.choice(sorted((r["audio"] for r in by_person[person]), key=len)[-3:])
             made = {"espeak": plain, "kokoro": kok, "world_resynthesis": _world_resynthesis(source),
-                    "griffin_lim": _griffin_lim(source, rng)}
+                    "griffin_lim": _griffin_lim(source, rng), "_text": np.array(text)}
             try:
                 target = voice_model(refs[person])
                 made.update(espeak_world=adapt(plain, target), kokoro_world=adapt(kok, target))
@@ -204,7 +204,9 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
             out = {}
             try:
                 bank = frame_selection.frame_bank(refs[person])
-                out = {f"{k}_fs": frame_selection.convert(made[k], bank) for k in ("espeak_world", "kokoro_world") if k in made}
+                text = str(made["_text"])
+                out = {f"{k}_fs": frame_selection.convert(made[k], bank, frame_selection.source_phones(made[src], text))
+                       for k, src in (("espeak_world", "espeak"), ("kokoro_world", "kokoro")) if k in made}
             except frame_selection.ConversionError as exc:
                 print(f"{person}: {exc}", file=sys.stderr)
             np.savez(converted, **out)
@@ -223,6 +225,8 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
                 if z["espeak_world_digits_narrow"].size:
                     made = {**made, "espeak_world_digits_narrow": z["espeak_world_digits_narrow"]}
         for kind, audio in made.items():
+            if kind.startswith("_"):
+                continue  # what was said, not speech
             items.append({"kind": kind, "folder": kind, "person": person, "name": f"{kind}/{person}", "audio": audio})
     return items
 

@@ -35,9 +35,10 @@ MIN_PULSE_FRAMES = 5  # loud 32 ms frames a window needs
 LPC_ORDER, LPC_WIN, LPC_HOP = 18, 512, 256
 N_FEATURES = 2 * (3 * N_CEPS + 32) + 6
 # Thresholds on the score (log-odds), from the held-out figures of bench/train_synthetic_speech.py
-# (5 folds split by person): of 267 real recordings 1 scores 2.5 or more (0.4 %, LibriSpeech, itself
-# decoded from MP3; max 2.61), the 98th percentile is 1.41; FLAG_AT and the window rule flag 22 (8 %)
-# for a reviewer to listen to. Per generator kind: see the README.
+# (5 folds split by person; retrained 2026-12-07 on the offline voice drawn toward the person's own
+# phones): of 267 real recordings none scores 2.5 or more (max 2.49, LibriSpeech, itself decoded
+# from MP3: thin; the model before had one at 2.61), the 98th percentile is 1.37; FLAG_AT and the
+# window rule flag 20 (7.5 %) for a reviewer to listen to. Per generator kind: see the README.
 REFUSE_AT = 2.5
 FLAG_AT = 0.5
 
