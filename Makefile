@@ -14,10 +14,12 @@ run: venv
 	$(BIN)/avatar admin ensure
 	$(BIN)/avatar serve --host $(HOST) --port $(PORT)
 
-# two workers (pytest-xdist): CI's machine has 2 cores; each file's tests run on one of them (the
-# Chromium enrollments one after the other); tests/conftest.py shares PostgreSQL and Redis between them
+# three workers (pytest-xdist) on CI's 2 cores: part of the suite waits rather than computes (Chromium
+# plays each capture in real time, servers and workers run in subprocesses), and the third worker fills
+# that time; each file's tests run on one worker (the Chromium enrollments one after the other);
+# tests/conftest.py shares PostgreSQL, Redis and the built captures between them
 test: venv
-	$(BIN)/python -m pytest -q --timeout=900 -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --timeout=900 -n 3 --dist loadfile $(PYTEST_ARGS)
 
 bench: venv
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done

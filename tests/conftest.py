@@ -25,7 +25,7 @@ use_cheap_hashing_for_tests()  # every in-process app of the suite; test_auth ch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PG_ADMIN_URL = os.environ.get("AVATAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-# `make test` runs the suite on two workers (pytest-xdist, --dist loadfile: a file's tests on one
+# `make test` runs the suite on three workers (pytest-xdist, --dist loadfile: a file's tests on one
 # worker); each worker flushes a Redis database of its own, and PostgreSQL is shared (postgres_lock)
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 REDIS_URL = os.environ.get("AVATAR_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 8}")
