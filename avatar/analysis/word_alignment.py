@@ -88,31 +88,46 @@ def _sphinx_words(decoder, words: list[str]) -> list[str]:
     return [k for k in keys if k and decoder.lookup_word(k) is not None]
 
 
+def _pcm(audio: np.ndarray) -> bytes:
+    return (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+
+
+def _utterance(decoder, pcm: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+
+
+def _word_pass(decoder, words: list[str], pcm: bytes) -> list[str] | None:
+    """Pocketsphinx's word-level alignment of the words over pcm (held under _lock); the words as its
+    dictionary knows them, or None when it cannot take the text."""
+    keys = _sphinx_words(decoder, words)
+    if len(keys) != len(words):
+        return None
+    try:
+        decoder.set_align_text(" ".join(keys))
+    except RuntimeError:
+        return None
+    _utterance(decoder, pcm)
+    return keys
+
+
 def sphinx_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """(phone, start, end) seconds of the text's phones, ARPAbet without stress ("SIL" where it
     pauses): pocketsphinx's second, phone-level pass over the words its first pass aligned. [] when
     it cannot align the whole text. Each phone lasts at least 3 of its 10 ms frames: speech whose
     phones are shorter (some synthesizers') cannot be aligned unless slowed down first."""
     words = text_words(text)
-    pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
     if not words or len(audio) < MIN_SECONDS * SR:
         return []
+    pcm = _pcm(audio)
     with _lock:
         decoder = _sphinx()
-        keys = _sphinx_words(decoder, words)
-        if len(keys) != len(words):
+        if _word_pass(decoder, words, pcm) is None or decoder.hyp() is None:
             return []
         try:
-            decoder.set_align_text(" ".join(keys))
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            if decoder.hyp() is None:
-                return []
             decoder.set_alignment()
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
+            _utterance(decoder, pcm)
             alignment = decoder.get_alignment()
         except RuntimeError:
             return []
@@ -125,19 +140,11 @@ def sphinx_words(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]
     """Pocketsphinx's alignment of the text's words: all of them, or as many of the first ones as its
     search reached the end of the audio with (it gives up on speech its model fits badly)."""
     words = text_words(text)
-    pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
     with _lock:
         decoder = _sphinx()
-        keys = _sphinx_words(decoder, words)
-        if len(keys) != len(words):
+        keys = _word_pass(decoder, words, _pcm(audio))
+        if keys is None:
             return []
-        try:
-            decoder.set_align_text(" ".join(keys))
-        except RuntimeError:
-            return []
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
         segments = [(s.word, s.start_frame * FRAME, (s.end_frame + 1) * FRAME) for s in decoder.seg() or []]
     out = []
     for name, start, end in segments:
