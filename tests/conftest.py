@@ -57,7 +57,7 @@ assert len(set(CODE)) < len(CODE), "the spliced-code attack needs a code with a 
 def media_dir() -> Path:
     """Where the captures for the seeded challenge are built. Under `make test`'s workers
     (pytest-xdist) one folder per run, shared: the first worker that needs a capture builds it
-    (built_once), the other waits for it instead of building it again on the same two cores."""
+    (built_once), the others wait for it instead of building it again on the same two cores."""
     from avatar.demo.media import tmpdir
 
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
@@ -70,7 +70,7 @@ def media_dir() -> Path:
 
 def built_once(media_dir: Path, name: str, build) -> None:
     """Runs build() (which writes its files into media_dir) unless another worker of this run
-    already did; one builds at a time, the other waits on the lock."""
+    already did; one builds at a time, the others wait on the lock."""
     with open(media_dir / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = media_dir / f"{name}.done"
