@@ -1,8 +1,11 @@
 """WORLD (pyworld) analysis as the offline voice and its frame selection use it: pitch by DIO refined
-by StoneMask, spectral envelope by CheapTrick, aperiodicity by D4C, every FRAME_MS."""
+by StoneMask, spectral envelope by CheapTrick, aperiodicity by D4C, every FRAME_MS. An enrolled
+voice is analysed once for both (enrolled)."""
 from __future__ import annotations
 
 import numpy as np
+
+from avatar.synthesis.speech import ReferenceCache
 
 FRAME_MS = 5.0
 
@@ -15,3 +18,13 @@ def analyse(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     f0, t = pw.dio(x, sr, frame_period=FRAME_MS, f0_floor=60, f0_ceil=500)
     f0 = pw.stonemask(x, f0, t, sr)
     return f0, pw.cheaptrick(x, f0, t, sr), pw.d4c(x, f0, t, sr)
+
+
+def enrolled(reference: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """analyse() of an enrolled voice, kept for the last one per process: the offline voice's
+    VoiceModel and its FrameBank are built from the same reference one after the other (about 1 s
+    for 30 s of speech). Callers must not change the arrays."""
+    return _ENROLLED.get(reference, sr)
+
+
+_ENROLLED: ReferenceCache[tuple[np.ndarray, np.ndarray, np.ndarray]] = ReferenceCache(analyse, keep=1)
