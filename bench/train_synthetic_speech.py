@@ -199,8 +199,11 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
         with np.load(digits) as z:
             if z["espeak_world_digits"].size:
                 made = {**made, "espeak_world_digits": z["espeak_world_digits"]}
-        converted = cache / f"fs-{person}.npz"
+        converted = cache / f"units-{person}.npz"  # the voice drawn toward phones (fs-*.npz: frames only)
         if not converted.exists():
+            if "_text" not in made:
+                raise SystemExit(f"{cached} is from before each person's text was kept, which the offline "
+                                 f"voice now needs: delete {cache} (or pass another --cache) and run again")
             out = {}
             try:
                 bank = frame_selection.frame_bank(refs[person])
