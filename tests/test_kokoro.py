@@ -32,8 +32,8 @@ def test_kokoro_says_the_text_intelligibly():
 
 def test_every_style_speaks_within_range():
     """Each shipped style says one of two sentences that broke onnxruntime 1.23's int8 kernels on an
-    AVX-512 VNNI / AMX CPU (NaN, peaks of 1e18; 14 of these 20 style-sentence pairs broke, every style
-    in at least one): the pinned runtime speaks them within ±1.5."""
+    AVX-512 VNNI / AMX CPU (NaN, peaks of 1e18; there 14 of 20 style-sentence pairs over these five
+    styles broke): the pinned runtime speaks them within ±1.5."""
     model = kokoro.get_model()
     sentences = ["My code is four seven one nine two eight.", "She sells bright blue paper by the window at noon."]
     for k, (name, style) in enumerate(sorted(model.styles.items())):
