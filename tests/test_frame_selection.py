@@ -86,13 +86,34 @@ def test_whole_phones_of_the_person_bring_the_voice_nearer_than_frames_and_keep_
     assert all(start < end <= source.size / 16000 + 0.05 for _, start, end in phones)
     adapted = adapt(source, voice_model(enrolled))
     frames_only = frame_selection.convert(adapted, bank)
-    units = frame_selection.convert(adapted, bank, phones)
+    conversion = frame_selection.Conversion(adapted, bank, phones)
+    units = frame_selection.keep_words(conversion, TEXT)
 
     def similarity(audio):
         return float(template_vector(speaker_template(audio)) @ reference)
 
-    # 2414: 0.64 adapted, 0.64 with frames, 0.76 with units
+    # 2414: 0.64 adapted, 0.64 with frames, 0.73-0.76 with units, 0.70 with the lost words said again
+    assert conversion.units >= 40
     assert similarity(units) > similarity(frames_only) + 0.03, (similarity(units), similarity(frames_only))
     heard = set(re.findall(r"[a-z]+", transcribe(units).text.lower()))
     said = re.findall(r"[a-z]+", TEXT.lower())
-    assert sum(w in heard for w in said) >= 9, heard  # of 12 ("short" and "tone" are misheard here)
+    # of 12; units alone: 10 on one machine, 8 on another ("and number after the tone" heard as "in
+    # Tumbu, Mexico, Dafone")
+    assert sum(w in heard for w in said) >= 10, heard
+
+
+def test_words_the_conversion_loses_are_said_again_as_the_source_said_them():
+    """unheard_spans finds where a word of the text is not heard; keep_words renders those
+    stretches with the source's envelope."""
+    from avatar.analysis.speech_recognition import unheard_spans
+    from avatar.analysis.word_alignment import sphinx_words
+    from avatar.synthesis.speech.offline import espeak
+
+    source = espeak(TEXT)
+    before, missed_before = unheard_spans(source, TEXT)  # "number" and "tone" are not always heard
+    assert missed_before <= 2 and all(start >= 2.0 for start, _ in before), before
+    short = next((start, end) for word, start, end in sphinx_words(source, TEXT) if word == "short")
+    spans, missed = unheard_spans(source, TEXT.replace("short", "long"))
+    assert missed == missed_before + 1
+    (start, end), = set(spans) - set(before)
+    assert start <= short[0] + 0.15 and end >= short[1] - 0.15 and end - start < 1.0, (spans, short)

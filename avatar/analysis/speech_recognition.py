@@ -33,6 +33,7 @@ DIGIT_PROMPT = "Code: seven, two, zero, nine."  # the second decoding's prompt (
 DIGIT_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
 DIGIT_WORDS["oh"] = "0"  # homophones ("to", "for") would turn the statement's own words into digits
 _REPEAT = {"double": 2, "triple": 3}
+PAD = 0.1  # seconds an unheard stretch reaches into the heard words around it (unheard_spans)
 _lock = threading.Lock()
 _model = None
 
@@ -90,6 +91,50 @@ def timed_words(audio: np.ndarray) -> list[tuple[str, float, float]]:
         if word:
             out.append((word, float(w.start), float(w.end)))
     return out
+
+
+def _text_words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def unheard_spans(audio: np.ndarray, text: str) -> tuple[list[tuple[float, float]], int]:
+    """Where the words of `text` are not heard in 16 kHz mono audio: the stretches (seconds) between
+    the words heard right on either side of each word missed or heard wrong (the heard words aligned
+    to the text by edit distance), joined where they touch, and how many of the text's words that
+    is. ([], 0) when every word is heard. Each stretch reaches PAD seconds into the words around it:
+    Whisper's word times are coarse (on espeak-ng's fast speech a word's start may be heard 0.2 s
+    late)"""
+    heard = [(w[0], start, end) for word, start, end in timed_words(audio) if (w := _text_words(word))]
+    said = _text_words(text)
+    n, m = len(said), len(heard)
+    cost = np.zeros((n + 1, m + 1), int)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
+                             cost[i - 1, j - 1] + (said[i - 1] != heard[j - 1][0]))
+    right: dict[int, int] = {}  # said word -> the heard word that is it
+    i, j = n, m
+    while i > 0 and j > 0:
+        if cost[i, j] == cost[i - 1, j - 1] + (said[i - 1] != heard[j - 1][0]):
+            if said[i - 1] == heard[j - 1][0]:
+                right[i - 1] = j - 1
+            i, j = i - 1, j - 1
+        elif cost[i, j] == cost[i - 1, j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    spans: list[tuple[float, float]] = []
+    for k in (k for k in range(n) if k not in right):
+        before = [right[q] for q in right if q < k]
+        after = [right[q] for q in right if q > k]
+        start = max(0.0, heard[max(before)][2] - PAD) if before else 0.0
+        end = min(audio.size / SR, heard[min(after)][1] + PAD) if after else audio.size / SR
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans, n - len(right)
 
 
 def _digits(words: list[tuple[str, float]]) -> list[HeardDigit]:

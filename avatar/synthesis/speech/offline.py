@@ -156,7 +156,8 @@ class OfflineSpeech:
         y = adapt(source, target)  # (a female espeak base measured worse)
         try:
             bank = frame_selection.frame_bank(likeness.voice)
-            y = frame_selection.convert(y, bank, frame_selection.source_phones(source, text))
+            conversion = frame_selection.Conversion(y, bank, frame_selection.source_phones(source, text))
+            y = frame_selection.keep_words(conversion, text)
         except frame_selection.ConversionError:
             pass  # too little enrolled speech for a bank of frames: the adapted voice alone
         grant.ensure_valid()
