@@ -109,7 +109,7 @@ def source_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]
     phones = sphinx_phones(audio, text)
     if phones:
         return phones
-    f0, sp, ap = world.analyse(audio, SR)
+    f0, sp, ap = world.analysed(audio, SR)  # as adapt() analysed it
     slow = pw.synthesize(f0, sp, ap, SR, frame_period=world.FRAME_MS * ALIGN_SLOWER).astype(np.float32)
     return [(p, start / ALIGN_SLOWER, end / ALIGN_SLOWER) for p, start, end in sphinx_phones(slow, text)]
 

@@ -76,7 +76,7 @@ def _warp(log_env: np.ndarray, alpha: float) -> np.ndarray:
 def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarray:
     import pyworld as pw
 
-    f0, sp, ap = world.analyse(audio, sr)
+    f0, sp, ap = world.analysed(audio, sr)
     voiced = f0 > 0
     if not voiced.any():  # nothing voiced to move (a short unvoiced word): only the level is the person's
         y = np.asarray(audio, np.float64) * target.rms / (np.sqrt(np.mean(np.square(audio, dtype=np.float64))) + 1e-9)
