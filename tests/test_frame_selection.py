@@ -71,7 +71,7 @@ def test_whole_phones_of_the_person_bring_the_voice_nearer_than_frames_and_keep_
     aligned slowed down; each phone then takes the person's own stretch of it."""
     from avatar.analysis.speech_recognition import transcribe
     from avatar.analysis.voice import speaker_template, template_vector
-    from avatar.synthesis.speech.offline import adapt, espeak, voice_model
+    from avatar.synthesis.speech.offline import adapt, adapted_world, espeak, voice_model
 
     enrolled, held = _speaker(shared_data, "2414")
     reference = np.mean([template_vector(speaker_template(a)) for a in held], axis=0)
@@ -86,7 +86,8 @@ def test_whole_phones_of_the_person_bring_the_voice_nearer_than_frames_and_keep_
     assert all(start < end <= source.size / 16000 + 0.05 for _, start, end in phones)
     adapted = adapt(source, voice_model(enrolled))
     frames_only = frame_selection.convert(adapted, bank)
-    conversion = frame_selection.Conversion(adapted, bank, phones)
+    # as the offline voice does it: from the adapted voice's WORLD parameters, not its resynthesis
+    conversion = frame_selection.Conversion(*adapted_world(source, voice_model(enrolled)), bank, phones)
     units = frame_selection.keep_words(conversion, TEXT)
 
     def similarity(audio):
@@ -101,9 +102,9 @@ def test_whole_phones_of_the_person_bring_the_voice_nearer_than_frames_and_keep_
     # Tumbu, Mexico, Dafone")
     assert sum(w in heard for w in said) >= 10, heard
     # a stretch rendered as said keeps the source's envelope: all of it, and it is the adapted voice
-    # (analysed and resynthesised by WORLD once more: 0.62 against 0.64)
+    # (its envelope smoothed over 25 ms: 0.627 against 0.642)
     as_said = conversion.render([(0.0, adapted.size / 16000)])
-    assert abs(similarity(as_said) - similarity(adapted)) < 0.04 < similarity(units) - similarity(as_said)
+    assert abs(similarity(as_said) - similarity(adapted)) < 0.03 and similarity(units) > similarity(adapted) + 0.03
 
 
 def test_words_the_conversion_loses_are_said_again_as_the_source_said_them():

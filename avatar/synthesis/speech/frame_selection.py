@@ -182,10 +182,11 @@ class Conversion:
     """One speech's conversion toward the bank, worked out once (see module) and rendered by
     render(): as planned, or with some stretches left as the source said them."""
 
-    def __init__(self, audio: np.ndarray, bank: FrameBank, phones: list[tuple[str, float, float]] | None = None):
-        """phones: the speech's aligned phones (source_phones), without which only frames are
-        selected."""
-        self.f0, self.sp, self.ap = world.analyse(audio, SR)
+    def __init__(self, f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, bank: FrameBank,
+                 phones: list[tuple[str, float, float]] | None = None):
+        """f0, sp, ap: the speech's WORLD parameters (world.analyse, or offline.adapted_world);
+        phones: its aligned phones (source_phones), without which only frames are selected."""
+        self.f0, self.sp, self.ap = f0, sp, ap
         raw = _keys(self.sp)
         keys = (raw - raw.mean(axis=0)) / (raw.std(axis=0) + 1e-6)  # each side normalised over its own frames
         idx = bank.nearest(keys, self.f0 > 0)
@@ -231,7 +232,7 @@ class Conversion:
 def convert(audio: np.ndarray, bank: FrameBank, phones: list[tuple[str, float, float]] | None = None) -> np.ndarray:
     """The speech with each frame's envelope and aperiodicity drawn from the bank (see module);
     phones: the speech's aligned phones (source_phones), without which only frames are selected."""
-    return Conversion(audio, bank, phones).render()
+    return Conversion(*world.analyse(audio, SR), bank, phones).render()
 
 
 def keep_words(conversion: Conversion, text: str) -> np.ndarray:

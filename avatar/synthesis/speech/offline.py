@@ -73,14 +73,14 @@ def _warp(log_env: np.ndarray, alpha: float) -> np.ndarray:
     return np.stack([np.interp(src, np.arange(n), row) for row in log_env])
 
 
-def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarray:
-    import pyworld as pw
-
+def adapted_world(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> tuple[np.ndarray, ...] | None:
+    """The WORLD parameters (f0, envelope, aperiodicity) of the speech moved toward the target voice:
+    its pitch to the person's mean and spread, its envelope warped along frequency and equalised to
+    theirs. None when nothing in it is voiced."""
     f0, sp, ap = world.analysed(audio, sr)
     voiced = f0 > 0
-    if not voiced.any():  # nothing voiced to move (a short unvoiced word): only the level is the person's
-        y = np.asarray(audio, np.float64) * target.rms / (np.sqrt(np.mean(np.square(audio, dtype=np.float64))) + 1e-9)
-        return np.clip(y, -0.95, 0.95).astype(np.float32)
+    if not voiced.any():
+        return None
     lf0 = np.log(f0[voiced])
     mu, sd = lf0.mean(), lf0.std() + 1e-6
     scale = float(np.clip(target.lf0_std / sd, 0.5, 2.0))
@@ -97,11 +97,25 @@ def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarra
     eq = target.envelope - warped[voiced].mean(axis=0)
     eq = np.convolve(eq, np.ones(9) / 9, mode="same")
     eq = np.clip(eq, -np.log(10 ** (12 / 20)) * 2, np.log(10 ** (12 / 20)) * 2)  # at most ±12 dB (power)
-    sp_new = np.exp(warped + eq[None, :])
-    y = pw.synthesize(f0_new, np.ascontiguousarray(sp_new), ap, sr, frame_period=FRAME_MS)
-    y *= target.rms / (np.sqrt(np.mean(y ** 2)) + 1e-9)
-    peak = np.max(np.abs(y))
+    return f0_new, np.exp(warped + eq[None, :]), ap
+
+
+def at_level(y: np.ndarray, rms: float) -> np.ndarray:
+    """y scaled to the person's loudness (RMS), its peaks kept under full scale; float32."""
+    y = np.asarray(y, np.float64) * rms / (np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-9)
+    peak = np.max(np.abs(y)) if y.size else 0.0
     return (y / peak * 0.95 if peak > 0.95 else y).astype(np.float32)
+
+
+def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarray:
+    """The speech moved toward the target voice (adapted_world), resynthesised at its loudness."""
+    import pyworld as pw
+
+    moved = adapted_world(audio, target, sr)
+    if moved is None:  # nothing voiced to move (a short unvoiced word): only the level is the person's
+        return at_level(audio, target.rms)
+    f0, sp, ap = moved
+    return at_level(pw.synthesize(f0, np.ascontiguousarray(sp), ap, sr, frame_period=FRAME_MS), target.rms)
 
 
 _PROBES: list[tuple[np.ndarray, np.ndarray]] = []  # (style, its voice's template), once per process
@@ -153,13 +167,19 @@ class OfflineSpeech:
         likeness = grant.likeness()
         target = voice_model(likeness.voice)
         source = SOURCES[self.source](text, likeness.voice)
-        y = adapt(source, target)  # (a female espeak base measured worse)
-        try:
-            bank = frame_selection.frame_bank(likeness.voice)
-            conversion = frame_selection.Conversion(y, bank, frame_selection.source_phones(source, text))
-            y = frame_selection.keep_words(conversion, text)
-        except frame_selection.ConversionError:
-            pass  # too little enrolled speech for a bank of frames: the adapted voice alone
+        y = None
+        moved = adapted_world(source, target)  # (a female espeak base measured worse)
+        if moved is not None:
+            try:
+                bank = frame_selection.frame_bank(likeness.voice)
+            except frame_selection.ConversionError:
+                pass  # too little enrolled speech for a bank of frames: the adapted voice alone
+            else:
+                # converted from the adapted voice's WORLD parameters, not from its resynthesis
+                conversion = frame_selection.Conversion(*moved, bank, frame_selection.source_phones(source, text))
+                y = at_level(frame_selection.keep_words(conversion, text), target.rms)
+        if y is None:
+            y = adapt(source, target)
         grant.ensure_valid()
         out = resample_poly(y, OUTPUT_SR, WORK_SR).astype(np.float32)
         return Speech(out, OUTPUT_SR, text, self.name)
