@@ -17,7 +17,8 @@ The result is smoothed over time, scaled to the source frame's loudness and resy
 with the source's pitch. keep_words then listens to it (Whisper tiny.en): the stretches where words
 of the text are lost are rendered again with the source's own envelope, and kept if more words are
 heard (bench_clone.py on the 5 speakers of voices/, an AMD EPYC 2-core machine: words lost 15 % ->
-6.7 %, at most 44 % -> 11 %; similarity mean 0.766 -> 0.755; README).
+6.7 %, at most 44 % -> 11 %; similarity mean 0.766 -> 0.755; then, converted from the adapted
+voice's WORLD parameters rather than its resynthesis, 3.9 % and 0.752; README).
 
 Frame selection is the idea of kNN-VC (Baas et al., 2023), unit selection that of concatenative
 synthesis (Hunt & Black, 1996), both here with cepstra and WORLD instead of neural features and
