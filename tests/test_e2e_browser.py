@@ -218,6 +218,7 @@ def test_the_on_camera_reading_in_chromium(tmp_path, shared_data, monkeypatch):
             driver.quit()
         with services.db.session_scope() as s:
             enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == uid))
-            assert "kept" in text, (text, enr.scores)
+            refused = s.scalar(sa.select(AuditEvent.details).where(AuditEvent.action == "enrollment.reading_refused"))
+            assert "kept" in text, (text, refused)  # why, from the audit trail (it failed once in ~6 runs)
             assert enr.scores["reading"]["same_face"]["ok"] and enr.scores["reading"]["voice"]["ok"]
             assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.reading_added")) is not None
