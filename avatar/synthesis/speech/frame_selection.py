@@ -123,7 +123,7 @@ class FrameBank:
         from avatar.analysis.speech_recognition import transcribe
         from avatar.analysis.word_alignment import sphinx_phones
 
-        f0, sp, ap = world.enrolled(audio, SR)
+        f0, sp, ap = world.analysed(audio, SR)
         level = _level_db(sp)
         speech = level >= np.percentile(level, 95) - SPEECH_RANGE_DB if level.size else np.zeros(0, bool)
         if speech.sum() < MIN_BANK_FRAMES:

@@ -46,7 +46,7 @@ class VoiceModel:
     """What the adaptation needs from a speaker: log-F0 mean and spread, mean log envelope, loudness."""
 
     def __init__(self, audio: np.ndarray, sr: int = WORK_SR):
-        f0, sp, _ = world.enrolled(audio, sr)
+        f0, sp, _ = world.analysed(audio, sr)
         voiced = f0 > 0
         if voiced.sum() < 50:
             raise SpeechError("the enrolled voice has too little voiced speech")

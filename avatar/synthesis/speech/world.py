@@ -1,7 +1,6 @@
 """WORLD (pyworld) analysis as the offline voice and its frame selection use it: pitch by DIO refined
 by StoneMask, spectral envelope by CheapTrick, aperiodicity by D4C, every FRAME_MS. An enrolled
-voice is analysed once for both (enrolled), a source speech once for its adaptation and its alignment
-(analysed)."""
+voice, and a source speech, are each analysed once for their two uses (analysed)."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,21 +20,12 @@ def analyse(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return f0, pw.cheaptrick(x, f0, t, sr), pw.d4c(x, f0, t, sr)
 
 
-def enrolled(reference: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """analyse() of an enrolled voice, kept for the last one per process: the offline voice's
-    VoiceModel and its FrameBank are built from the same reference one after the other (about 1 s
-    for 30 s of speech). Callers must not change the arrays."""
-    return _ENROLLED.get(reference, sr)
-
-
-_ENROLLED: ReferenceCache[tuple[np.ndarray, np.ndarray, np.ndarray]] = ReferenceCache(analyse, keep=1)
-
-
 def analysed(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """analyse(), kept for the last speech per process: the offline voice adapts its source and
-    aligns it slowed down (frame_selection.source_phones) from one analysis (about 0.9 s for 10 s
-    of speech on 2 cores). Callers must not change the arrays."""
+    """analyse(), the last two speeches kept per process: an enrolled voice, which the offline voice's
+    VoiceModel and its FrameBank are built from one after the other (about 1 s for 30 s of speech),
+    and a source speech, which it adapts and aligns slowed down (frame_selection.source_phones; about
+    0.9 s for 10 s of speech on 2 cores). Callers must not change the arrays."""
     return _ANALYSED.get(x, sr)
 
 
-_ANALYSED: ReferenceCache[tuple[np.ndarray, np.ndarray, np.ndarray]] = ReferenceCache(analyse, keep=1)
+_ANALYSED: ReferenceCache[tuple[np.ndarray, np.ndarray, np.ndarray]] = ReferenceCache(analyse, keep=2)
