@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -49,14 +48,11 @@ def _embedding(audio: np.ndarray) -> np.ndarray:
     return template_vector(speaker_template(audio))
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
 def word_error_rate(reference: str, heard: str) -> float:
+    from avatar.analysis.speech_recognition import spoken_words
     from avatar.analysis.voice import edit_distance
 
-    ref, hyp = _words(reference), _words(heard)
+    ref, hyp = spoken_words(reference), spoken_words(heard)
     return edit_distance(ref, hyp) / max(1, len(ref))
 
 

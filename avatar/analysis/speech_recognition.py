@@ -93,7 +93,8 @@ def timed_words(audio: np.ndarray) -> list[tuple[str, float, float]]:
     return out
 
 
-def _text_words(text: str) -> list[str]:
+def spoken_words(text: str) -> list[str]:
+    """The words of a text or a transcript as they are compared: lower case, punctuation dropped."""
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
@@ -104,8 +105,8 @@ def unheard_spans(audio: np.ndarray, text: str) -> tuple[list[tuple[float, float
     is. ([], 0) when every word is heard. Each stretch reaches PAD seconds into the words around it:
     Whisper's word times are coarse (on espeak-ng's fast speech a word's start may be heard 0.2 s
     late)"""
-    heard = [(w[0], start, end) for word, start, end in timed_words(audio) if (w := _text_words(word))]
-    said = _text_words(text)
+    heard = [(w[0], start, end) for word, start, end in timed_words(audio) if (w := spoken_words(word))]
+    said = spoken_words(text)
     n, m = len(said), len(heard)
     cost = np.zeros((n + 1, m + 1), int)
     cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
