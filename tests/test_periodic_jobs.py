@@ -66,7 +66,9 @@ def _assert_done(services, ids: dict) -> None:
     assert not (Path(services.media.blobs.root) / "orphans/left-behind").exists()
 
 
-def _wait_until_each_ran(services, timeout: float = 120) -> None:
+def _wait_until_each_ran(services, timeout: float = 120, logs: Path | None = None) -> None:
+    """Until every periodic job succeeded; else fails with the jobs' states and the tail of each
+    process's log in the folder logs (what the workers and the server said)."""
     end = time.time() + timeout
     while time.time() < end:
         with services.db.session_scope() as s:
@@ -74,8 +76,9 @@ def _wait_until_each_ran(services, timeout: float = 120) -> None:
         if set(done) == set(PERIODIC):
             return
         time.sleep(0.5)
+    said = {f.name: f.read_text(errors="replace")[-3000:] for f in sorted(logs.glob("*.log"))} if logs else {}
     with services.db.session_scope() as s:
-        raise AssertionError([(j.name, j.state, j.error) for j in s.scalars(sa.select(Job))])
+        raise AssertionError([(j.name, j.state, j.error) for j in s.scalars(sa.select(Job))], said)
 
 
 def _jobs_status(env: dict) -> tuple[int, dict]:
@@ -105,12 +108,14 @@ def test_two_celery_workers_and_a_server_run_each_periodic_job_once(tmp_path, pg
            "AVATAR_SECURE_COOKIES": "false"}
     code, before = _jobs_status(env)
     assert code == 1 and sorted(before["late"]) == sorted(PERIODIC)  # never run yet
-    procs = [subprocess.Popen([sys.executable, "-m", "avatar.cli", *args], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-             for args in (["worker", "--concurrency", "2"], ["worker", "--concurrency", "2"],
-                          ["serve", "--port", str(free_port())])]
+    procs = []
+    for k, args in enumerate((["worker", "--concurrency", "2"], ["worker", "--concurrency", "2"],
+                              ["serve", "--port", str(free_port())])):
+        with open(tmp_path / f"{k}-{args[0]}.log", "wb") as log:  # the child keeps its own copy
+            procs.append(subprocess.Popen([sys.executable, "-m", "avatar.cli", *args], cwd=ROOT, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     try:
-        _wait_until_each_ran(services)
+        _wait_until_each_ran(services, logs=tmp_path)
         time.sleep(5)  # each worker's loop passes about once a second: several more passes, no second run
         _assert_done(services, ids)
     finally:
