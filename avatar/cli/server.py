@@ -51,13 +51,18 @@ def _oversize_answers_like_the_app(limit: int) -> None:
 @click.option("--loglevel", default="info", show_default=True)
 def worker(concurrency: int, loglevel: str):
     """Runs a Celery worker (AVATAR_JOB_RUNNER=celery, AVATAR_BROKER_URL=redis://…)."""
+    from celery.signals import worker_ready
+
     from avatar.jobs.celery_app import make_celery, start_requeue_thread
 
     svc = services()
     if not svc.config.BROKER_URL:
         raise click.ClickException("set AVATAR_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker")
     celery = make_celery(svc.config)
-    start_requeue_thread(svc, celery)
+    # the requeue thread starts once the pool's processes are forked: a process forked while the
+    # thread's first query held SQLAlchemy's mapper-configuration lock inherited the lock held and
+    # hung on its first job (seen in the suite: a job received and never run until requeued)
+    worker_ready.connect(lambda **_: start_requeue_thread(svc, celery), weak=False)
     celery.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                         "--without-gossip", "--without-mingle", "-n", f"avatar@%h-{os.getpid()}"])
 

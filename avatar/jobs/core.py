@@ -251,6 +251,18 @@ _LIVE_HERE: set[int] = set()  # jobs this process is running now: alive even if 
 _LIVE_LOCK = threading.Lock()
 
 
+def _fresh_after_fork() -> None:
+    """A forked process (a Celery pool process) is a worker of its own (its pid in the jobs it runs),
+    runs none of its parent's jobs, and must not inherit a lock a parent thread held at the fork."""
+    global _LIVE_LOCK, WORKER_ID
+    WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+    _LIVE_LOCK = threading.Lock()
+    _LIVE_HERE.clear()
+
+
+os.register_at_fork(after_in_child=_fresh_after_fork)
+
+
 class _Heartbeat:
     """Renews the job's lease while its function runs, so only a dead worker's lease expires."""
 
