@@ -60,8 +60,8 @@ def worker(concurrency: int, loglevel: str):
         raise click.ClickException("set AVATAR_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker")
     celery = make_celery(svc.config)
     # the requeue thread starts once the pool's processes are forked: a process forked while the
-    # thread's first query held SQLAlchemy's mapper-configuration lock inherited the lock held and
-    # hung on its first job (seen in the suite: a job received and never run until requeued)
+    # thread holds a lock (its first query configures SQLAlchemy's mappers under one) inherits the
+    # lock held and can hang on its first job (seen once: a job received, never run until requeued)
     worker_ready.connect(lambda **_: start_requeue_thread(svc, celery), weak=False)
     celery.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                         "--without-gossip", "--without-mingle", "-n", f"avatar@%h-{os.getpid()}"])
