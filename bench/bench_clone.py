@@ -11,8 +11,11 @@ OUT/<speaker>.wav (24 kHz) and OUT/report.json, and prints the report's summary 
 - wer: word error rate of Whisper tiny.en (the spoken-code recognizer) on the clone against TEXT;
 - with a folder `singles` of one utterance each of other speakers (impostors, never enrolled): the
   clone's highest similarity to any of them;
-- seconds and real-time factor of synthesis: the first for a voice (which analyses, transcribes and
-  aligns the enrolled speech, kept per process) and again (rtf_warm); Kokoro's style choice reported
+- seconds and real-time factor of synthesis. rtf: a voice's first use in a process (its caches
+  emptied, as in a new worker) given the analysis enrollment stores with the voice profile
+  (speech/voice_analysis.py; enrollment_analysis_seconds: what making it took); rtf_warm: again;
+  rtf_without_stored_analysis: the first use of a profile from before it was stored, which
+  analyses, transcribes and aligns the enrolled speech itself. Kokoro's style choice reported
   apart (its first use in a process hears every style once).
 --source picks what the offline voice starts from (AVATAR_SPEECH_SOURCE): espeak (the default) or
 kokoro; both are adapted to the enrolled voice by WORLD the same way."""
@@ -33,12 +36,12 @@ TEXT = ("Thank you for calling. I will be away from my desk this afternoon, but 
         "with your name and number, and I will get back to you as soon as I can.")
 
 
-def _grant(voice):
+def _grant(voice, analysis: bytes | None = None):
     from avatar.synthesis.grant import _MINT, ConsentGrant, Likeness
 
     return ConsentGrant(_MINT, requester_id=0, subject_id=0, subject_pseudonym="bench", consent_id=0,
                         modality="speech", purpose="personal", issued_at=datetime.now(), check=lambda: None,
-                        load=lambda m: Likeness(voice, None))
+                        load=lambda m: Likeness(voice, None, voice_analysis=analysis))
 
 
 def _embedding(audio: np.ndarray) -> np.ndarray:
@@ -68,7 +71,8 @@ def main() -> None:
 
     from avatar.analysis.media import decode_audio
     from avatar.analysis.speech_recognition import transcribe
-    from avatar.synthesis.speech.offline import OfflineSpeech, nearest_style
+    from avatar.synthesis.speech import ReferenceCache
+    from avatar.synthesis.speech.offline import OfflineSpeech, analysed_voice, nearest_style
 
     speakers = sorted(p for p in args.voices.iterdir() if p.is_dir() and p.name != IMPOSTORS)
     if not speakers:
@@ -92,12 +96,21 @@ def main() -> None:
         if args.source == "kokoro":
             nearest_style(voice)  # the styles' voices are heard once per process, then one comparison
         style_s = time.perf_counter() - t
+        ReferenceCache.forget_all()  # each voice's first use, as in a new worker process
         t = time.perf_counter()
-        speech = backend.synthesize(_grant(voice), args.text)
+        backend.synthesize(_grant(voice), args.text)  # with no stored analysis (profiles from before it)
+        unprimed_seconds = time.perf_counter() - t
+        ReferenceCache.forget_all()
+        t = time.perf_counter()
+        analysis = analysed_voice(voice)  # what enrollment stores with the voice profile
+        analysis_s = time.perf_counter() - t
+        ReferenceCache.forget_all()
+        t = time.perf_counter()
+        speech = backend.synthesize(_grant(voice, analysis), args.text)  # a generation after enrollment
         audio24, sr = speech.audio, speech.sr
         seconds = time.perf_counter() - t
         t = time.perf_counter()
-        backend.synthesize(_grant(voice), args.text)  # again: what was built from this voice is kept
+        backend.synthesize(_grant(voice, analysis), args.text)  # again: what was built from this voice is kept
         warm_seconds = time.perf_counter() - t
         sf.write(args.out / f"{name}.wav", audio24, sr)
         clone = resample_poly(audio24, 16000, sr).astype(np.float32)
@@ -115,6 +128,10 @@ def main() -> None:
             "wer": round(word_error_rate(args.text, heard), 3), "heard": heard,
             "audio_seconds": round(len(audio24) / sr, 2), "synthesis_seconds": round(seconds, 2),
             "rtf": round(seconds / (len(audio24) / sr), 3), "rtf_warm": round(warm_seconds / (len(audio24) / sr), 3),
+            "rtf_without_stored_analysis": round(unprimed_seconds / (len(audio24) / sr), 3),
+            "enrollment_analysis_seconds": round(analysis_s, 2),
+            "enrolled_seconds": round(voice.size / 16000, 1),
+            "stored_analysis_mb": round(len(analysis or b"") / 1e6, 1),
             "style_choice_seconds": round(style_s, 2)}
     report = {"source": args.source, "text": args.text, "speakers": rows}
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
@@ -126,6 +143,10 @@ def main() -> None:
                    "wer_max": max(r["wer"] for r in rows.values()),
                    "rtf_median": round(float(np.median([r["rtf"] for r in rows.values()])), 3),
                    "rtf_warm_median": round(float(np.median([r["rtf_warm"] for r in rows.values()])), 3),
+                   "rtf_without_stored_analysis_median": round(float(np.median(
+                       [r["rtf_without_stored_analysis"] for r in rows.values()])), 3),
+                   "enrollment_analysis_seconds_median": round(float(np.median(
+                       [r["enrollment_analysis_seconds"] for r in rows.values()])), 2),
                    "style_choice_seconds_median": round(float(np.median([r["style_choice_seconds"]
                                                                          for r in rows.values()])), 2),
                    "out": str(args.out)})

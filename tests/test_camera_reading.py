@@ -72,6 +72,13 @@ def test_his_own_reading_becomes_the_footage_and_adds_to_the_voice(client, servi
         kept = services.media.get(s, s.get(MediaObject, footage_after))
         ev = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "enrollment.reading_added"))
         assert ev is not None and '"voiced_seconds"' in ev.details
+        vp = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == s1)).voice_profile
+        reference = services.media.get(s, s.get(MediaObject, vp.reference_media_id))
+        analysis = services.media.get(s, s.get(MediaObject, vp.analysis_media_id))
+    from avatar.analysis.media import decode_audio
+    from avatar.synthesis.speech.offline import prime_voice
+
+    assert prime_voice(decode_audio(reference), analysis)  # the longer voice's analysis replaced too
     from avatar.synthesis.video.example_based import footage_model
 
     assert len(footage_model(kept, 256).frames) >= 70  # his 3 s, re-encoded at 25 fps, with its sound

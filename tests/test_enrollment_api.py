@@ -61,6 +61,14 @@ def test_passing_capture_creates_profiles_from_the_capture(client, services, pas
         assert b"PNG" not in raw[:64]  # stored encrypted
         footage = services.media.get(s, s.get(MediaObject, face.footage_media_id))
         assert b"ftyp" not in services.media.blobs.read(s.get(MediaObject, face.footage_media_id).storage_key)[:64]
+        # the offline voice's analysis of the voice, made by the job, stored encrypted with the profile
+        analysis = services.media.get(s, s.get(MediaObject, voice.analysis_media_id))
+        assert b"PK" not in services.media.blobs.read(s.get(MediaObject, voice.analysis_media_id).storage_key)[:4]
+        reference = services.media.get(s, s.get(MediaObject, voice.reference_media_id))
+    from avatar.analysis.media import decode_audio
+    from avatar.synthesis.speech.offline import prime_voice
+
+    assert prime_voice(decode_audio(reference), analysis)  # made from the reference as a generation decodes it
     # the footage is the statement, read facing the camera, with its sound: what the talking head is made of
     from avatar.analysis.media import MediaFile
     from avatar.domain.challenges import STATEMENT_SECONDS
@@ -184,9 +192,16 @@ def test_paragraph_reading_extends_the_voice_only_for_the_same_speaker(client, s
         execute(services, r.get_json()["job_id"])
         return client.get(f"/api/jobs/{r.get_json()['job_id']}").get_json()["result"]
 
+    def analysis_id():
+        with services.db.session_scope() as s:
+            return s.scalar(sa.select(VoiceProfile.analysis_media_id).join(Enrollment).where(Enrollment.user_id == uid))
+
     assert send(other, "other.flac")["accepted"] is False
+    before = analysis_id()
     res = send(buf.getvalue(), "same.wav")
     assert res["accepted"] is True and res["voiced_seconds"] >= 10
+    with services.db.session_scope() as s:  # the longer voice has its own analysis; the old one is deleted
+        assert analysis_id() not in (None, before) and s.get(MediaObject, before).deleted_at is not None
     assert give_consent(client, voice=True).status_code == 302
     with services.db.session_scope() as s:
         assert s.scalar(sa.select(Enrollment.state).where(Enrollment.user_id == uid)) == "submitted"

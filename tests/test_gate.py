@@ -35,6 +35,18 @@ def test_grant_for_the_subject(services, subject):
     assert isinstance(grant, ConsentGrant) and grant.modality == "video"
     likeness = grant.likeness()
     assert likeness.face.shape == (256, 256, 3) and likeness.voice.size > 16000 * 10
+    assert likeness.voice_analysis is None  # a profile without a stored analysis of its voice
+
+
+def test_the_grant_hands_out_the_stored_analysis_of_the_voice(services, subject):
+    from avatar.store.models import VoiceProfile
+
+    with services.db.session_scope() as s:
+        vp = s.scalar(sa.select(VoiceProfile).where(VoiceProfile.user_id == subject))
+        vp.analysis_media_id = services.media.put(s, subject, "voice_analysis", b"analysis bytes",
+                                                  "application/octet-stream").id
+    likeness = services.gate.grant(subject, subject, "speech", "personal", utcnow()).likeness()
+    assert likeness.voice_analysis == b"analysis bytes"  # decrypted; the backend checks it fits the voice
 
 
 def _set(services, subject, **changes):

@@ -224,9 +224,10 @@ def receive_camera_reading(session: Session, media: MediaStore, user: User, data
 
 
 def record_reading(session: Session, media: MediaStore, enr: Enrollment, footage: bytes, checks: dict,
-                   voice: tuple[np.ndarray, bytes, float] | None) -> None:
+                   voice: tuple[np.ndarray, bytes, float, bytes | None] | None) -> None:
     """A passed on-camera reading becomes the face profile's footage (replacing the statement's) and,
-    where given, extends the voice: voice = (new template, combined reference WAV, its seconds)."""
+    where given, extends the voice: voice = (new template, combined reference WAV, its seconds, the
+    offline voice's analysis of it or None)."""
     fp = enr.face_profile
     old = fp.footage_media_id
     fp.footage_media_id = media.put(session, enr.user_id, "face_footage", footage, "video/mp4").id
@@ -239,15 +240,24 @@ def record_reading(session: Session, media: MediaStore, enr: Enrollment, footage
 
 
 def replace_voice(session: Session, media: MediaStore, vp: VoiceProfile, template: np.ndarray, wav: bytes,
-                  seconds: float) -> None:
-    """The voice profile's template and reference speech replaced by ones made with more of the
-    person's speech (a paragraph, a reading); the old media deleted."""
-    old_t, old_r = session.get(MediaObject, vp.template_media_id), session.get(MediaObject, vp.reference_media_id)
+                  seconds: float, analysis: bytes | None) -> None:
+    """The voice profile's template, reference speech and its analysis replaced by ones made with
+    more of the person's speech (a paragraph, a reading); the old media deleted."""
+    old = [session.get(MediaObject, i) for i in (vp.template_media_id, vp.reference_media_id, vp.analysis_media_id)
+           if i is not None]
     vp.template_media_id = save_template(session, media, vp.user_id, "voice_template", template).id
     vp.reference_media_id = media.put(session, vp.user_id, "voice_ref", wav, "audio/wav").id
+    vp.analysis_media_id = _put_analysis(media, session, vp.user_id, analysis)
     vp.voiced_seconds = round(seconds, 2)
-    media.delete(session, old_t)
-    media.delete(session, old_r)
+    for obj in old:
+        media.delete(session, obj)
+
+
+def _put_analysis(media: MediaStore, session: Session, user_id: int, analysis: bytes | None) -> int | None:
+    """Stores the offline voice's analysis of a voice reference (encrypted like it); its media id."""
+    if not analysis:
+        return None
+    return media.put(session, user_id, "voice_analysis", analysis, "application/octet-stream").id
 
 
 LENGTH_SLACK = 5.0  # seconds a recording may run past its challenge (the page stops it on time)
@@ -292,10 +302,12 @@ def flag_generated_media(enr: Enrollment) -> None:
 
 def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSession, result: dict,
                 face_template: np.ndarray, reference_png: bytes, voice_template: np.ndarray | None,
-                voiced_wav: bytes | None, voiced_seconds: float, footage: bytes | None = None) -> Enrollment:
+                voiced_wav: bytes | None, voiced_seconds: float, footage: bytes | None = None,
+                voice_analysis: bytes | None = None) -> Enrollment:
     """Creates the face and voice profiles from this capture (replacing earlier ones of the same
     enrollment) and moves the enrollment to captured. footage: the statement's part of the capture
-    (MP4), kept encrypted with the face profile for the talking head."""
+    (MP4), kept encrypted with the face profile for the talking head; voice_analysis: the offline
+    voice's analysis of voiced_wav (synthesis/speech/voice_analysis.py), kept with the voice profile."""
     ls.passed = True
     ls.result = result
     enr = session.get(Enrollment, ls.enrollment_id)
@@ -315,7 +327,8 @@ def record_pass(session: Session, media: MediaStore, user: User, ls: LivenessSes
         vref = media.put(session, user.id, "voice_ref", voiced_wav, "audio/wav")
         session.add(VoiceProfile(enrollment_id=enr.id, user_id=user.id, template_media_id=vt.id,
                                  reference_media_id=vref.id, model="resemblyzer-partials-256",
-                                 voiced_seconds=round(voiced_seconds, 2)))
+                                 voiced_seconds=round(voiced_seconds, 2),
+                                 analysis_media_id=_put_analysis(media, session, user.id, voice_analysis)))
     enr.scores = {k: v for k, v in result.get("checks", {}).items()}
     from avatar.analysis.challenge import borderline_checks  # heavy (ML) imports: only in the job
 

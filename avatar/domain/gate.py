@@ -133,6 +133,8 @@ class ConsentGate:
             if vp is None:
                 raise GrantError("No enrolled voice.")
             voice = decode_audio(self.media.get(s, s.get(MediaObject, vp.reference_media_id)))
+            analysis = (self.media.get(s, s.get(MediaObject, vp.analysis_media_id))
+                        if vp.analysis_media_id is not None else None)
             if "face" in MODALITY_SCOPES[modality]:
                 fp = enr.face_profile
                 if fp is None:
@@ -140,4 +142,4 @@ class ConsentGate:
                 face = decode_image(self.media.get(s, s.get(MediaObject, fp.reference_media_id)))
                 if modality == "video" and fp.footage_media_id is not None:
                     footage = self.media.get(s, s.get(MediaObject, fp.footage_media_id))
-        return Likeness(voice=np.asarray(voice, np.float32), face=face, footage=footage)
+        return Likeness(voice=np.asarray(voice, np.float32), face=face, footage=footage, voice_analysis=analysis)

@@ -1,6 +1,8 @@
 """Enrollment jobs: verify a capture against its challenge; extend the voice with a read paragraph."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from avatar.domain.actor import Actor, audit
@@ -8,6 +10,7 @@ from avatar.jobs.core import JobContext, PermanentJobError, job
 from avatar.store.models import Enrollment, LivenessSession, MediaObject, User, VoiceProfile
 
 MEDIA_LIMITS_SECONDS = 90
+log = logging.getLogger(__name__)
 
 
 def _limits():
@@ -26,6 +29,20 @@ def statement_footage(mf, plan: dict) -> bytes | None:
     try:
         return mf.cut(st["start"], st["end"] - st["start"])
     except MediaError:
+        return None
+
+
+def voice_analysis(wav: bytes) -> bytes | None:
+    """The offline voice's analysis of a voice reference, as it will be decoded at its use, to store
+    with the profile (synthesis/speech/voice_analysis.py). It only spares a generation this work: if
+    it fails, the failure is logged and the voice is analysed at its first use instead."""
+    from avatar.analysis.media import decode_audio
+    from avatar.synthesis.speech.offline import analysed_voice
+
+    try:
+        return analysed_voice(decode_audio(wav))
+    except Exception:  # noqa: BLE001 - an optional speed-up must not undo a passed enrollment step
+        log.exception("the voice reference could not be analysed; it will be at its first use")
         return None
 
 
@@ -77,6 +94,12 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
                 report["prompt_lags"] = plan["prompt_lags"]
     except (MediaError, DomainError) as exc:
         failure, report = str(exc), {"passed": False, "failures": [str(exc)]}
+    wav = analysis = None
+    if failure is None and verdict.voiced is not None and verdict.voiced.size:
+        wav = rules.wav_bytes(verdict.voiced)
+        if verdict.voice_template is not None:
+            ctx.progress(75, "analysing the voice for generation")
+            analysis = voice_analysis(wav)
     ctx.progress(85, "saving the result")
     with svc.db.session_scope() as s:
         ls = s.get(LivenessSession, ls_id)
@@ -84,10 +107,9 @@ def verify_enrollment_capture(ctx: JobContext) -> dict:
         user = s.get(User, enr.user_id)
         if failure is None and verdict.face_template is not None:
             ref = aligned_face(frames.images[verdict.reference_frame], verdict.signals.observations[verdict.reference_frame])
-            voiced = verdict.voiced if verdict.voiced is not None else np.zeros(0, np.float32)
+            seconds = verdict.voiced.size / 16000 if verdict.voiced is not None else 0.0
             rules.record_pass(s, svc.media, user, ls, report, verdict.face_template, rules.png_bytes(ref),
-                              verdict.voice_template, rules.wav_bytes(voiced) if voiced.size else None,
-                              voiced.size / 16000, footage=footage)
+                              verdict.voice_template, wav, seconds, footage=footage, voice_analysis=analysis)
             locked = False
         else:
             failure = failure or "Keep your face in the oval, in good light."
@@ -162,9 +184,11 @@ def add_paragraph_reading(ctx: JobContext) -> dict:
         return {"accepted": False, "hint": "This reading does not sound like the voice in your live capture."}
     combined = np.concatenate([ref_audio, voiced])
     new_template = speaker_template(combined)
+    wav = wav_bytes(combined)
+    analysis = voice_analysis(wav)
     with svc.db.session_scope() as s:
         vp = s.get(VoiceProfile, ctx.payload["voice_profile_id"])
-        rules.replace_voice(s, svc.media, vp, new_template, wav_bytes(combined), combined.size / 16000)
+        rules.replace_voice(s, svc.media, vp, new_template, wav, combined.size / 16000, analysis)
         seconds = vp.voiced_seconds
         audit(s, actor, "enrollment.voice_extra_added", target_type="voice_profile", target_id=vp.id,
               details={"voiced_seconds": seconds, "synthetic_speech": {k: origin[k] for k in ("score", "flagged")}})
@@ -225,7 +249,8 @@ def check_camera_reading(ctx: JobContext) -> dict:
     if footage is not None and verdict.voiced is not None and voice_ref is not None:
         combined = np.concatenate([voice_ref, verdict.voiced])
         try:
-            voice = (speaker_template(combined), wav_bytes(combined), combined.size / 16000)
+            template, wav = speaker_template(combined), wav_bytes(combined)
+            voice = (template, wav, combined.size / 16000, voice_analysis(wav))
         except VoiceError:
             voice = None
     ctx.progress(85, "saving the result")

@@ -25,12 +25,14 @@ _MINT = object()  # held by avatar.domain.gate; nothing else may construct a gra
 @dataclass(frozen=True)
 class Likeness:
     """What a backend may use, decrypted: the enrolled voice (16 kHz mono), the face reference
-    (RGB) from the live capture and, where enrolled, footage of the person speaking on camera (MP4
-    with its audio: the frontal speaking part of the capture)."""
+    (RGB) from the live capture, where enrolled footage of the person speaking on camera (MP4
+    with its audio: the frontal speaking part of the capture), and where stored the offline voice's
+    analysis of the enrolled voice (speech/voice_analysis.py: made at enrollment, not at each use)."""
 
     voice: np.ndarray | None
     face: np.ndarray | None
     footage: bytes | None = None
+    voice_analysis: bytes | None = None
 
 
 class ConsentGrant:

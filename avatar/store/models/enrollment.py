@@ -117,12 +117,15 @@ class FaceProfile(_ProfileColumns, Base):
 
 
 class VoiceProfile(_ProfileColumns, Base):
-    """Voice likeness from the same capture: speaker template and voiced reference audio."""
+    """Voice likeness from the same capture: speaker template, voiced reference audio and the offline
+    voice's analysis of that audio (synthesis/speech/voice_analysis.py; none on profiles from before
+    it was stored, or when it could not be made: the voice is then analysed at its use)."""
 
     __tablename__ = "voice_profiles"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     voiced_seconds: so.Mapped[float]
+    analysis_media_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("media_objects.id"))
 
 
 class Review(Base):

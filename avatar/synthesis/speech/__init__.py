@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
@@ -21,22 +22,41 @@ class ReferenceCache(Generic[T]):
     as bytes), kept per process by the reference's SHA-256 and the build's other arguments (the
     reference itself is not kept), the oldest dropped beyond `keep`."""
 
+    _all: weakref.WeakSet[ReferenceCache] = weakref.WeakSet()
+
     def __init__(self, build: Callable[..., T], keep: int):
         self.build, self.keep = build, keep
         self._items: dict[str, T] = {}
         self._lock = threading.Lock()
+        ReferenceCache._all.add(self)
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Empties every such cache of this process, as a new worker process starts (benchmarks
+        timing a voice's first use)."""
+        for cache in list(cls._all):
+            with cache._lock:
+                cache._items.clear()
+
+    @staticmethod
+    def _key(reference: np.ndarray | bytes, args: tuple) -> str:
+        data = reference if isinstance(reference, bytes) else np.asarray(reference, np.float32).tobytes()
+        return hashlib.sha256(data).hexdigest() + (repr(args) if args else "")
+
+    def put(self, reference: np.ndarray | bytes, item: T, *args) -> None:
+        """Keeps an item built elsewhere (e.g. loaded from what enrollment stored) for reference."""
+        with self._lock:
+            self._items[self._key(reference, args)] = item
+            while len(self._items) > self.keep:
+                self._items.pop(next(iter(self._items)))
 
     def get(self, reference: np.ndarray | bytes, *args) -> T:
-        data = reference if isinstance(reference, bytes) else np.asarray(reference, np.float32).tobytes()
-        key = hashlib.sha256(data).hexdigest() + (repr(args) if args else "")
+        key = self._key(reference, args)
         with self._lock:
             item = self._items.get(key)
         if item is None:
             item = self.build(reference, *args)  # outside the lock: a slow build does not hold up others
-            with self._lock:
-                self._items[key] = item
-                while len(self._items) > self.keep:
-                    self._items.pop(next(iter(self._items)))
+            self.put(reference, item, *args)
         return item
 
 

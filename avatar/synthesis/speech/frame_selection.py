@@ -139,6 +139,15 @@ class FrameBank:
         for span in phone_spans(sphinx_phones(audio, transcribe(audio).text), len(f0)):
             self.units.setdefault(span.phone, []).append(span)
 
+    @classmethod
+    def from_state(cls, keys: np.ndarray, log_sp: np.ndarray, ap: np.ndarray, voiced: np.ndarray,
+                   speech: np.ndarray, units: dict[str, list[PhoneSpan]]) -> FrameBank:
+        """A bank as analysed before (speech/voice_analysis.py), without analysing again."""
+        bank = cls.__new__(cls)
+        bank.keys, bank.log_sp, bank.ap = keys, log_sp, ap
+        bank.voiced, bank.speech, bank.units = voiced.astype(bool), speech.astype(np.int64), units
+        return bank
+
     def nearest(self, keys: np.ndarray, voiced: np.ndarray) -> np.ndarray:
         """Indices (frames × K) of the nearest bank speech frames of the same voicing (either, if
         the bank has too few of that voicing)."""
@@ -177,6 +186,11 @@ _BANKS: ReferenceCache[FrameBank] = ReferenceCache(FrameBank, keep=8)
 def frame_bank(reference: np.ndarray) -> FrameBank:
     """Cached per process by the reference's hash (as offline.voice_model)."""
     return _BANKS.get(reference)
+
+
+def keep_frame_bank(reference: np.ndarray, bank: FrameBank) -> None:
+    """What frame_bank(reference) returns from now on in this process (a stored analysis)."""
+    _BANKS.put(reference, bank)
 
 
 class Conversion:

@@ -20,7 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from avatar.synthesis.grant import require_grant
-from avatar.synthesis.speech import OUTPUT_SR, ReferenceCache, Speech, frame_selection, world
+from avatar.synthesis.speech import OUTPUT_SR, ReferenceCache, Speech, frame_selection, voice_analysis, world
 
 WORK_SR = 16000
 FRAME_MS = world.FRAME_MS
@@ -55,6 +55,12 @@ class VoiceModel:
         self.envelope = np.log(sp[voiced] + 1e-12).mean(axis=0)
         self.rms = float(np.sqrt(np.mean(np.asarray(audio, np.float64) ** 2)) + 1e-9)
 
+    @classmethod
+    def from_state(cls, lf0_mean: float, lf0_std: float, envelope: np.ndarray, rms: float) -> VoiceModel:
+        model = cls.__new__(cls)
+        model.lf0_mean, model.lf0_std, model.envelope, model.rms = lf0_mean, lf0_std, envelope, rms
+        return model
+
 
 _VOICES: ReferenceCache[VoiceModel] = ReferenceCache(VoiceModel, keep=32)
 
@@ -62,6 +68,28 @@ _VOICES: ReferenceCache[VoiceModel] = ReferenceCache(VoiceModel, keep=32)
 def voice_model(reference: np.ndarray) -> VoiceModel:
     """Cached per process by the reference's hash (the reference itself is never stored here)."""
     return _VOICES.get(reference)
+
+
+def analysed_voice(reference: np.ndarray) -> bytes | None:
+    """What this voice needs of an enrolled reference (16 kHz mono), worked out now to be stored with
+    the voice profile (speech/voice_analysis.py); None when the reference is too short to convert
+    toward (its use then adapts without a bank, as before)."""
+    try:
+        return voice_analysis.pack(reference, voice_model(reference), frame_selection.frame_bank(reference))
+    except (SpeechError, frame_selection.ConversionError):
+        return None
+
+
+def prime_voice(reference: np.ndarray, stored: bytes | None) -> bool:
+    """Uses a stored analysis of reference (analysed_voice) in this process instead of analysing it
+    again; False, and nothing changed, when stored does not belong to this reference and version."""
+    unpacked = voice_analysis.unpack(reference, stored)
+    if unpacked is None:
+        return False
+    state, bank = unpacked
+    _VOICES.put(reference, VoiceModel.from_state(**state))
+    frame_selection.keep_frame_bank(reference, bank)
+    return True
 
 
 def _warp(log_env: np.ndarray, alpha: float) -> np.ndarray:
@@ -165,6 +193,7 @@ class OfflineSpeech:
     def synthesize(self, grant, text: str) -> Speech:
         grant = require_grant(grant)
         likeness = grant.likeness()
+        prime_voice(likeness.voice, likeness.voice_analysis)
         target = voice_model(likeness.voice)
         source = SOURCES[self.source](text, likeness.voice)
         y = None
