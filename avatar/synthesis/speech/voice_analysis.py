@@ -4,7 +4,7 @@ pay it: the adaptation's VoiceModel and the FrameBank of frame selection, whose 
 (Whisper tiny.en) and phone alignment (pocketsphinx) are most of a voice's first use.
 bench/bench_clone.py on the 5 speakers of voices/ (20-30 s enrolled, a 10 s sentence, AMD EPYC 2
 cores): the analysis takes 3.4-6.0 s at enrollment; a voice's first use in a process then has a
-real-time factor of 0.35-0.52 (median 0.47) instead of 0.71-1.10 (median 0.86).
+real-time factor of 0.30-0.42 (median 0.39) instead of 0.60-0.95 (median 0.83).
 
 pack(): bytes (compressed NumPy npz without pickles; the bank's envelopes and aperiodicities as
 float16: 6.8 MB for 28 s of speech, read back in 0.08 s) naming the format VERSION and the SHA-256
