@@ -112,6 +112,18 @@ def test_his_face_over_another_voice_is_refused(client, services, shared_data, s
                      else "voice")
 
 
+def test_his_reading_with_late_sound_is_refused_with_advice(client, services, shared_data, s1, monkeypatch, tmp_path):
+    """His own reading, its sound recorded 0.12 s late (as through a wireless headset): refused as
+    before, but told why, so that he can record again with the device's own microphone."""
+    monkeypatch.setattr(reading, "MIN_SPEECH_SECONDS", 1.0)
+    before = _profiles(services, s1)
+    late = tmp_path / "late.mp4"
+    subprocess.run(FFMPEG + ["-i", str(shared_data / f"talking/{READING}.mp4"), "-af", "adelay=120:all=1",
+                             "-c:v", "copy", "-c:a", "aac", str(late)], check=True, capture_output=True)
+    result = _read(client, services, late.read_bytes())
+    _refused_cleanly(services, s1, before, result, "sound_late")
+
+
 def test_our_own_output_as_the_reading_is_refused_and_flagged(client, services, shared_data, s1, monkeypatch):
     """His talking head as we render it (marked with this instance's key), fed in as the reading."""
     from avatar.analysis.media import MediaFile

@@ -23,6 +23,7 @@ from avatar.analysis.liveness import (
     detect_events,
     human_face_score,
     identity_and_planarity,
+    late_sound,
     lip_sync,
     mouth_track,
     screen_pattern,
@@ -68,9 +69,11 @@ HINTS = {
     "code": "Read the whole statement aloud, including the code, clearly.",
     "voice": "Read the statement yourself, in your own voice, facing the camera.",
     "duration": "Record the whole sequence once, from start to end.",
+    "sound_late": "Your sound reaches the recording late (wireless headsets delay it): use your device's own "
+                  "microphone and record again.",
 }
 
-HINT_PRIORITY = ["face", "alone", "duration", "actions", "code", "voice"]  # the most basic problem first
+HINT_PRIORITY = ["face", "alone", "duration", "actions", "code", "voice", "sound_late"]  # the most basic first
 
 
 @dataclass
@@ -161,6 +164,16 @@ def best_frames(sig: ClipSignals, k: int = 2) -> list[int]:
             continue
         scored.append((o.sharpness * (1 + o.eye_open), i))
     return [i for _, i in sorted(scored, reverse=True)[:k]]
+
+
+def lips_failure(mouth: ClipSignals | None, audio: np.ndarray, sync: dict) -> tuple[str, str]:
+    """(hint key, failure) for lips that failed lip_sync: "sound_late" when they follow the speech
+    once the sound is taken later (liveness.late_sound, noted in sync), else "voice"."""
+    late = late_sound(mouth, audio, SR) if mouth is not None else None
+    if late is None:
+        return "voice", "the lips do not move with the speech"
+    sync["late_sound"] = late
+    return "sound_late", f"the lips follow the speech only with the sound taken {late['lag']:.2f} s later"
 
 
 def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: str,
@@ -256,7 +269,7 @@ def verify_capture(frames: Frames, audio: np.ndarray | None, plan: dict, code: s
         elif not checks["voice"].get("one_speaker", False):
             fail("voice", "more than one voice, or too little speech to tell")
         elif sync["corr"] < AV_SYNC_MIN:
-            fail("voice", "the lips do not move with the speech")
+            fail(*lips_failure(mouth, audio, sync))
         if repeated > REPEATED_SOUND_MAX:
             fail("voice", "the same recorded sound occurs twice: speech pieced together from recordings")
         try:

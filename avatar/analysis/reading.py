@@ -12,7 +12,8 @@ import numpy as np
 
 # lips moving with the speech: the statement's threshold (calibrated on talking/ and on 12 s
 # readings), which a longer reading only makes steadier
-from avatar.analysis.challenge import AV_SYNC_MIN
+from avatar.analysis.challenge import AV_SYNC_MIN, lips_failure
+from avatar.analysis.challenge import HINTS as CAPTURE_HINTS  # the same advice for late sound
 from avatar.analysis.face import FACE_MATCH_THRESHOLD, face_distance, face_embedding
 from avatar.analysis.liveness import (
     HUMAN_FACE_MIN,
@@ -64,8 +65,9 @@ HINTS = {
     "same_voice": "This reading does not sound like the voice of your live capture.",
     "length": "Read the whole text aloud, at an easy pace; the recording stops by itself.",
     "submitted": "Your enrollment was submitted before this reading was checked; it was not added.",
+    "sound_late": CAPTURE_HINTS["sound_late"],
 }
-HINT_PRIORITY = ["face", "same_face", "length", "voice", "same_voice"]
+HINT_PRIORITY = ["face", "same_face", "length", "voice", "same_voice", "sound_late"]
 
 
 @dataclass
@@ -148,14 +150,14 @@ def verify_reading(frames: Frames, audio: np.ndarray | None, sync_frames: Iterab
         sync = lip_sync(mouth, audio, SR) if mouth is not None else {"corr": 0.0, "lag": 0.0}
         checks["voice"]["av_sync"] = sync
         if sync["corr"] < AV_SYNC_MIN:
-            fail("voice", "the lips do not move with the speech")
+            fail(*lips_failure(mouth, audio, sync))
         repeated = round(repeated_sound(audio), 3)
         checks["voice"]["repeated_sound"] = repeated
         if repeated > REPEATED_SOUND_MAX:
             fail("voice", "the same recorded sound occurs twice: speech pieced together from recordings")
     else:
         fail("length", "no speech heard")
-    checks["voice"]["ok"] = not any(k in ("voice", "same_voice") for k in keys)
+    checks["voice"]["ok"] = not any(k in ("voice", "same_voice", "sound_late") for k in keys)
     return _verdict(failures, keys, checks, voiced)
 
 
