@@ -38,8 +38,8 @@ def pack(reference: np.ndarray, model, bank: frame_selection.FrameBank) -> bytes
             **{k: float(getattr(model, k)) for k in MODEL_FIELDS}}
     buf = io.BytesIO()
     np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), envelope=model.envelope,
-             keys=bank.keys, log_sp=bank.log_sp.astype(np.float16), ap=bank.ap.astype(np.float16),
-             voiced=bank.voiced, speech=bank.speech)
+                        keys=bank.keys, log_sp=bank.log_sp.astype(np.float16), ap=bank.ap.astype(np.float16),
+                        voiced=bank.voiced, speech=bank.speech)
     return buf.getvalue()
 
 
