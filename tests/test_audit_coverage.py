@@ -95,6 +95,7 @@ COMMANDS = {
     "db current": READS_ONLY,
     "admin create": ("admin.account_created",),
     "admin ensure": ("admin.account_created",),
+    "admin analyse-voices": ("voice.analysis_added",),
     "keys rotate": ("keys.rotated", "keys.c2pa_signer_reissued"),
     "audit verify": READS_ONLY,
     "jobs status": READS_ONLY,

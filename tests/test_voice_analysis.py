@@ -63,3 +63,34 @@ def test_an_analysis_that_is_not_this_voices_is_not_used(enrolled, fresh_caches,
 
 def test_a_voice_too_short_to_convert_toward_has_no_analysis(enrolled):
     assert offline.analysed_voice(enrolled[:16000]) is None  # 1 s: under the bank's 2 s of speech
+
+
+def test_profiles_stored_without_an_analysis_get_one_from_the_cli(app, services, shared_data):
+    """`avatar admin analyse-voices`: a profile from before analyses were kept gets one (audited), a
+    shredded one is left; run again, nothing is left to do."""
+    import sqlalchemy as sa
+    from click.testing import CliRunner
+
+    from avatar.analysis.media import decode_audio
+    from avatar.cli import main
+    from avatar.store.models import AuditEvent, MediaObject, VoiceProfile
+    from tests.likeness_factory import approved_likeness
+
+    kept = approved_likeness(services, shared_data)  # made as profiles were before: no analysis
+    gone = approved_likeness(services, shared_data, email="gone@example.org")
+    with services.db.session_scope() as s:
+        services.media.shred_subject(s, gone)
+    env = {"AVATAR_INSTANCE_PATH": app.config["AVATAR"].INSTANCE_PATH,
+           "AVATAR_DATABASE_URL": services.config.DATABASE_URL}
+    r = CliRunner().invoke(main, ["admin", "analyse-voices"], env=env)
+    assert r.exit_code == 0 and "analysed 1 voice profile(s); 1 left without one" in r.output, r.output
+    with services.db.session_scope() as s:
+        vp = s.scalar(sa.select(VoiceProfile).where(VoiceProfile.user_id == kept))
+        analysis = services.media.get(s, s.get(MediaObject, vp.analysis_media_id))
+        reference = services.media.get(s, s.get(MediaObject, vp.reference_media_id))
+        event = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "voice.analysis_added"))
+        assert event is not None and event.target_id == vp.id
+        assert s.scalar(sa.select(VoiceProfile.analysis_media_id).where(VoiceProfile.user_id == gone)) is None
+    assert offline.prime_voice(decode_audio(reference), analysis)
+    again = CliRunner().invoke(main, ["admin", "analyse-voices"], env=env)
+    assert again.exit_code == 0 and "analysed 0 voice profile(s); 1 left without one" in again.output

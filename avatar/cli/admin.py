@@ -1,4 +1,4 @@
-"""`avatar admin`: accounts created from the command line."""
+"""`avatar admin`: accounts created from the command line; voice profiles brought up to date."""
 from __future__ import annotations
 
 import os
@@ -63,3 +63,43 @@ def admin_ensure(email: str):
 
 
 COMMANDS = [admin]
+
+
+@admin.command("analyse-voices")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many profiles.")
+def admin_analyse_voices(limit: int | None):
+    """Makes the offline voice's analysis for voice profiles stored without one (enrolled before it
+    was kept with the profile), so that their generations skip it. Audited per profile; a profile
+    whose media were shredded, or whose voice is too short to convert toward, is left as it is."""
+    import sqlalchemy as sa
+
+    from avatar.domain.actor import Actor, audit
+    from avatar.domain.enrollment import add_voice_analysis
+    from avatar.jobs.enrollment import voice_analysis
+    from avatar.store.blobs import StorageError  # MediaShredded among them
+    from avatar.store.models import MediaObject, VoiceProfile
+
+    svc = services()
+    with svc.db.session_scope() as s:
+        todo = s.execute(sa.select(VoiceProfile.id, VoiceProfile.reference_media_id)
+                         .where(VoiceProfile.analysis_media_id.is_(None)).order_by(VoiceProfile.id)).all()
+    done = left = 0
+    for vp_id, ref_id in todo[:limit]:
+        try:
+            with svc.db.session_scope() as s:
+                wav = svc.media.get(s, s.get(MediaObject, ref_id))
+        except StorageError:
+            left += 1
+            continue
+        analysis = voice_analysis(wav)  # seconds each: outside any transaction
+        with svc.db.session_scope() as s:
+            vp = s.get(VoiceProfile, vp_id)
+            # the voice may have changed meanwhile (a reading added): then its own analysis stands
+            if analysis is None or vp is None or vp.reference_media_id != ref_id or vp.analysis_media_id is not None:
+                left += 1
+                continue
+            add_voice_analysis(s, svc.media, vp, analysis)
+            audit(s, Actor.cli(), "voice.analysis_added", target_type="voice_profile", target_id=vp.id,
+                  details={"bytes": len(analysis)})
+        done += 1
+    click.echo(f"analysed {done} voice profile(s); {left} left without one")

@@ -253,6 +253,12 @@ def replace_voice(session: Session, media: MediaStore, vp: VoiceProfile, templat
         media.delete(session, obj)
 
 
+def add_voice_analysis(session: Session, media: MediaStore, vp: VoiceProfile, analysis: bytes) -> None:
+    """Keeps the offline voice's analysis for a profile stored without one (from before it was made
+    at enrollment)."""
+    vp.analysis_media_id = _put_analysis(media, session, vp.user_id, analysis)
+
+
 def _put_analysis(media: MediaStore, session: Session, user_id: int, analysis: bytes | None) -> int | None:
     """Stores the offline voice's analysis of a voice reference (encrypted like it); its media id."""
     if not analysis:
