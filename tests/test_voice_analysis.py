@@ -55,9 +55,9 @@ def test_an_analysis_that_is_not_this_voices_is_not_used(enrolled, fresh_caches,
     assert not offline.prime_voice(other, stored)  # made from another reference
     assert not offline.prime_voice(enrolled, b"not an analysis")
     assert not offline.prime_voice(enrolled, None)
-    monkeypatch.setattr(voice_analysis, "VERSION", voice_analysis.VERSION + 1)
-    assert not offline.prime_voice(enrolled, stored)  # made by another version of the voice
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # only the version: the fresh caches stay in place
+        m.setattr(voice_analysis, "VERSION", voice_analysis.VERSION + 1)
+        assert not offline.prime_voice(enrolled, stored)  # made by another version of the voice
     assert offline.prime_voice(enrolled, stored)
 
 

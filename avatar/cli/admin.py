@@ -62,9 +62,6 @@ def admin_ensure(email: str):
         click.echo(f"  password (shown once, store it now): {generated}")
 
 
-COMMANDS = [admin]
-
-
 @admin.command("analyse-voices")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many profiles.")
 def admin_analyse_voices(limit: int | None):
@@ -103,3 +100,7 @@ def admin_analyse_voices(limit: int | None):
                   details={"bytes": len(analysis)})
         done += 1
     click.echo(f"analysed {done} voice profile(s); {left} left without one")
+
+
+COMMANDS = [admin]
+
