@@ -12,8 +12,11 @@ Generated speech, made here from that material (each item belongs to the person 
   (4 kHz), as a code made to pass for an 8 kHz recording (every second person; not the 8 kHz
   digits/ speakers, whose voices bench_attacks.py imitates);
 - kokoro: Kokoro-82M in one of its styles; kokoro_world: the product's Kokoro voice (adapted by WORLD);
-- espeak_world_fs, kokoro_world_fs: the product's offline voices as they now deliver, the adapted
-  speech drawn toward the person's own phones and frames (speech/frame_selection.py);
+- espeak_world_fs, kokoro_world_fs: the adapted speech drawn toward the person's own phones and
+  frames (speech/frame_selection.py), resynthesised before the conversion;
+- offline_voice: the offline backend's voice exactly as it delivers (offline.cloned_speech: converted
+  from the adapted WORLD parameters, its lost words repaired), from espeak-ng for every second person
+  and from Kokoro for the others;
 - world_resynthesis: WORLD analysis and resynthesis of the person's real speech;
 - griffin_lim: the person's real magnitude spectrogram with its phase rebuilt (Griffin-Lim);
 - xtts_tiny: a tiny random-weight XTTS-v2 (avatar/demo/tiny_xtts.py) speaking in the person's voice.
@@ -45,7 +48,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = ss.SR
 C = 0.1  # inverse regularisation: C = 1 and a 64-unit MLP fitted the folds better and held out worse
 GENERATED = ["espeak", "espeak_world", "espeak_world_fs", "espeak_world_digits", "espeak_world_digits_narrow", "kokoro",
-             "kokoro_world", "kokoro_world_fs", "world_resynthesis", "griffin_lim", "xtts_tiny"]
+             "kokoro_world", "kokoro_world_fs", "offline_voice", "world_resynthesis", "griffin_lim", "xtts_tiny"]
+CANDIDATE_THRESHOLDS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 
 
 # -- real speech -----------------------------------------------------------------------------
@@ -149,7 +153,7 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
     from scipy.signal import resample_poly
 
     from avatar.synthesis.speech import frame_selection, kokoro
-    from avatar.synthesis.speech.offline import WORK_SR, SpeechError, adapt, espeak, voice_model
+    from avatar.synthesis.speech.offline import WORK_SR, SpeechError, adapt, cloned_speech, espeak, voice_model
 
     assert WORK_SR == SR
     rng = random.Random(7)
@@ -214,6 +218,16 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
                 print(f"{person}: {exc}", file=sys.stderr)
             np.savez(converted, **out)
         with np.load(converted) as z:
+            made = {**made, **{k: z[k] for k in z.files}}
+        delivered = cache / f"delivered-{person}.npz"
+        if not delivered.exists():
+            out = {}
+            try:
+                out["offline_voice"] = cloned_speech(str(made["_text"]), refs[person], ("espeak", "kokoro")[p % 2])
+            except (SpeechError, frame_selection.ConversionError) as exc:
+                print(f"{person}: {exc}", file=sys.stderr)
+            np.savez(delivered, **out)
+        with np.load(delivered) as z:
             made = {**made, **{k: z[k] for k in z.files}}
         narrow = cache / f"digits-narrow-{person}.npz"
         if p % 2 == 0 and not person.startswith("fsdd-") and not narrow.exists():
@@ -335,15 +349,18 @@ def figures(items: list[dict]) -> dict:
         unscored = sum(it["kind"] == kind and it.get("score") is None for it in items)
         s = np.array([it["score"] for it in group])
         w = np.array([it["max_window"] for it in group])
+        at = {str(t): int((s >= t).sum()) for t in CANDIDATE_THRESHOLDS}  # refused, were REFUSE_AT t
         if kind == "real":
             out[kind] = {"n": len(group), "unscored": unscored, "refused": int((s >= ss.REFUSE_AT).sum()),
-                         "flagged": int(((s >= ss.FLAG_AT) | (w >= ss.REFUSE_AT)).sum()),
+                         "refused_at": at,
+                         "flagged": int(((s >= ss.FLAG_AT) | (w >= ss.WINDOW_FLAG_AT)).sum()),
                          "flagged_whole": int((s >= ss.FLAG_AT).sum()),
                          "score_max": round(float(s.max()), 2), "score_p98": round(float(np.percentile(s, 98)), 2),
-                         "worst": sorted(((round(it["score"], 2), it["name"]) for it in group), reverse=True)[:3]}
+                         "worst": sorted(((round(it["score"], 2), it["name"], it["channel"]) for it in group),
+                                         reverse=True)[:6]}
         else:
             out[kind] = {"n": len(group), "unscored": unscored, "refused": int((s >= ss.REFUSE_AT).sum()),
-                         "unflagged": int(((s < ss.FLAG_AT) & (w < ss.REFUSE_AT)).sum()),
+                         "refused_at": at, "unflagged": int(((s < ss.FLAG_AT) & (w < ss.WINDOW_FLAG_AT)).sum()),
                          "score_min": round(float(s.min()), 2)}
     return out
 

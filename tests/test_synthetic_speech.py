@@ -36,6 +36,16 @@ def own_voice(shared_data) -> np.ndarray:
     return adapt(espeak(TEXT), voice_model(ref))
 
 
+@pytest.fixture(scope="module")
+def delivered_voice(shared_data) -> np.ndarray:
+    """The offline voice exactly as the backend delivers it (before its marks): drawn toward the
+    speaker's own frames, its lost words repaired."""
+    from avatar.synthesis.speech.offline import cloned_speech
+
+    ref = np.concatenate([audio_of_file(f) for f in sorted((shared_data / "voices/1688").glob("*.flac"))[:3]])
+    return cloned_speech(TEXT, ref, "espeak")
+
+
 def test_real_speech_is_not_refused(real_speech):
     for name, audio in real_speech.items():
         origin = ss.speech_origin(audio)
@@ -52,11 +62,18 @@ def test_own_offline_voice_is_refused_through_codecs(own_voice, channel):
     assert "generated" in origin.reasons()[0]
 
 
+@pytest.mark.parametrize("channel", ["none", "opus"])
+def test_offline_voice_as_delivered_is_refused(delivered_voice, channel):
+    audio = delivered_voice if channel == "none" else codec_round_trip(delivered_voice, "libopus", "32k")
+    origin = ss.speech_origin(audio)
+    assert origin.synthetic, origin
+
+
 def test_a_generated_stretch_inside_real_speech_is_flagged(real_speech, own_voice):
     real = next(a for n, a in real_speech.items() if n.startswith("2033"))
     mixed = np.concatenate([real, real, own_voice[: 3 * 16000]])
     origin = ss.speech_origin(mixed)
-    assert origin.max_window >= ss.REFUSE_AT and (origin.synthetic or origin.flagged)
+    assert origin.max_window >= ss.WINDOW_FLAG_AT and (origin.synthetic or origin.flagged)
 
 
 def test_too_little_speech_is_an_error_not_a_verdict():

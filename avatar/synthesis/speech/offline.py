@@ -180,6 +180,25 @@ def kokoro_source(text: str, reference: np.ndarray) -> np.ndarray:
 SOURCES = {"espeak": lambda text, reference: espeak(text), "kokoro": kokoro_source}
 
 
+def cloned_speech(text: str, reference: np.ndarray, source: str = "espeak") -> np.ndarray:
+    """The text said in the reference voice at WORK_SR, as the offline backend delivers it (before
+    its label and marks): the source's speech moved toward the voice, drawn toward the person's own
+    frames when the reference holds enough speech for a bank of them, its lost words repaired."""
+    target = voice_model(reference)
+    said = SOURCES[source](text, reference)
+    moved = adapted_world(said, target)  # (a female espeak base measured worse)
+    if moved is not None:
+        try:
+            bank = frame_selection.frame_bank(reference)
+        except frame_selection.ConversionError:
+            pass  # too little enrolled speech for a bank of frames: the adapted voice alone
+        else:
+            # converted from the adapted voice's WORLD parameters, not from its resynthesis
+            conversion = frame_selection.Conversion(*moved, bank, frame_selection.source_phones(said, text))
+            return at_level(frame_selection.keep_words(conversion, text), target.rms)
+    return adapt(said, target)
+
+
 class OfflineSpeech:
     """espeak-ng (source "espeak", the default: plainer, fastest) or Kokoro-82M (source "kokoro":
     natural prosody, slower) says the text; adapt() moves it toward the enrolled voice."""
@@ -194,21 +213,7 @@ class OfflineSpeech:
         grant = require_grant(grant)
         likeness = grant.likeness()
         prime_voice(likeness.voice, likeness.voice_analysis)
-        target = voice_model(likeness.voice)
-        source = SOURCES[self.source](text, likeness.voice)
-        y = None
-        moved = adapted_world(source, target)  # (a female espeak base measured worse)
-        if moved is not None:
-            try:
-                bank = frame_selection.frame_bank(likeness.voice)
-            except frame_selection.ConversionError:
-                pass  # too little enrolled speech for a bank of frames: the adapted voice alone
-            else:
-                # converted from the adapted voice's WORLD parameters, not from its resynthesis
-                conversion = frame_selection.Conversion(*moved, bank, frame_selection.source_phones(source, text))
-                y = at_level(frame_selection.keep_words(conversion, text), target.rms)
-        if y is None:
-            y = adapt(source, target)
+        y = cloned_speech(text, likeness.voice, self.source)
         grant.ensure_valid()
         out = resample_poly(y, OUTPUT_SR, WORK_SR).astype(np.float32)
         return Speech(out, OUTPUT_SR, text, self.name)
