@@ -45,6 +45,14 @@ def test_whisper_aligns_window_by_window_where_pocketsphinx_cannot(grid_run):
     assert np.median(err) <= 0.08 and np.percentile(err, 90) <= 0.25  # coarser than pocketsphinx's (docstring)
 
 
+def test_window_cuts_compare_words_as_tokens():
+    """Whisper writes GRID's "m four" as "M4": compared as tokens, the sentence's words agree in a run
+    and anchor the cut, where a lone "please" matched another sentence's (a whole sentence then fell
+    into the next window, 3 s off)."""
+    assert wa.match_tokens("M4") == ["m", "four"] and wa.match_tokens("G0,") == ["g", "zero"]
+    assert wa.match_tokens("Please.") == ["please"] and wa.match_tokens("42") == ["four", "two"]
+
+
 def test_words_missing_from_the_dictionary_are_spelled_from_espeak():
     decoder = wa._sphinx()
     assert decoder.lookup_word("blorptang") is None and decoder.lookup_word("42") is None

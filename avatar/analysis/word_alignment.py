@@ -171,17 +171,34 @@ def _align_window(audio: np.ndarray, words: list[str], offset: float) -> list[tu
     return out
 
 
+NUMERALS = "zero one two three four five six seven eight nine".split()
+
+
+def match_tokens(word: str) -> list[str]:
+    """The word as _split_point compares it: lower case, letters apart from digits, each digit as
+    its word (Whisper writes "m four" as "M4", "g zero" as "G0")."""
+    out = []
+    for part in re.findall(r"[^\W\d_]+|\d", bare_word(word).lower()):
+        out.append(NUMERALS[int(part)] if part.isdigit() else part)
+    return out
+
+
 def _split_point(audio: np.ndarray, words: list[str], end: float) -> tuple[int, float]:
     """How many of `words` a window of audio says up to where it is cut, and the cut (seconds): at the
     last word of its free transcript that ends before the window's last MARGIN_SECONDS and matches a
-    word of the text (difflib over the text's next words); by the speaking rate if none does."""
+    word of the text (difflib over the text's next words, both as match_tokens); a match inside a run
+    of two or more agreeing tokens is preferred to a lone one (a lone "please" may be another
+    sentence's); by the speaking rate if nothing matches."""
     heard = [w for w in timed_words(audio) if w[2] < end - MARGIN_SECONDS]
-    upcoming = [bare_word(w).lower() for w in words[:len(heard) + 20]]
-    match = SequenceMatcher(None, upcoming, [bare_word(w).lower() for w, _, _ in heard], autojunk=False)
-    pairs = [(b.a + k, b.b + k) for b in match.get_matching_blocks() for k in range(b.size)]
-    if pairs:
-        i, j = pairs[-1]
-        return i + 1, heard[j][2]
+    heard_tokens = [(tok, w_end) for w, _, w_end in heard for tok in match_tokens(w)]
+    upcoming = [(tok, i) for i, w in enumerate(words[:len(heard) + 20]) for tok in match_tokens(w)]
+    match = SequenceMatcher(None, [t for t, _ in upcoming], [t for t, _ in heard_tokens], autojunk=False)
+    blocks = [b for b in match.get_matching_blocks() if b.size]
+    runs = [b for b in blocks if b.size >= 2] or blocks
+    if runs:
+        last = runs[-1]
+        a, b = last.a + last.size - 1, last.b + last.size - 1
+        return upcoming[a][1] + 1, heard_tokens[b][1]
     cut = end - MARGIN_SECONDS
     return max(1, int(cut * WORDS_PER_SECOND)), cut
 
