@@ -119,3 +119,22 @@ def test_the_kokoro_sourced_offline_voice_moves_toward_the_enrolled_speaker(shar
     assert "message" in heard and "name" in heard and "number" in heard, heard
     with pytest.raises(ValueError, match="unknown speech source"):
         OfflineSpeech("festival")
+
+
+def test_stored_style_templates_are_this_models_and_spare_hearing_them(tmp_path):
+    """The package's kokoro_style_templates.npz was made from these very styles (key) and matches a
+    style heard now; a file made for other styles, or garbage, is ignored (the styles are heard)."""
+    from avatar.analysis.voice import speaker_similarity
+    from avatar.synthesis.speech import offline
+
+    styles = kokoro.get_model().styles
+    stored = offline.stored_style_templates(styles)
+    assert stored is not None and set(stored) == set(styles)
+    name = sorted(styles)[0]
+    heard = offline.style_templates({name: styles[name]})[name]
+    assert speaker_similarity(stored[name], heard) > 0.99
+    other = {**styles, name: styles[name] * 1.01}
+    assert offline.style_key(other) != offline.style_key(styles) and offline.stored_style_templates(other) is None
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    assert offline.stored_style_templates(styles, tmp_path / "bad.npz") is None
+    assert offline.stored_style_templates(styles, tmp_path / "missing.npz") is None

@@ -10,10 +10,12 @@ are at least 2 s of it. Figures on the shared speakers:
 bench/bench_clone.py and bench/bench_synthesis.py."""
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -148,19 +150,56 @@ def adapt(audio: np.ndarray, target: VoiceModel, sr: int = WORK_SR) -> np.ndarra
 
 _PROBES: list[tuple[np.ndarray, np.ndarray]] = []  # (style, its voice's template), once per process
 _PROBES_LOCK = threading.Lock()
+# Each Kokoro style's voice template, as style_templates() makes them (bench/kokoro_style_templates.py
+# writes the file; hearing the 5 styles takes about 27 s on 2 cores, once per process without it)
+STYLE_TEMPLATES_FILE = Path(__file__).with_name("kokoro_style_templates.npz")
+
+
+def style_key(styles: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the probe sentence and every style (name and vectors): stored templates are used
+    only for exactly these."""
+    from avatar.synthesis.speech import kokoro
+
+    digest = hashlib.sha256(kokoro.STYLE_PROBE.encode())
+    for name in sorted(styles):
+        digest.update(name.encode() + b"\0" + np.ascontiguousarray(styles[name], np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def style_templates(styles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per style: the Resemblyzer template of its voice saying kokoro.STYLE_PROBE."""
+    from avatar.analysis.voice import speaker_template
+    from avatar.synthesis.speech import kokoro
+
+    out = {}
+    for name, style in styles.items():
+        probe = resample_poly(kokoro.synthesize(kokoro.STYLE_PROBE, style), WORK_SR, kokoro.SR)
+        out[name] = speaker_template(probe.astype(np.float32))
+    return out
+
+
+def stored_style_templates(styles: dict[str, np.ndarray], path: Path = STYLE_TEMPLATES_FILE) -> dict | None:
+    """The templates of STYLE_TEMPLATES_FILE when they were made for exactly these styles, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["key"]) != style_key(styles) or set(stored.files) != {"key", *styles}:
+                return None
+            return {name: np.asarray(stored[name], np.float32) for name in styles}
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def nearest_style(reference: np.ndarray) -> np.ndarray:
-    """Of the Kokoro styles, the one whose voice (saying kokoro.STYLE_PROBE; heard once per
-    process) Resemblyzer finds nearest the enrolled reference."""
+    """Of the Kokoro styles, the one whose voice (saying kokoro.STYLE_PROBE: the stored templates,
+    or heard once per process) Resemblyzer finds nearest the enrolled reference."""
     from avatar.analysis.voice import speaker_similarity, speaker_template
     from avatar.synthesis.speech import kokoro
 
     with _PROBES_LOCK:
         if not _PROBES:
-            for style in kokoro.get_model().styles.values():
-                probe = resample_poly(kokoro.synthesize(kokoro.STYLE_PROBE, style), WORK_SR, kokoro.SR)
-                _PROBES.append((style, speaker_template(probe.astype(np.float32))))
+            styles = kokoro.get_model().styles
+            templates = stored_style_templates(styles) or style_templates(styles)
+            _PROBES.extend((styles[name], templates[name]) for name in styles)
         probes = list(_PROBES)
     target = speaker_template(reference)
     return max(probes, key=lambda p: speaker_similarity(p[1], target))[0]
