@@ -30,7 +30,8 @@ import numpy as np
 
 SR = 16000
 DIGIT_PROMPT = "Code: seven, two, zero, nine."  # the second decoding's prompt (never an issued code: 4 digits)
-DIGIT_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+DIGIT_NAMES = "zero one two three four five six seven eight nine".split()  # each digit's word, by value
+DIGIT_WORDS = {w: str(i) for i, w in enumerate(DIGIT_NAMES)}
 DIGIT_WORDS["oh"] = "0"  # homophones ("to", "for") would turn the statement's own words into digits
 _REPEAT = {"double": 2, "triple": 3}
 # unheard_spans decodes greedily: it checks clear synthetic speech, twice per sentence of the offline

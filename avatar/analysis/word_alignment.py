@@ -20,7 +20,7 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from avatar.analysis.phones import bare_word, word_phones
-from avatar.analysis.speech_recognition import SR, model, timed_words
+from avatar.analysis.speech_recognition import DIGIT_NAMES, SR, model, timed_words
 
 WINDOW_SECONDS = 28.0  # of audio per Whisper alignment (its encoder takes 30 s)
 MARGIN_SECONDS = 3.0  # a window is cut at a word that ends at least this long before its end
@@ -171,15 +171,12 @@ def _align_window(audio: np.ndarray, words: list[str], offset: float) -> list[tu
     return out
 
 
-NUMERALS = "zero one two three four five six seven eight nine".split()
-
-
 def match_tokens(word: str) -> list[str]:
     """The word as _split_point compares it: lower case, letters apart from digits, each digit as
     its word (Whisper writes "m four" as "M4", "g zero" as "G0")."""
     out = []
     for part in re.findall(r"[^\W\d_]+|\d", bare_word(word).lower()):
-        out.append(NUMERALS[int(part)] if part.isdigit() else part)
+        out.append(DIGIT_NAMES[int(part)] if part.isdigit() else part)
     return out
 
 

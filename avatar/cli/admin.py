@@ -103,4 +103,3 @@ def admin_analyse_voices(limit: int | None):
 
 
 COMMANDS = [admin]
-
