@@ -82,3 +82,21 @@ def test_readyz_reports_an_unreachable_database(tmp_path):
     app.extensions["avatar"].db.engine = make_engine("sqlite:////nonexistent/dir/x.db")
     resp = app.test_client().get("/readyz")
     assert resp.status_code == 503 and resp.get_json()["checks"]["database"]["ok"] is False
+
+
+def test_model_threads_follow_omp_num_threads(monkeypatch):
+    """Whisper (ctranslate2) and Kokoro (onnxruntime) take OMP_NUM_THREADS as torch and BLAS do; unset
+    or unreadable, both cores of a 2-core machine."""
+    import os
+
+    from avatar.analysis.model_files import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads() == 3
+    for unset in ("", "many", "0"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert cpu_threads() == (min(2, os.cpu_count() or 1) if unset != "0" else 1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_threads() == min(2, os.cpu_count() or 1)

