@@ -54,3 +54,37 @@ def test_a_reading_opens_the_footage_mouth_where_it_is_voiced():
     t = (np.flatnonzero(is_open) / 25) - READING_LEAD
     assert 0.4 <= t.min() <= 0.55 and 0.8 <= t.max() <= 0.95, t
     assert is_open.sum() == len(t) and not is_open[: int(READING_LEAD * 25)].any()
+
+
+def test_stored_digit_takes_are_what_whisper_hears_and_a_stale_entry_is_heard_again(shared_data, tmp_path,
+                                                                                    monkeypatch):
+    """clear_digit_takes.json holds every speaker's and digit's recordings of digits/ under their own
+    SHA-256 and this recognizer, in the order Whisper gives them now; an entry whose recordings
+    differ, or a broken file, is not used: the takes are heard."""
+    from avatar.demo import footage
+
+    digits = shared_data / "digits"
+    stored = json.loads(footage.CLEAR_TAKES_FILE.read_text())
+    assert stored["recognizer"] == footage.recognizer_id()
+    assert len(stored["takes"]) == 30
+    for name, entry in stored["takes"].items():
+        speaker, digit = name.split("/")
+        assert entry["sha256"] == footage.takes_key(digits, digit, speaker), name
+    assert footage.hear_takes(digits, "7", "lucas") == stored["takes"]["lucas/7"]["order"]
+
+    heard = []
+    monkeypatch.setattr(footage, "hear_takes", lambda d, digit, speaker: heard.append((digit, speaker)) or [9, 8])
+    monkeypatch.setattr(footage, "_CLEAR_TAKES", {})
+    monkeypatch.setattr(footage, "CLEAR_TAKES_FILE", tmp_path / "takes.json")
+    try:
+        stale = dict(stored["takes"]["lucas/7"], sha256="0" * 64)
+        footage.CLEAR_TAKES_FILE.write_text(json.dumps({"recognizer": footage.recognizer_id(),
+                                                        "takes": {"lucas/7": stale, "lucas/3": stored["takes"]["lucas/3"]}}))
+        footage._stored_takes.cache_clear()
+        assert footage.clear_takes(digits, "3", "lucas") == stored["takes"]["lucas/3"]["order"] and not heard
+        assert footage.clear_takes(digits, "7", "lucas") == [9, 8] and heard == [("7", "lucas")]
+        footage.CLEAR_TAKES_FILE.write_text("{not json")
+        footage._stored_takes.cache_clear()
+        assert footage.clear_takes(digits, "5", "george") == [9, 8] and heard[-1] == ("5", "george")
+    finally:
+        footage._stored_takes.cache_clear()

