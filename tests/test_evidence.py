@@ -6,30 +6,52 @@ import pytest
 import sqlalchemy as sa
 
 from avatar.store.models import AuditEvent, Enrollment
-from tests.conftest import SEED, STRONG_PASSWORD, csrf_token
+from tests.conftest import SEED, STRONG_PASSWORD, csrf_token, make_app
 from tests.support.enrollment import give_consent, login, run_capture
 
-pytestmark = [pytest.mark.slow, pytest.mark.app_config(CHALLENGE_SEED=SEED)]
+pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture
-def reviewed(client, services, passing_clip):
-    """Two accounts enrolled with the same capture: the second is flagged by the guard."""
+@pytest.fixture(scope="module")
+def reviewed_instance(tmp_path_factory, passing_clip):
+    """An instance where two accounts enrolled with the same capture (the second is flagged by the
+    guard) and a reviewer exists: built once for this module's tests (each capture is checked in
+    full, seconds of analysis), each test runs on its own copy; (instance folder, enrollment id)."""
     from avatar.domain.accounts import register
     from avatar.store.models import Role
 
-    login(client, services, "first@example.org", "First Person")
-    assert run_capture(client, services, passing_clip)["passed"] and give_consent(client).status_code == 302
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
-    b = login(client, services, "second@example.org", "Second Person")
-    assert run_capture(client, services, passing_clip)["passed"] and give_consent(client).status_code == 302
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
-    with services.db.session_scope() as s:
-        register(s, "rev@example.org", "Re Viewer", STRONG_PASSWORD, role=Role.REVIEWER)
-        enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == b)).id
+    base = tmp_path_factory.mktemp("reviewed")
+    app = make_app(base, CHALLENGE_SEED=SEED)
+    client, services = app.test_client(), app.extensions["avatar"]
+    try:
+        login(client, services, "first@example.org", "First Person")
+        assert run_capture(client, services, passing_clip)["passed"] and give_consent(client).status_code == 302
+        client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
+        b = login(client, services, "second@example.org", "Second Person")
+        assert run_capture(client, services, passing_clip)["passed"] and give_consent(client).status_code == 302
+        with services.db.session_scope() as s:
+            register(s, "rev@example.org", "Re Viewer", STRONG_PASSWORD, role=Role.REVIEWER)
+            enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == b)).id
+    finally:
+        services.close()
+    return base / "instance", enr
+
+
+@pytest.fixture
+def app(tmp_path, reviewed_instance):
+    """The app on a copy of the reviewed instance (its database, media and keys)."""
+    shutil.copytree(reviewed_instance[0], tmp_path / "instance")
+    app = make_app(tmp_path, CHALLENGE_SEED=SEED)
+    yield app
+    app.extensions["avatar"].close()
+
+
+@pytest.fixture
+def reviewed(client, reviewed_instance):
+    """The second enrollment's id, with the reviewer logged in."""
     client.post("/auth/login", data={"email": "rev@example.org", "password": STRONG_PASSWORD,
                                      "csrf_token": csrf_token(client)})
-    return enr
+    return reviewed_instance[1]
 
 
 def test_evidence_page_and_media(client, services, reviewed):
