@@ -23,8 +23,9 @@ def main() -> None:
     takes = {f"{speaker}/{d}": {"sha256": footage.takes_key(DIGITS, str(d), speaker),
                                 "order": footage.hear_takes(DIGITS, str(d), speaker)}
              for speaker in speakers for d in range(10)}
-    footage.CLEAR_TAKES_FILE.write_text(json.dumps({"recognizer": footage.recognizer_id(), "takes": takes},
-                                                   indent=1) + "\n")
+    entries = ",\n".join(f"  {json.dumps(name)}: {json.dumps(entry)}" for name, entry in takes.items())
+    footage.CLEAR_TAKES_FILE.write_text(  # one entry per line
+        f'{{\n "recognizer": {json.dumps(footage.recognizer_id())},\n "takes": {{\n{entries}\n }}\n}}\n')
     print(json.dumps({"written": str(footage.CLEAR_TAKES_FILE), "speakers": speakers, "entries": len(takes),
                       "seconds": round(time.time() - t0, 1)}))
 

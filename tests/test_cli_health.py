@@ -91,12 +91,9 @@ def test_model_threads_follow_omp_num_threads(monkeypatch):
 
     from avatar.analysis.model_files import cpu_threads
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert cpu_threads() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert cpu_threads() == 3
-    for unset in ("", "many", "0"):
-        monkeypatch.setenv("OMP_NUM_THREADS", unset)
-        assert cpu_threads() == (min(2, os.cpu_count() or 1) if unset != "0" else 1)
+    default = min(2, os.cpu_count() or 1)
+    for value, threads in (("1", 1), ("3", 3), ("0", 1), ("", default), ("many", default)):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert cpu_threads() == threads, value
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert cpu_threads() == min(2, os.cpu_count() or 1)
+    assert cpu_threads() == default

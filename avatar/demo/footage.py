@@ -56,7 +56,7 @@ def _load_take(digits_dir: Path, digit: str, speaker: str, take: int) -> np.ndar
 TAKES = 10  # recordings of each digit by each speaker in digits/
 # For each speaker and digit of digits/: its takes in the order clear_takes gives them, keyed by the
 # SHA-256 of the ten recordings and by the recognizer (bench/clear_digit_takes.py writes it). Hearing
-# the ten takes costs about 9 s of Whisper on a core, paid again by every process that made a capture.
+# the ten takes costs about 9 s of Whisper on a core, paid again by every process that assembles a capture.
 CLEAR_TAKES_FILE = Path(__file__).with_name("clear_digit_takes.json")
 _CLEAR_TAKES: dict = {}
 
