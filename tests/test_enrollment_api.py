@@ -2,6 +2,7 @@
 footage for a seeded challenge, every bad input, attack captures, lockout and the likeness guard."""
 import io
 import json
+import shutil
 from datetime import timedelta
 
 import numpy as np
@@ -16,7 +17,7 @@ from avatar.domain.challenges import MAX_PROMPT_LAG, draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
-from tests.conftest import ACTIONS, CODE, SEED, csrf_token
+from tests.conftest import ACTIONS, CODE, SEED, STRONG_PASSWORD, csrf_token, make_app
 from tests.support.enrollment import api_post, give_consent, login, new_session, run_capture, upload
 
 pytestmark = pytest.mark.app_config(CHALLENGE_SEED=SEED)
@@ -42,10 +43,39 @@ def test_unseeded_challenges_vary():
     assert len(draws) > 10 and len(codes) > 25
 
 
+@pytest.fixture(scope="module")
+def captured_instance(tmp_path_factory, passing_clip):
+    """An instance where Ada passed the capture with the passing clip, built once for the tests that
+    start there (a full capture check is seconds of analysis); (instance folder, her id, the job's
+    result)."""
+    base = tmp_path_factory.mktemp("captured")
+    app = make_app(base, CHALLENGE_SEED=SEED)
+    client, services = app.test_client(), app.extensions["avatar"]
+    try:
+        uid = login(client, services)
+        result = run_capture(client, services, passing_clip)
+    finally:
+        services.close()
+    return base / "instance", uid, result
+
+
+@pytest.fixture
+def captured(tmp_path, captured_instance):
+    """A copy of captured_instance (database, media, keys) served by its own app, Ada logged in:
+    (client, services, her id, the capture job's result)."""
+    folder, uid, result = captured_instance
+    shutil.copytree(folder, tmp_path / "instance")
+    app = make_app(tmp_path, CHALLENGE_SEED=SEED)
+    client = app.test_client()
+    client.post("/auth/login", data={"email": "ada@example.org", "password": STRONG_PASSWORD,
+                                     "csrf_token": csrf_token(client)})
+    yield client, app.extensions["avatar"], uid, result
+    app.extensions["avatar"].close()
+
+
 @pytest.mark.slow
-def test_passing_capture_creates_profiles_from_the_capture(client, services, passing_clip):
-    uid = login(client, services)
-    result = run_capture(client, services, passing_clip)
+def test_passing_capture_creates_profiles_from_the_capture(captured):
+    client, services, uid, result = captured
     assert result == {"passed": True, "hint": None}
     with services.db.session_scope() as s:
         enr = s.scalar(sa.select(Enrollment).where(Enrollment.user_id == uid))
@@ -156,9 +186,8 @@ def test_five_failures_in_three_minutes_lock_enrolling(client, services):
 
 
 @pytest.mark.slow
-def test_guard_blocks_a_face_that_belongs_to_another_account(client, services, passing_clip):
-    a = login(client, services, "first@example.org", "First Person")
-    assert run_capture(client, services, passing_clip)["passed"]
+def test_guard_blocks_a_face_that_belongs_to_another_account(captured, passing_clip):
+    client, services, a, _ = captured  # Ada passed the capture
     assert give_consent(client, voice=True).status_code == 400  # too little speech for a voice
     assert give_consent(client).status_code == 302
     client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account")})
@@ -171,14 +200,12 @@ def test_guard_blocks_a_face_that_belongs_to_another_account(client, services, p
         assert first.state == second.state == "submitted"
         assert not first.guard["blocked"]
         assert second.guard["blocked"] and second.guard["face"]["owner_id"] == a
-        assert second.guard["face"]["label"] == "First Person" and "guard_match" in second.flags
+        assert second.guard["face"]["label"] == "Ada Lovelace" and "guard_match" in second.flags
 
 
 @pytest.mark.slow
-def test_paragraph_reading_extends_the_voice_only_for_the_same_speaker(client, services, passing_clip, shared_data,
-                                                                       media_dir):
-    uid = login(client, services)
-    assert run_capture(client, services, passing_clip)["passed"]
+def test_paragraph_reading_extends_the_voice_only_for_the_same_speaker(captured, shared_data):
+    client, services, uid, _ = captured  # Ada passed the capture
     same = np.concatenate([np.concatenate([digit_audio(shared_data / "digits", str(d % 10), "george", take=t),
                                            np.zeros(2000, np.float32)]) for t in range(3) for d in range(10)])
     other = (shared_data / "voices/1688/1688-142285-0000.flac").read_bytes()
