@@ -90,3 +90,30 @@ def test_erased_bits_are_filled_only_when_one_filling_holds():
     no_sync = np.zeros(64, bool)
     no_sync[:16 - payload.MIN_SYNC_SEEN + 1] = True  # too little of the sync word left
     assert payload.decode_erased(np.where(no_sync, 0.0, bits), no_sync, KEY)[0] is None
+
+
+def test_short_files_are_read_at_their_own_frame_rate_within_the_same_frames():
+    """A 3 s trim is read at its 25 fps (75 frames, not 30); a long file at VIDEO_FPS; neither a
+    claimed rate nor a length buys more than READ_SECONDS x VIDEO_FPS frames."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from avatar.analysis.media import MediaFile
+    from avatar.demo.media import FFMPEG
+    from avatar.domain.verification import MAX_VIDEO_FPS, READ_SECONDS, VIDEO_FPS, video_mark_in, video_read_fps
+
+    def fps(duration, native):
+        return video_read_fps(SimpleNamespace(duration=duration, fps=native))
+
+    assert fps(3.0, 25.0) == 25.0 and fps(60.0, 25.0) == VIDEO_FPS and fps(20.0, 25.0) == 15.0
+    assert fps(3.0, 8.0) == VIDEO_FPS and fps(0.5, 1000.0) == MAX_VIDEO_FPS and fps(0.0, 0.0) == VIDEO_FPS
+
+    def frames_read(seconds):
+        clip = subprocess.run(FFMPEG + ["-f", "lavfi", "-i", f"testsrc=s=320x240:r=25:d={seconds}", "-c:v", "libx264",
+                                        "-f", "mp4", "-movflags", "frag_keyframe+empty_moov", "pipe:1"],
+                              check=True, capture_output=True).stdout
+        with MediaFile(clip) as mf:
+            return video_mark_in(mf, bytes(32))["frames"]
+
+    assert 74 <= frames_read(3) <= 76
+    assert frames_read(45) - READ_SECONDS * VIDEO_FPS in (0, 1)  # the window's end frame included

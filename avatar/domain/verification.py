@@ -27,6 +27,10 @@ READ_SECONDS = 30.0
 MAX_FILE_SECONDS = 3600.0  # longer files are refused; shorter ones are read for READ_SECONDS only
 VIDEO_FPS = 10
 VIDEO_SIDE = 384
+# A shorter file is read at up to its own frame rate (at most MAX_VIDEO_FPS) within the same number of
+# frames, READ_SECONDS x VIDEO_FPS: a 3 s trim of our offline head (CRF 28) read at 10 fps kept its mark
+# for 8 of 10 keys, read at 25 fps for 10 of 10 (confidence about 4.5 against 3.8)
+MAX_VIDEO_FPS = 30.0
 
 
 def read_marks(data: bytes, key: bytes) -> dict:
@@ -68,13 +72,24 @@ def audio_mark_in(audio: np.ndarray, key: bytes) -> dict:
 
 def video_mark_in(mf, key: bytes) -> dict:
     """The video watermark of a file already open (a MediaFile with a picture): its first
-    READ_SECONDS at VIDEO_FPS, scaled to VIDEO_SIDE, one frame at a time (video_mark.Reader)."""
+    READ_SECONDS at VIDEO_FPS (a shorter file faster: video_read_fps), scaled to VIDEO_SIDE, one frame
+    at a time (video_mark.Reader)."""
     from avatar.synthesis.label import video_mark
 
+    fps = video_read_fps(mf.probe)
     reader = video_mark.Reader(key)
-    for t, frame in mf.iter_frames(VIDEO_FPS, max_side=VIDEO_SIDE, seconds=READ_SECONDS):
+    # however long the file claims to be, no more than READ_SECONDS x VIDEO_FPS frames
+    for t, frame in mf.iter_frames(fps, max_side=VIDEO_SIDE, seconds=READ_SECONDS * VIDEO_FPS / fps):
         reader.add(frame, t)
     return reader.result()
+
+
+def video_read_fps(probe) -> float:
+    """The frame rate the video mark is read at: VIDEO_FPS over READ_SECONDS; a shorter file at up to
+    its own frame rate (MAX_VIDEO_FPS at most), as many frames as READ_SECONDS at VIDEO_FPS."""
+    seconds = probe.duration if probe.duration and probe.duration > 0 else READ_SECONDS
+    native = min(probe.fps or VIDEO_FPS, MAX_VIDEO_FPS)
+    return float(max(VIDEO_FPS, min(native, READ_SECONDS * VIDEO_FPS / seconds)))
 
 
 def verify(session, data: bytes, watermark_key: bytes, c2pa_anchors: str | None, label_keys: list[str]) -> dict:
