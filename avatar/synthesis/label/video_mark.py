@@ -103,7 +103,9 @@ SEARCH_STEP = 4
 # the 44 real clips of talking/ and video/ reach 12.6 and 15.0 at most, renders under another key
 # 6.5; our renders of 15 real clips after the label band is cut (360 px, CRF 28 or 30), top and
 # bottom, a fifth of the width, top and sides, 8 % all round: 57 or more; cut to a centre 16:9
-# (22 % off top and bottom) 21.9-42, all 15 read. Decoding then needs the sync word and the MAC.
+# (22 % off top and bottom) 21.9-42, all 15 read. Reading short files at their own frame rate
+# (verification.video_read_fps; 2026-12-07, one run): real clips 11.3 at most, another key 7.2, the
+# centre 16:9 27.8-48, every variant 15/15. Decoding then needs the sync word and the MAC.
 ALIGN_MIN = 20.0
 ERASED_BELOW = 0.25  # a block with less of it left in the picture is an erased bit
 
