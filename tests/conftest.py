@@ -247,6 +247,15 @@ def make_app(tmp_path: Path, **overrides):
     return create_app(cfg)
 
 
+def app_on_copy(instance: Path, tmp_path: Path, **overrides):
+    """make_app on a copy of another instance folder (database, media, keys): state built once per
+    module (e.g. a passed capture, seconds of analysis), changed by each test on its own copy."""
+    import shutil
+
+    shutil.copytree(instance, tmp_path / "instance")
+    return make_app(tmp_path, **overrides)
+
+
 @lru_cache(maxsize=1)
 def _migrated_template() -> Path:
     """A SQLite database at the head revision, migrated once per test session."""

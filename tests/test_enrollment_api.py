@@ -2,7 +2,6 @@
 footage for a seeded challenge, every bad input, attack captures, lockout and the likeness guard."""
 import io
 import json
-import shutil
 from datetime import timedelta
 
 import numpy as np
@@ -17,7 +16,7 @@ from avatar.domain.challenges import MAX_PROMPT_LAG, draw
 from avatar.jobs.core import execute
 from avatar.store.db import utcnow
 from avatar.store.models import Enrollment, FaceProfile, LivenessSession, MediaObject, User, VoiceProfile
-from tests.conftest import ACTIONS, CODE, SEED, STRONG_PASSWORD, csrf_token, make_app
+from tests.conftest import ACTIONS, CODE, SEED, STRONG_PASSWORD, app_on_copy, csrf_token, make_app
 from tests.support.enrollment import api_post, give_consent, login, new_session, run_capture, upload
 
 pytestmark = pytest.mark.app_config(CHALLENGE_SEED=SEED)
@@ -64,8 +63,7 @@ def captured(tmp_path, captured_instance):
     """A copy of captured_instance (database, media, keys) served by its own app, Ada logged in:
     (client, services, her id, the capture job's result)."""
     folder, uid, result = captured_instance
-    shutil.copytree(folder, tmp_path / "instance")
-    app = make_app(tmp_path, CHALLENGE_SEED=SEED)
+    app = app_on_copy(folder, tmp_path, CHALLENGE_SEED=SEED)
     client = app.test_client()
     client.post("/auth/login", data={"email": "ada@example.org", "password": STRONG_PASSWORD,
                                      "csrf_token": csrf_token(client)})

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from avatar.store.models import AuditEvent, Enrollment
-from tests.conftest import SEED, STRONG_PASSWORD, csrf_token, make_app
+from tests.conftest import SEED, STRONG_PASSWORD, app_on_copy, csrf_token, make_app
 from tests.support.enrollment import give_consent, login, run_capture
 
 pytestmark = [pytest.mark.slow]
@@ -40,8 +40,7 @@ def reviewed_instance(tmp_path_factory, passing_clip):
 @pytest.fixture
 def app(tmp_path, reviewed_instance):
     """The app on a copy of the reviewed instance (its database, media and keys)."""
-    shutil.copytree(reviewed_instance[0], tmp_path / "instance")
-    app = make_app(tmp_path, CHALLENGE_SEED=SEED)
+    app = app_on_copy(reviewed_instance[0], tmp_path, CHALLENGE_SEED=SEED)
     yield app
     app.extensions["avatar"].close()
 
