@@ -226,6 +226,17 @@ def test_lip_sync_tells_a_persons_own_speech_from_others_on_real_talking(talking
     assert np.median(own) > np.median(others) + 0.2, (own, np.median(others))
 
 
+def test_a_crop_with_one_face_is_tracked_as_with_two(shared_data):
+    """mouth_track meshes its crop for one face (faster: a two-face mesh runs its detector on every
+    frame while it sees one); the landmarks are the same."""
+    from avatar.analysis.liveness import SYNC_FPS
+
+    frames, _, _ = decode_clip((shared_data / "talking/grid_gridU2_lbax4n.mp4").read_bytes(), fps=SYNC_FPS)
+    one, two = track(frames, max_faces=1), track(frames, max_faces=2)
+    assert one.present.all() and two.present.all()
+    assert np.allclose(one.mouth_open, two.mouth_open) and np.allclose(one.eye_open, two.eye_open)
+
+
 def test_sound_that_comes_late_is_named_and_still_refused(talking_mouths):
     """The same clips with their sound 120 ms late, as a wireless headset records it: lip_sync refuses
     most (its window stays ±SYNC_MAX_LAG), and for those the person is told the sound comes late,

@@ -117,12 +117,13 @@ def face_region(frames: Frames) -> tuple[tuple[int, int, int, int] | None, dict[
     return (int(max(0, x0)), int(max(0, y0)), int(min(w, x1)), int(min(h, y1))), counts
 
 
-def track(frames: Frames) -> ClipSignals:
+def track(frames: Frames, max_faces: int = 2) -> ClipSignals:
     """Face signals for every frame (NaN where no face), with one tracking mesh for the clip; a
-    small face is meshed inside its region (face_region)."""
+    small face is meshed inside its region (face_region). max_faces=1 for frames known to hold one
+    face (faces_in_frame then counts no second person)."""
     models = get_face_models()
     region, counts = face_region(frames) if len(frames) else (None, {})
-    mesh = models.video_mesh()
+    mesh = models.video_mesh(max_faces)
     try:
         if region is None:
             obs = [observe(img, mesh.process(img)) for img in frames.images]
@@ -349,7 +350,9 @@ def mouth_track(frames: Iterable[tuple[float, np.ndarray]], sig: ClipSignals, t0
                 t1: float) -> ClipSignals | None:
     """The face's signals in frames (time, RGB; e.g. MediaFile.iter_frames at SYNC_FPS) between t0
     and t1, meshed in the region the face takes in sig (the SAMPLE_FPS track) there: only that crop
-    of each frame is kept. None when sig has no face in the window."""
+    of each frame is kept. None when sig has no face in the window. The crop is meshed for one face
+    (who else is in the frame is sig's to count): on the test captures and real clips the mouth
+    signals are the same as with two, in two thirds of the time."""
     boxes = np.array([o.box for o, t in zip(sig.observations, sig.times) if o is not None and t0 <= t <= t1])
     if not len(boxes):
         return None
@@ -366,7 +369,7 @@ def mouth_track(frames: Iterable[tuple[float, np.ndarray]], sig: ClipSignals, t0
         crop = frame[max(0, y0 - pad): min(h, y1 + pad), max(0, x0 - pad): min(w, x1 + pad)]
         images.append(np.ascontiguousarray(crop))
         times.append(t)
-    return track(Frames(images=images, times=np.array(times), fps=SYNC_FPS)) if images else None
+    return track(Frames(images=images, times=np.array(times), fps=SYNC_FPS), max_faces=1) if images else None
 
 
 # -- presentation-attack cues -----------------------------------------------------------------
