@@ -1,5 +1,6 @@
 """Learns the synthetic-speech model (avatar/analysis/synthetic_speech_model.npz: a logistic
-regression over analysis.synthetic_speech.window_features) from ../shared/data and prints held-out
+regression over the window statistics of analysis.synthetic_speech.speech_windows, the real and
+generated frame mixtures, and the frame score's weight) from ../shared/data and prints held-out
 figures (JSON).
 
 Real speech: voices/ (LibriSpeech, 5 speakers + 125 singles), talking/ (GRID, 5 people on camera),
@@ -36,6 +37,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,9 +49,11 @@ from avatar.analysis import synthetic_speech as ss  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = ss.SR
 C = 0.1  # inverse regularisation: C = 1 and a 64-unit MLP fitted the folds better and held out worse
+FRAMES_PER_REAL = 150  # frames drawn from each real recording to learn the real mixture (the generated
+# recordings give as many frames in all, spread over them)
 GENERATED = ["espeak", "espeak_world", "espeak_world_fs", "espeak_world_digits", "espeak_world_digits_narrow", "kokoro",
              "kokoro_world", "kokoro_world_fs", "offline_voice", "world_resynthesis", "griffin_lim", "xtts_tiny"]
-CANDIDATE_THRESHOLDS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+CANDIDATE_THRESHOLDS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 
 
 # -- real speech -----------------------------------------------------------------------------
@@ -307,12 +311,25 @@ def _room_noise(reals: list[dict]) -> list[np.ndarray]:
 # -- training and figures --------------------------------------------------------------------
 def features(items: list[dict]) -> None:
     for it in items:
-        it["rows"] = ss.window_features(it.pop("audio"))
+        w = ss.speech_windows(it.pop("audio"))
+        it["rows"], it["frames"] = w.rows, [f.astype(np.float32) for f in w.frames]
+
+
+def _mixture(frames: list[np.ndarray], per_recording: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A diagonal Gaussian mixture over up to per_recording frames of each recording."""
+    from sklearn.mixture import GaussianMixture
+
+    drawn = [f if len(f) <= per_recording else f[rng.choice(len(f), per_recording, replace=False)] for f in frames]
+    gmm = GaussianMixture(ss.GMM_COMPONENTS, covariance_type="diag", max_iter=100, reg_covar=1e-3,
+                          random_state=0).fit(np.concatenate(drawn).astype(np.float64))
+    return {"weights": gmm.weights_, "means": gmm.means_, "variances": gmm.covariances_}
 
 
 def fit(items: list[dict]) -> dict[str, np.ndarray]:
-    """The logistic regression over window rows; every recording weighs the same, and the two
-    classes weigh the same."""
+    """The logistic regression over window rows (every recording weighs the same, and the two
+    classes weigh the same); the real and generated frame mixtures (as many frames of each class);
+    the frame score's weight, which gives it the spread over real recordings that the window
+    log-odds have."""
     from sklearn.linear_model import LogisticRegression
 
     used = [it for it in items if len(it["rows"])]
@@ -323,7 +340,22 @@ def fit(items: list[dict]) -> dict[str, np.ndarray]:
     mean, scale = np.nanmean(x, axis=0), np.nanstd(x, axis=0) + 1e-9
     # a cue a window could not measure (NaN) stands at the mean: it weighs nothing, as when scoring
     clf = LogisticRegression(C=C, max_iter=5000).fit(np.nan_to_num((x - mean) / scale), y, sample_weight=w)
-    return {"mean": mean, "scale": scale, "coef": clf.coef_[0], "intercept": np.array(clf.intercept_[0])}
+    model = {"mean": mean, "scale": scale, "coef": clf.coef_[0], "intercept": np.array(clf.intercept_[0])}
+    rng = np.random.default_rng(0)
+    real = [np.concatenate(it["frames"]) for it in used if it["kind"] == "real"]
+    generated = [np.concatenate(it["frames"]) for it in used if it["kind"] != "real"]
+    per_generated = max(30, FRAMES_PER_REAL * len(real) // max(1, len(generated)))
+    for name, frames, per in (("real", real, FRAMES_PER_REAL), ("generated", generated, per_generated)):
+        model.update({f"{name}_{k}": v for k, v in _mixture(frames, per, rng).items()})
+    model["frame_weight"] = np.array(1.0)
+    path = Path(tempfile.mkdtemp()) / "model.npz"
+    np.savez(path, **model)
+    scorer = ss.Model(path)
+    reals = [ss.Windows(it["rows"], it["frames"]) for it in used if it["kind"] == "real"]
+    odds = [scorer.log_odds(w.rows).mean() for w in reals]
+    frame = [scorer.frame_scores(w.frames).mean() for w in reals]
+    model["frame_weight"] = np.array(np.std(odds) / np.std(frame))
+    return model
 
 
 def _scores(model: dict, items: list[dict], path: Path) -> None:
@@ -333,8 +365,8 @@ def _scores(model: dict, items: list[dict], path: Path) -> None:
         if len(it["rows"]) == 0:
             it["score"] = None
             continue
-        odds = scorer.log_odds(it["rows"])
-        it["score"], it["max_window"] = float(odds.mean()), float(odds.max())
+        scores = scorer.window_scores(ss.Windows(it["rows"], it["frames"]))
+        it["score"], it["max_window"] = float(scores.mean()), float(scores.max())
 
 
 def figures(items: list[dict]) -> dict:
