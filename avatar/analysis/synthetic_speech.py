@@ -11,9 +11,9 @@ Cues, per 2 s window of the recording (1 s apart):
   period from one minimum-phase pulse, far peakier; phase rebuilt from a magnitude spectrogram
   (Griffin-Lim) and a neural vocoder that has not converged spread the period's energy, far flatter.
 - the distribution of the frames themselves: two Gaussian mixtures (GMM_COMPONENTS diagonal
-  components each) over the LFCC with deltas of every speech frame, one learnt on real speech and one
-  on generated speech (the ASVspoof LFCC-GMM baseline); a window's frame score is the mean
-  log-likelihood ratio of its frames. The window statistics above see how a window varies; the
+  components each) over every speech frame's LFCC with deltas and delta-deltas, one learnt on real
+  speech and one on generated speech (the ASVspoof LFCC-GMM baseline); a window's frame score is the
+  mean log-likelihood ratio of its frames. The window statistics above see how a window varies; the
   mixtures see what single frames look like, where an adapted espeak-ng word is far from any voice.
 A logistic regression over the window statistics gives each window the log-odds of generated
 speech, and the frame score is added to it weighted by `frame_weight` (the two scores' spreads over
@@ -163,11 +163,6 @@ def speech_windows(audio: np.ndarray) -> Windows:
                                     np.percentile(p[:, 1], [10, 50, 90]), np.percentile(p[:, 2], [10, 50, 90])]))
         frames.append(spec[m][:, :N_FRAME_FEATURES])
     return Windows(np.array(rows, np.float64).reshape(-1, N_FEATURES), frames)
-
-
-def window_features(audio: np.ndarray) -> np.ndarray:
-    """The windows' statistics (speech_windows(audio).rows)."""
-    return speech_windows(audio).rows
 
 
 class FrameMixture:
