@@ -37,7 +37,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -348,9 +347,7 @@ def fit(items: list[dict]) -> dict[str, np.ndarray]:
     for name, frames, per in (("real", real, FRAMES_PER_REAL), ("generated", generated, per_generated)):
         model.update({f"{name}_{k}": v for k, v in _mixture(frames, per, rng).items()})
     model["frame_weight"] = np.array(1.0)
-    path = Path(tempfile.mkdtemp()) / "model.npz"
-    np.savez(path, **model)
-    scorer = ss.Model(path)
+    scorer = ss.Model(model, "the model being fitted")
     reals = [ss.Windows(it["rows"], it["frames"]) for it in used if it["kind"] == "real"]
     odds = [scorer.log_odds(w.rows).mean() for w in reals]
     frame = [scorer.frame_scores(w.frames).mean() for w in reals]
@@ -358,9 +355,8 @@ def fit(items: list[dict]) -> dict[str, np.ndarray]:
     return model
 
 
-def _scores(model: dict, items: list[dict], path: Path) -> None:
-    np.savez(path, **model)
-    scorer = ss.Model(path)
+def _scores(model: dict, items: list[dict]) -> None:
+    scorer = ss.Model(model, "the model being fitted")
     for it in items:
         if len(it["rows"]) == 0:
             it["score"] = None
@@ -417,17 +413,16 @@ def main() -> None:
     people = sorted({it["person"] for it in items})
     random.Random(3).shuffle(people)
     folds = [set(people[k::5]) for k in range(5)]
-    tmp = cache / "fold.npz"
     for held in folds:
         model = fit([it for it in items if it["person"] not in held])
-        _scores(model, [it for it in items if it["person"] in held], tmp)
+        _scores(model, [it for it in items if it["person"] in held])
     result = {"items": {k: sum(it["kind"] == k for it in items) for k in ["real"] + GENERATED},
               "held_out_by_person": figures(items)}
     unseen = {}
     for kind in GENERATED:
         model = fit([it for it in items if it["kind"] != kind])
         test = [it for it in items if it["kind"] == kind]
-        _scores(model, test, tmp)
+        _scores(model, test)
         unseen[kind] = figures(test)[kind]
     result["kind_left_out"] = unseen
     if args.write:

@@ -25,6 +25,7 @@ the windows' mean, max_window the highest.
 Takes 16 kHz mono float32 arrays; the model loads once per process from the package."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -186,17 +187,22 @@ class Model:
     """MODEL_FILE: the logistic regression over window statistics (standardisation, weights, bias),
     the real and generated frame mixtures, and the frame score's weight."""
 
-    def __init__(self, path: Path = MODEL_FILE):
-        with np.load(path) as data:
-            self.mean, self.scale = data["mean"], data["scale"]
-            self.coef, self.intercept = data["coef"], float(data["intercept"])
-            if "real_means" not in data.files:
-                raise SyntheticSpeechError(f"{path.name} has no frame mixtures: retrain it")
-            self.real, self.generated = (FrameMixture(data[f"{k}_weights"], data[f"{k}_means"], data[f"{k}_variances"])
-                                         for k in ("real", "generated"))
-            self.frame_weight = float(data["frame_weight"])
+    def __init__(self, data: Mapping[str, np.ndarray], name: str = MODEL_FILE.name):
+        """From the arrays MODEL_FILE holds (as the trainer makes them); name says which in errors."""
+        self.mean, self.scale = data["mean"], data["scale"]
+        self.coef, self.intercept = data["coef"], float(data["intercept"])
+        if "real_means" not in data:
+            raise SyntheticSpeechError(f"{name} has no frame mixtures: retrain it")
+        self.real, self.generated = (FrameMixture(data[f"{k}_weights"], data[f"{k}_means"], data[f"{k}_variances"])
+                                     for k in ("real", "generated"))
+        self.frame_weight = float(data["frame_weight"])
         if self.coef.shape != (N_FEATURES,) or self.real.means.shape[1] != N_FRAME_FEATURES:
-            raise SyntheticSpeechError(f"{path.name} does not fit these features")
+            raise SyntheticSpeechError(f"{name} does not fit these features")
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> Model:
+        with np.load(path) as data:
+            return cls(data, path.name)
 
     def log_odds(self, rows: np.ndarray) -> np.ndarray:
         """Per window: the log-odds that it is generated, from its statistics."""
@@ -216,7 +222,7 @@ class Model:
 def get_model() -> Model:
     if not MODEL_FILE.exists():
         raise SyntheticSpeechError(f"the synthetic-speech model {MODEL_FILE.name} is missing from the package")
-    return Model()
+    return Model.load()
 
 
 @dataclass
