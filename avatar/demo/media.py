@@ -16,6 +16,25 @@ def run(cmd: list[str]) -> None:
     subprocess.run(FFMPEG + cmd, check=True, capture_output=True)
 
 
+class SensorNoise:
+    """Fresh Gaussian sensor noise of sigma grey levels on every frame, rounded to whole levels and
+    added with saturation. OpenCV's generator (per thread), seeded here: one clip's frames are the
+    same for the same seed. About 5 times as fast as numpy's float64 normal draws, which made up
+    most of the time of building a 720p test clip."""
+
+    def __init__(self, sigma: float, seed: int = 0):
+        self.sigma = sigma
+        cv2.setRNGSeed(seed)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.clip(frame, 0, 255).astype(np.uint8) if frame.dtype != np.uint8 else frame
+        if not self.sigma:
+            return frame.copy()
+        noise = np.empty(frame.shape, np.int16)
+        cv2.randn(noise.reshape(frame.shape[0], -1), 0, self.sigma)  # one channel: all of them noisy
+        return cv2.add(frame, noise, dtype=cv2.CV_8U)
+
+
 def read_rgb(path: Path, max_side: int = 640) -> np.ndarray:
     img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     s = min(1.0, max_side / max(img.shape[:2]))
@@ -35,6 +54,7 @@ def moved_still(img: np.ndarray, seconds: float = 5, fps: float = 25, motion: st
     """Frames of a still moved as 'static', 'pan', 'zoom', 'shake' (hand-held jitter) or 'print'
     (a printed photo tilted in a hand: changing perspective), with sensor noise on every frame."""
     rng = np.random.default_rng(seed)
+    noise = SensorNoise(2.0, seed)
     h, w = img.shape[:2]
     n = int(seconds * fps)
     frames = []
@@ -59,7 +79,7 @@ def moved_still(img: np.ndarray, seconds: float = 5, fps: float = 25, motion: st
         else:
             raise ValueError(motion)
         frame = cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
-        frames.append(np.clip(frame + rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8))
+        frames.append(noise(frame))
     return frames
 
 
@@ -68,7 +88,7 @@ def screen_replay(frames: list[np.ndarray], seed: int, moire: float = 0.08,
     """A video shown on a monitor and filmed: slight perspective, moiré of `moire` contrast from the
     pixel grid beating with the sensor (two gratings of `grids` cycles per pixel), a moving glare,
     softer focus and a gamma shift."""
-    rng = np.random.default_rng(seed)
+    noise = SensorNoise(2.0, seed)
     h, w = frames[0].shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     out = []
@@ -85,7 +105,7 @@ def screen_replay(frames: list[np.ndarray], seed: int, moire: float = 0.08,
         cx, cy = w * (0.3 + 0.3 * t), h * 0.25
         glare = 90 * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (0.12 * w) ** 2)))
         img = 255 * (np.clip(img * pattern[..., None] + glare[..., None], 0, 255) / 255) ** 0.9
-        out.append(np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8))
+        out.append(noise(img))
     return out
 
 
@@ -130,7 +150,7 @@ def webcam_framing(frames: list[np.ndarray], face_box: tuple[int, int, int, int]
     """A clip placed as a webcam would frame the person: scaled so the face (face_box, in the
     clip's first frame) is face_height of the frame height, centred a little above the middle,
     over a static blurred background, with fresh sensor noise on every frame."""
-    rng = np.random.default_rng(seed)
+    sensor = SensorNoise(noise, seed)
     W, H = size
     x0, y0, x1, y1 = face_box
     s = face_height * H / (y1 - y0)
@@ -144,7 +164,7 @@ def webcam_framing(frames: list[np.ndarray], face_box: tuple[int, int, int, int]
         canvas = background.copy()
         scaled = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
         canvas[Y0:Y1, X0:X1] = scaled[Y0 - oy:Y1 - oy, X0 - ox:X1 - ox]
-        out.append(np.clip(canvas + rng.normal(0, noise, canvas.shape), 0, 255).astype(np.uint8))
+        out.append(sensor(canvas))
     return out
 
 
