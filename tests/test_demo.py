@@ -88,3 +88,25 @@ def test_stored_digit_takes_are_what_whisper_hears_and_a_stale_entry_is_heard_ag
         assert footage.clear_takes(digits, "5", "george") == [9, 8] and heard[-1] == ("5", "george")
     finally:
         footage._stored_takes.cache_clear()
+
+
+def test_sensor_noise_is_seeded_spread_as_asked_and_saturates():
+    """SensorNoise (the test media's camera noise): the same seed gives the same frames, each frame
+    fresh noise of about sigma grey levels on every channel, clipped at black and white; float
+    pictures (a screen replay's) are taken as grey levels."""
+    import numpy as np
+
+    from avatar.demo.media import SensorNoise
+
+    grey = np.full((120, 160, 3), 128, np.uint8)
+    first = SensorNoise(3.0, seed=4)
+    a, b = first(grey), first(grey)
+    again = SensorNoise(3.0, seed=4)
+    assert np.array_equal(again(grey), a) and np.array_equal(again(grey), b)
+    assert not np.array_equal(a, b)  # fresh on every frame
+    spread = (a.astype(int) - 128).reshape(-1, 3).std(axis=0)
+    assert np.all(np.abs(spread - 3.0) < 0.15) and abs(float((a.astype(int) - 128).mean())) < 0.1
+    noise = SensorNoise(3.0)
+    black, white = noise(np.zeros((50, 50, 3), np.uint8)), noise(np.full((50, 50, 3), 255, np.uint8))
+    assert black.min() == 0 and 0 < black.mean() < 3 and white.max() == 255 and 252 < white.mean() < 255
+    assert np.array_equal(SensorNoise(0)(np.full((4, 4, 3), 300.0)), np.full((4, 4, 3), 255, np.uint8))

@@ -18,9 +18,10 @@ def run(cmd: list[str]) -> None:
 
 class SensorNoise:
     """Fresh Gaussian sensor noise of sigma grey levels on every frame, rounded to whole levels and
-    added with saturation. OpenCV's generator (per thread), seeded here: one clip's frames are the
-    same for the same seed. About 5 times as fast as numpy's float64 normal draws, which made up
-    most of the time of building a 720p test clip."""
+    added with saturation. It draws from OpenCV's generator of the calling thread, which it seeds:
+    a clip built from one SensorNoise, with no other draw from that generator in between, has the
+    same frames for the same seed. About 5 times as fast as numpy's float64 normal draws, which made
+    up most of the time of building a 720p test clip."""
 
     def __init__(self, sigma: float, seed: int = 0):
         self.sigma = sigma
