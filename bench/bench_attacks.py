@@ -93,12 +93,12 @@ def check(path: Path, plan: dict, code: str) -> dict:
 def synthetic_digits() -> dict[str, np.ndarray]:
     from scipy.signal import resample_poly
 
+    from avatar.analysis.speech_recognition import DIGIT_NAMES
     from avatar.synthesis.speech.offline import WORK_SR, adapt, espeak, voice_model
 
-    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     target = voice_model(np.concatenate([digit_audio(DATA / "digits", str(d), "jackson", take=1) for d in range(10)]))
     out = {}
-    for d, word in enumerate(words):
+    for d, word in enumerate(DIGIT_NAMES):
         y = adapt(espeak(word), target)
         y = resample_poly(y, SR, WORK_SR).astype(np.float32)
         out[str(d)] = y / (np.abs(y).max() + 1e-6) * 0.6

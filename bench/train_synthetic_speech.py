@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avatar.analysis import synthetic_speech as ss  # noqa: E402
+from avatar.analysis.speech_recognition import DIGIT_NAMES  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = ss.SR
@@ -251,15 +252,12 @@ def generated_items(reals: list[dict], cache: Path) -> list[dict]:
     return items
 
 
-WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
 def _digits_said(rng: random.Random, espeak, adapt, target) -> np.ndarray:
     """A 6-digit code said one digit at a time by the offline voice, as a code can be made: each
     word synthesised alone, joined by 0.2-0.5 s of digital silence."""
     parts = []
     for _ in range(6):
-        word = adapt(espeak(rng.choice(WORDS), rate=rng.choice([120, 150, 180])), target)
+        word = adapt(espeak(rng.choice(DIGIT_NAMES), rate=rng.choice([120, 150, 180])), target)
         parts += [word, np.zeros(int(rng.uniform(0.2, 0.5) * SR), np.float32)]
     return np.concatenate(parts)
 

@@ -5,7 +5,7 @@ import soundfile as sf
 
 from avatar.analysis.evaluation import audio_of_file, eval_voices
 from avatar.analysis.media import MediaError, decode_audio
-from avatar.analysis.speech_recognition import Hearing
+from avatar.analysis.speech_recognition import DIGIT_NAMES, Hearing
 from avatar.analysis.voice import (
     REPEATED_SOUND_MAX,
     SR,
@@ -120,7 +120,7 @@ def test_a_code_read_at_the_end_of_a_statement_is_found_after_its_words(shared_d
 def test_real_people_reading_their_numbers_are_heard(shared_data):
     """digits_read/: people reading 10-digit numbers on their own devices. Their own number is
     accepted for nearly all; a random number and their number with two digits changed never are."""
-    words = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+    words = {w: str(i) for i, w in enumerate(DIGIT_NAMES)}
     rng = np.random.default_rng(5)
     files = sorted((shared_data / "digits_read").glob("*.wav"))[:8]
     accepted = false_accepts = 0
