@@ -173,13 +173,16 @@ class FrameMixture:
         self.log_weights = np.log(np.asarray(weights, np.float64))
         self.means, self.variances = np.asarray(means, np.float64), np.asarray(variances, np.float64)
         self._const = -0.5 * (self.means.shape[1] * np.log(2 * np.pi) + np.log(self.variances).sum(axis=1))
+        # the parts of each component's quadratic form that do not depend on the frame
+        self._precision = 1.0 / self.variances
+        self._weighted_means = self.means * self._precision
+        self._mean_term = ((self.means ** 2) * self._precision).sum(axis=1)
 
     def log_likelihood(self, x: np.ndarray) -> np.ndarray:
         """Per frame (rows of x): log p(x)."""
         from scipy.special import logsumexp
 
-        precision = 1.0 / self.variances
-        quad = (x ** 2) @ precision.T - 2 * x @ (self.means * precision).T + ((self.means ** 2) * precision).sum(axis=1)
+        quad = (x ** 2) @ self._precision.T - 2 * x @ self._weighted_means.T + self._mean_term
         return logsumexp(self.log_weights + self._const - 0.5 * quad, axis=1)
 
 
