@@ -152,6 +152,18 @@ def test_the_code_is_heard_up_to_one_recognizers_slip(heard, expected, ok):
     assert code_matches(heard, expected) is ok
 
 
+def test_speech_that_decodes_badly_is_heard_the_same_every_time(shared_data):
+    """Reversed speech makes Whisper's decoding fail its quality checks, where faster-whisper by
+    default samples again at higher temperatures: the same audio then gave four different
+    transcripts in four calls. A verdict (the spoken code) and a repaired voice must not change when
+    the same audio is heard again."""
+    from avatar.analysis.speech_recognition import timed_words, transcribe
+
+    audio = audio_of_file(sorted((shared_data / "voices" / "1688").glob("*.flac"))[0])[::-1].copy()
+    assert len({transcribe(audio).text for _ in range(3)}) == 1
+    assert len({tuple(timed_words(audio, beam_size=1)) for _ in range(2)}) == 1
+
+
 def test_edit_distance():
     assert edit_distance("482193", "482193") == 0
     assert edit_distance("482193", "48293") == 1

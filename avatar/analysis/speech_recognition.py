@@ -77,10 +77,13 @@ def model():
 
 
 def _heard_words(audio: np.ndarray, prompt: str | None = None, beam_size: int = 5) -> list:
-    """faster-whisper's words (with start and end) in 16 kHz mono audio."""
+    """faster-whisper's words (with start and end) in 16 kHz mono audio. Decoded at temperature 0
+    only: faster-whisper's default falls back to sampling at higher temperatures when a segment
+    decodes badly, and then the same audio is heard differently from one call to the next (a
+    verdict, or a repaired voice, that changes when run again); seeding CTranslate2 did not fix it."""
     segments, _ = model().transcribe(np.asarray(audio, np.float32), language="en", beam_size=beam_size,
-                                     word_timestamps=True, vad_filter=False, condition_on_previous_text=False,
-                                     initial_prompt=prompt)
+                                     temperature=0.0, word_timestamps=True, vad_filter=False,
+                                     condition_on_previous_text=False, initial_prompt=prompt)
     return [w for s in segments for w in (s.words or [])]
 
 
