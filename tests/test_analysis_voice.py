@@ -155,7 +155,7 @@ def test_the_code_is_heard_up_to_one_recognizers_slip(heard, expected, ok):
 def test_speech_that_decodes_badly_is_heard_the_same_every_time(shared_data):
     """Reversed speech makes Whisper's decoding fail its quality checks, where faster-whisper by
     default samples again at higher temperatures: the same audio then gave two or three different
-    transcripts in three calls (8 s of it; 15 s: four in four). A verdict (the spoken code) and a
+    transcripts in four calls (8 s of it; 15 s: four in four). A verdict (the spoken code) and a
     repaired voice must not change when the same audio is heard again."""
     from avatar.analysis.speech_recognition import timed_words, transcribe
 
