@@ -1,7 +1,7 @@
 """Voice clone figures: the offline speech backend, given each speaker's enrolled speech through a real
 grant, says TEXT; the clone is compared with that speaker's held-back speech and with the others'.
 
-    python bench/bench_clone.py [--voices DIR] [--out OUT] [--text TEXT] [--source kokoro|espeak]
+    python bench/bench_clone.py [--voices DIR] [--out OUT] [--text TEXT] [--more-texts] [--source kokoro|espeak]
 
 DIR holds one folder per speaker of 16 kHz FLAC/WAV utterances: the first 3 files (sorted) are the
 enrolled speech, the rest are never given to the backend (held back, to judge by). Writes
@@ -17,6 +17,9 @@ OUT/<speaker>.wav (24 kHz) and OUT/report.json, and prints the report's summary 
   rtf_without_stored_analysis: the first use of a profile from before it was stored, which
   analyses, transcribes and aligns the enrolled speech itself. Kokoro's style choice reported
   apart (its first use in a process hears every style once).
+--more-texts also says MORE_TEXTS (two other sentences, of other sounds: OUT/<speaker>-2.wav, -3.wav)
+and reports similarity and WER over all the texts: one sentence flatters a voice tuned on it (timings
+are of TEXT alone).
 --source picks what the offline voice starts from (AVATAR_SPEECH_SOURCE): espeak (the default) or
 kokoro; both are adapted to the enrolled voice by WORLD the same way."""
 from __future__ import annotations
@@ -34,6 +37,10 @@ from _common import DATA, emit
 IMPOSTORS = "singles"  # a folder of one utterance each of other speakers (shared/data/voices has 125)
 TEXT = ("Thank you for calling. I will be away from my desk this afternoon, but please leave a short message "
         "with your name and number, and I will get back to you as soon as I can.")
+MORE_TEXTS = ("The weather report says it will rain over the hills tonight, so bring a warm coat and an umbrella "
+              "when you come to visit us.",
+              "My brother bought a bicycle at the market on Monday, and he rode it all the way home along the "
+              "river path.")
 
 
 def _grant(voice, analysis: bytes | None = None):
@@ -64,6 +71,7 @@ def main() -> None:
     ap.add_argument("--voices", type=Path, default=DATA / "voices")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "clone")
     ap.add_argument("--text", default=TEXT)
+    ap.add_argument("--more-texts", action="store_true", help="also say MORE_TEXTS and report over all texts")
     ap.add_argument("--source", choices=["espeak", "kokoro"], default="espeak")
     args = ap.parse_args()
 
@@ -117,6 +125,17 @@ def main() -> None:
         e = _embedding(clone)
         sims = {other: round(float(e @ h), 3) for other, h in held.items()}
         heard = transcribe(clone).text
+        others = []
+        for k, text in enumerate(MORE_TEXTS if args.more_texts else (), start=2):
+            more = backend.synthesize(_grant(voice, analysis), text)
+            sf.write(args.out / f"{name}-{k}.wav", more.audio, more.sr)
+            more16 = resample_poly(more.audio, 16000, more.sr).astype(np.float32)
+            e_more = _embedding(more16)
+            more_sims = {other: float(e_more @ h) for other, h in held.items()}
+            heard_more = transcribe(more16).text
+            others.append({"text": text, "similarity": round(more_sims[name], 3),
+                           "own_is_nearest": max(more_sims, key=more_sims.get) == name,
+                           "wer": round(word_error_rate(text, heard_more), 3), "heard": heard_more})
         rows[name] = {
             "similarity": sims[name],
             "nearest_other": max((v, k) for k, v in sims.items() if k != name)[1],
@@ -132,10 +151,22 @@ def main() -> None:
             "enrollment_analysis_seconds": round(analysis_s, 2),
             "enrolled_seconds": round(voice.size / 16000, 1),
             "stored_analysis_mb": round(len(analysis or b"") / 1e6, 1),
-            "style_choice_seconds": round(style_s, 2)}
+            "style_choice_seconds": round(style_s, 2),
+            "more_texts": others}
     report = {"source": args.source, "text": args.text, "speakers": rows}
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     sims = [r["similarity"] for r in rows.values()]
+    over_texts = {}
+    if args.more_texts:
+        every = [(r["similarity"], r["wer"], r["own_is_nearest"]) for r in rows.values()]
+        every += [(o["similarity"], o["wer"], o["own_is_nearest"]) for r in rows.values() for o in r["more_texts"]]
+        over_texts = {"all_texts": {
+            "similarity_min": min(x[0] for x in every), "similarity_mean": round(float(np.mean([x[0] for x in every])), 3),
+            "similarity_mean_by_speaker": {k: round(float(np.mean([r["similarity"]] + [o["similarity"] for o in
+                                                                                      r["more_texts"]])), 3)
+                                           for k, r in rows.items()},
+            "own_nearest": sum(x[2] for x in every), "clones": len(every),
+            "wer_mean": round(float(np.mean([x[1] for x in every])), 3), "wer_max": max(x[1] for x in every)}}
     emit("clone", {"source": args.source, "similarity": {k: r["similarity"] for k, r in rows.items()},
                    "similarity_min": min(sims), "similarity_mean": round(float(np.mean(sims)), 3),
                    "own_nearest": sum(r["own_is_nearest"] for r in rows.values()), "speakers": len(rows),
@@ -149,7 +180,7 @@ def main() -> None:
                        [r["enrollment_analysis_seconds"] for r in rows.values()])), 2),
                    "style_choice_seconds_median": round(float(np.median([r["style_choice_seconds"]
                                                                          for r in rows.values()])), 2),
-                   "out": str(args.out)})
+                   **over_texts, "out": str(args.out)})
 
 
 if __name__ == "__main__":
