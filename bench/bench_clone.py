@@ -130,8 +130,7 @@ def main() -> None:
             more = backend.synthesize(_grant(voice, analysis), text)
             sf.write(args.out / f"{name}-{k}.wav", more.audio, more.sr)
             more16 = resample_poly(more.audio, 16000, more.sr).astype(np.float32)
-            e_more = _embedding(more16)
-            more_sims = {other: float(e_more @ h) for other, h in held.items()}
+            more_sims = {other: float(_embedding(more16) @ h) for other, h in held.items()}
             heard_more = transcribe(more16).text
             others.append({"text": text, "similarity": round(more_sims[name], 3),
                            "own_is_nearest": max(more_sims, key=more_sims.get) == name,

@@ -19,11 +19,12 @@ source's (the two brought to one level over the voiced frames): how loud a perso
 part of how they sound. Made as loud as the source's frame instead, the clone scored 0.759 mean
 Resemblyzer similarity on bench_clone.py's 5 speakers (AMD EPYC 2 cores; 1998 0.713), now 0.777
 (1998 0.722), words lost 13 % -> 5.6 %; with a real utterance's own frame levels in place of
-espeak-ng's (its timing and pitch too), 1998's rose 0.69 -> 0.76. keep_words then listens to it
-(Whisper tiny.en): the stretches where words of the text are lost are rendered again with the
-source's own envelope, and kept if more words are heard (bench_clone.py on the 5 speakers of voices/, an AMD EPYC 2-core machine: words lost 15 % ->
-6.7 %, at most 44 % -> 11 %; similarity mean 0.766 -> 0.755; then, converted from the adapted
-voice's WORLD parameters rather than its resynthesis, 3.9 % and 0.752; README).
+espeak-ng's (its timing and pitch too), 1998's rose 0.69 -> 0.76.
+keep_words then listens to it (Whisper tiny.en): the stretches where words of the text are lost are
+rendered again with the source's own envelope, and kept if more words are heard (bench_clone.py on
+the 5 speakers of voices/, an AMD EPYC 2-core machine: words lost 15 % -> 6.7 %, at most 44 % ->
+11 %; similarity mean 0.766 -> 0.755; then, converted from the adapted voice's WORLD parameters
+rather than its resynthesis, 3.9 % and 0.752; README).
 
 Frame selection is the idea of kNN-VC (Baas et al., 2023), unit selection that of concatenative
 synthesis (Hunt & Black, 1996), both here with cepstra and WORLD instead of neural features and
