@@ -58,6 +58,15 @@ def _embedding(audio: np.ndarray) -> np.ndarray:
     return template_vector(speaker_template(audio))
 
 
+def _judged(audio16: np.ndarray, held: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, float], str]:
+    """A clone's Resemblyzer vector, its similarity to each speaker's held-back speech, and what
+    Whisper hears in it."""
+    from avatar.analysis.speech_recognition import transcribe
+
+    e = _embedding(audio16)
+    return e, {other: round(float(e @ h), 3) for other, h in held.items()}, transcribe(audio16).text
+
+
 def word_error_rate(reference: str, heard: str) -> float:
     from avatar.analysis.speech_recognition import spoken_words
     from avatar.analysis.voice import edit_distance
@@ -78,7 +87,6 @@ def main() -> None:
     from scipy.signal import resample_poly
 
     from avatar.analysis.media import decode_audio
-    from avatar.analysis.speech_recognition import transcribe
     from avatar.synthesis.speech import ReferenceCache
     from avatar.synthesis.speech.offline import OfflineSpeech, analysed_voice, nearest_style
 
@@ -122,17 +130,13 @@ def main() -> None:
         warm_seconds = time.perf_counter() - t
         sf.write(args.out / f"{name}.wav", audio24, sr)
         clone = resample_poly(audio24, 16000, sr).astype(np.float32)
-        e = _embedding(clone)
-        sims = {other: round(float(e @ h), 3) for other, h in held.items()}
-        heard = transcribe(clone).text
+        e, sims, heard = _judged(clone, held)
         others = []
         for k, text in enumerate(MORE_TEXTS if args.more_texts else (), start=2):
             more = backend.synthesize(_grant(voice, analysis), text)
             sf.write(args.out / f"{name}-{k}.wav", more.audio, more.sr)
-            more16 = resample_poly(more.audio, 16000, more.sr).astype(np.float32)
-            more_sims = {other: float(_embedding(more16) @ h) for other, h in held.items()}
-            heard_more = transcribe(more16).text
-            others.append({"text": text, "similarity": round(more_sims[name], 3),
+            _, more_sims, heard_more = _judged(resample_poly(more.audio, 16000, more.sr).astype(np.float32), held)
+            others.append({"text": text, "similarity": more_sims[name],
                            "own_is_nearest": max(more_sims, key=more_sims.get) == name,
                            "wer": round(word_error_rate(text, heard_more), 3), "heard": heard_more})
         rows[name] = {

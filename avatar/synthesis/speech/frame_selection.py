@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -154,6 +155,11 @@ class FrameBank:
         bank.voiced, bank.speech, bank.units = voiced.astype(bool), speech.astype(np.int64), units
         return bank
 
+    @cached_property
+    def level_db(self) -> np.ndarray:
+        """Each frame's loudness (dB), worked out once per bank (it is kept per process)."""
+        return _level_db(np.exp(self.log_sp))
+
     def nearest(self, keys: np.ndarray, voiced: np.ndarray) -> np.ndarray:
         """Indices (frames × K) of the nearest bank speech frames of the same voicing (either, if
         the bank has too few of that voicing)."""
@@ -212,8 +218,7 @@ class Conversion:
         keys = (raw - raw.mean(axis=0)) / (raw.std(axis=0) + 1e-6)  # each side normalised over its own frames
         idx = bank.nearest(keys, self.f0 > 0)
         self.target_sp = bank.log_sp[idx].mean(axis=1)
-        bank_level = _level_db(np.exp(bank.log_sp))
-        self.target_level = bank_level[idx].mean(axis=1)  # dB, of the person's frames drawn on
+        self.target_level = bank.level_db[idx].mean(axis=1)  # dB, of the person's frames drawn on
         self.target_ap = bank.ap[idx].mean(axis=1)
         self.share = np.full(len(self.f0), MIX, np.float32)
         self.units = 0
@@ -223,7 +228,7 @@ class Conversion:
                 continue
             cut = slice(span.start, span.end)
             self.target_sp[cut] = bank.log_sp[frames]
-            self.target_level[cut] = bank_level[frames]
+            self.target_level[cut] = bank.level_db[frames]
             same_voicing = (self.f0[cut] > 0) == bank.voiced[frames]  # a voiced frame keeps its own breath otherwise
             self.target_ap[cut] = np.where(same_voicing[:, None], bank.ap[frames], self.ap[cut])
             self.share[cut] = UNIT_MIX
