@@ -123,3 +123,36 @@ def test_phones_lie_inside_their_words_and_spell_them(grid_run):
     assert sum(round(s, 2) in starts for _, s, _ in words) >= len(words) - 1  # each word opens with a phone
     assert abs(spoken[-1][2] - words[-1][2]) <= 0.02
     assert wa.sphinx_phones(audio[:800], text) == []  # under MIN_SECONDS
+
+
+def test_a_text_the_phone_pass_cannot_take_whole_is_aligned_in_parts():
+    """espeak-ng's "The weather report says…", slowed as frame_selection aligns it: pocketsphinx's word
+    pass places all 25 words but its phone pass fails on the whole text, so the offline voice had no
+    phones, and no units of the person, for the whole sentence. In halves (down to single words) the
+    phones come back, in order, each inside the word the word pass placed it in, spelled as the
+    dictionary spells the words."""
+    import pyworld as pw
+
+    from avatar.synthesis.speech import offline, world
+
+    text = ("The weather report says it will rain over the hills tonight, so bring a warm coat and an umbrella "
+            "when you come to visit us.")
+    said = offline.espeak(text)
+    f0, sp, ap = world.analyse(said, 16000)
+    slow = pw.synthesize(f0, sp, ap, 16000, frame_period=world.FRAME_MS * 1.5).astype(np.float32)
+    assert wa.sphinx_phones(slow, text) == []
+    words = wa.sphinx_words(slow, text)
+    assert len(words) == 25
+    phones = wa.sphinx_phones_in_parts(slow, text)
+    spoken = [p for p in phones if p[0] != "SIL"]
+    assert len(spoken) >= 70  # the text has 81 in the dictionary's spelling
+    assert [p for p, _, _ in spoken[:6]] == ["DH", "AH", "W", "EH", "DH", "ER"]  # "the weather"
+    assert [p for p, _, _ in spoken[-2:]] == ["AH", "S"]  # "us"
+    assert all(start < end for _, start, end in phones) and all(
+        a[2] <= b[1] + 1e-6 for a, b in zip(phones, phones[1:]))
+    assert all(any(ws - 0.05 <= s and e <= we + 0.05 for _, ws, we in words) for _, s, e in spoken)
+    # a text that aligns whole is aligned as sphinx_phones aligns it
+    other = "My brother bought a bicycle at the market on Monday, and he rode it all the way home."
+    said = offline.espeak(other)
+    whole = wa.sphinx_phones(said, other)
+    assert whole and wa.sphinx_phones_in_parts(said, other) == whole

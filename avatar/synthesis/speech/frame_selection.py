@@ -4,7 +4,8 @@ envelope and aperiodicity are replaced in large part by those of the person's ow
 The enrolled speech is analysed once (WORLD, 5 ms frames) into a bank: per frame its envelope,
 aperiodicity, voicing and a matching key (the envelope's mel-cepstrum without its level, with its
 change over ±2 frames, normalised over the bank's speech frames); and its phones, found by
-transcribing it (Whisper tiny.en) and aligning that text (pocketsphinx, phone level).
+transcribing it (Whisper tiny.en) and aligning that text (pocketsphinx, phone level; in parts where
+it cannot take the whole text at once: word_alignment.sphinx_phones_in_parts).
 
 - Units: each phone of the speech to convert (its source, aligned to the known text: source_phones)
   takes the envelope of one enrolled stretch of the same phone, stretched to its length, chosen by
@@ -109,17 +110,19 @@ def phone_spans(phones: list[tuple[str, float, float]], n_frames: int) -> list[P
 def source_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """The phones of text in the synthesizer's own speech of it (before adaptation, which keeps its
     timing): aligned as it is, or if that fails slowed down by ALIGN_SLOWER (WORLD) and the times
-    scaled back; [] when neither aligns."""
+    scaled back, the whole text at once or else in parts (word_alignment.sphinx_phones_in_parts: 3 of
+    9 sentences tried said by espeak-ng would otherwise have no phones, so no units, at all); [] when
+    nothing aligns."""
     import pyworld as pw
 
-    from avatar.analysis.word_alignment import sphinx_phones
+    from avatar.analysis.word_alignment import sphinx_phones, sphinx_phones_in_parts
 
     phones = sphinx_phones(audio, text)
     if phones:
         return phones
     f0, sp, ap = world.analysed(audio, SR)  # as adapt() analysed it
     slow = pw.synthesize(f0, sp, ap, SR, frame_period=world.FRAME_MS * ALIGN_SLOWER).astype(np.float32)
-    return [(p, start / ALIGN_SLOWER, end / ALIGN_SLOWER) for p, start, end in sphinx_phones(slow, text)]
+    return [(p, start / ALIGN_SLOWER, end / ALIGN_SLOWER) for p, start, end in sphinx_phones_in_parts(slow, text)]
 
 
 class FrameBank:
@@ -128,7 +131,7 @@ class FrameBank:
 
     def __init__(self, audio: np.ndarray):
         from avatar.analysis.speech_recognition import transcribe
-        from avatar.analysis.word_alignment import sphinx_phones
+        from avatar.analysis.word_alignment import sphinx_phones_in_parts
 
         f0, sp, ap = world.analysed(audio, SR)
         level = _level_db(sp)
@@ -143,7 +146,7 @@ class FrameBank:
         self.voiced = f0 > 0
         self.speech = np.flatnonzero(speech)
         self.units: dict[str, list[PhoneSpan]] = {}
-        for span in phone_spans(sphinx_phones(audio, transcribe(audio).text), len(f0)):
+        for span in phone_spans(sphinx_phones_in_parts(audio, transcribe(audio).text), len(f0)):
             self.units.setdefault(span.phone, []).append(span)
 
     @classmethod

@@ -23,7 +23,9 @@ from avatar.synthesis.speech import frame_selection
 
 # Raise it whenever VoiceModel or FrameBank change what they hold or how it is computed: stored
 # analyses of an older version are then not used (the voice is analysed again at its next use).
-VERSION = 1
+# 2: the enrolled speech's phones aligned in parts where pocketsphinx cannot take its whole transcript
+# at once (version 1 banks had no units of the person then).
+VERSION = 2
 MODEL_FIELDS = ("lf0_mean", "lf0_std", "rms")  # VoiceModel's numbers; its envelope is an array
 
 
