@@ -151,7 +151,10 @@ def sphinx_phones_in_parts(audio: np.ndarray, text: str) -> list[tuple[str, floa
         return phones
     words = text_words(text)
     timed = sphinx_words(audio, text)
-    return _phones_in_halves(np.asarray(audio, np.float32), words[: len(timed)], timed, 0.0)
+    audio = np.asarray(audio, np.float32)
+    if len(timed) < len(words):  # the words the word pass placed may align whole
+        return _phones_in_halves(audio, words[: len(timed)], timed, 0.0)
+    return _halves(audio, words, timed, 0.0)  # the whole text just failed: split it at once
 
 
 def _phones_in_halves(audio: np.ndarray, words: list[str], timed: list[tuple[str, float, float]],
@@ -159,6 +162,14 @@ def _phones_in_halves(audio: np.ndarray, words: list[str], timed: list[tuple[str
     phones = sphinx_phones(audio, " ".join(words)) if words else []
     if phones or len(words) < 2:
         return [(p, offset + start, offset + end) for p, start, end in phones]
+    return _halves(audio, words, timed, offset)
+
+
+def _halves(audio: np.ndarray, words: list[str], timed: list[tuple[str, float, float]],
+            offset: float) -> list[tuple[str, float, float]]:
+    """_phones_in_halves of each half of the words, cut mid-way between the two words at the middle."""
+    if len(words) < 2:
+        return []
     half = len(words) // 2
     cut = int(round(0.5 * (timed[half - 1][2] + timed[half][1]) * SR))  # mid-way between the two words
     shift = cut / SR
